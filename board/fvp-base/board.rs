@@ -1,0 +1,4 @@
+// Arm FVP Base RevC (UNTESTED): board facts needed before the device tree.
+
+/// UART0 of the FVP Base platform (PL011).
+pub const EARLY_UART: Option<u64> = Some(0x1c09_0000);

@@ -1,0 +1,43 @@
+//! Data and instruction cache maintenance by address range.
+
+use core::arch::asm;
+
+/// The smallest data cache line, from CTR_EL0.DminLine.
+fn dcache_line() -> u64 {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effects.
+    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
+    4 << ((ctr >> 16) & 0xf)
+}
+
+macro_rules! dc_range {
+    ($name:ident, $op:literal, $doc:literal) => {
+        #[doc = $doc]
+        pub fn $name(start: u64, size: u64) {
+            let line = dcache_line();
+            let mut addr = start & !(line - 1);
+            while addr < start + size {
+                // SAFETY: cache maintenance by VA of mapped memory (or any
+                // address with the MMU off); it does not change memory
+                // contents as seen by this CPU.
+                unsafe { asm!(concat!("dc ", $op, ", {}"), in(reg) addr, options(nostack)) };
+                addr += line;
+            }
+            // SAFETY: a barrier only.
+            unsafe { asm!("dsb sy", options(nostack)) };
+        }
+    };
+}
+
+dc_range!(clean_to_poc, "cvac", "Writes dirty lines of the range back to the point of coherency.");
+dc_range!(
+    invalidate_to_poc,
+    "ivac",
+    "Discards the range's lines. Only for memory whose latest contents are in RAM (written with the MMU off)."
+);
+
+/// Invalidates all instruction caches to the point of unification.
+pub fn invalidate_icache() {
+    // SAFETY: invalidating the I-cache only costs refetches.
+    unsafe { asm!("ic iallu", "dsb nsh", "isb", options(nostack)) };
+}

@@ -1,0 +1,2 @@
+//! Device drivers that are not the SMMU.
+pub mod pl011;

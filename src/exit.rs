@@ -1,0 +1,15 @@
+//! Exit statuses of a run, shared by the hyp, the EL1 test kernel and the
+//! QEMU test harness. On QEMU they reach the host through semihosting.
+
+/// Everything asked for ran and passed.
+pub const SUCCESS: u32 = 0;
+/// The EL1 test kernel reported at least one failed check.
+pub const TEST_FAILURE: u32 = 1;
+/// EL2 took an exception it did not expect (the crash report precedes it).
+pub const EL2_EXCEPTION: u32 = 3;
+/// EL2 panicked (message and location precede it).
+pub const EL2_PANIC: u32 = 4;
+/// EL2 could not boot: bad device tree, no memory, no payload...
+pub const BOOT_FAILURE: u32 = 5;
+/// The EL1 kernel took an exception it did not expect.
+pub const EL1_EXCEPTION: u32 = 6;

@@ -1,0 +1,159 @@
+//! The primary CPU's boot, from the first Rust instruction to EL1.
+
+use super::{CONFIG, RunConfig, board, payload, selftest};
+use crate::arch::aarch64::{self, el1, image, mmu};
+use crate::bootargs;
+use crate::console;
+use crate::layout::BootLayout;
+use crate::memmap::PhysRange;
+use crate::page_pool::PagePool;
+use crate::platform::{self, Platform};
+use crate::stage1::{IdMap, Kind, Table};
+use core::fmt;
+
+/// Pages the hyp keeps for itself at boot, unless `hyp_mem=<MiB>` says
+/// otherwise: page tables, stream tables, queues, ownership records.
+const DEFAULT_POOL_MIB: u64 = 32;
+/// Tables for the EL2 identity map: a few per discontiguous region.
+const ID_MAP_TABLES: usize = 64;
+
+/// The EL2 identity map's tables. Written once, by the primary CPU, before
+/// any other CPU runs.
+static mut ID_MAP: [Table; ID_MAP_TABLES] = [const { Table::EMPTY }; ID_MAP_TABLES];
+
+/// The hyp's page pool.
+pub static PAGE_POOL: spin::Mutex<PagePool> = spin::Mutex::new(PagePool::new());
+
+/// Reports a failure that happens before the console exists (MMU off) and
+/// stops. Nothing can end a QEMU run yet, so the test harness's timeout
+/// catches it.
+fn fail_early(what: fmt::Arguments<'_>) -> ! {
+    if let Some(uart) = board::EARLY_UART {
+        // SAFETY: the board file names the UART that firmware left usable;
+        // the MMU is off, so the physical address is reachable.
+        unsafe { console::raw_print(uart, format_args!("hyp: boot failed: {what}\n")) };
+    }
+    loop {
+        aarch64_cpu::asm::wfe();
+    }
+}
+
+fn fail(what: fmt::Arguments<'_>) -> ! {
+    log::error!("boot failed: {what}");
+    super::end_run(crate::exit::BOOT_FAILURE)
+}
+
+/// The device tree at `dtb_pa`, as a byte slice of its declared size.
+fn device_tree(dtb_pa: u64) -> Option<&'static [u8]> {
+    if dtb_pa == 0 || dtb_pa % 8 != 0 {
+        return None;
+    }
+    // SAFETY: the boot protocol puts a DTB at `dtb_pa`; its header is read
+    // first and its declared size bounds the slice.
+    let header = unsafe { &*(dtb_pa as *const [u8; 8]) };
+    let size = platform::dtb_total_size(header)?;
+    // SAFETY: as above; the loader placed `size` bytes there.
+    Some(unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, size) })
+}
+
+/// Builds the EL2 identity map: RAM, the image by permission, and the MMIO
+/// the hyp drives.
+fn build_id_map(platform: &Platform<'_>, image: &image::ImageLayout) -> Result<u64, crate::stage1::MapError> {
+    // SAFETY: only the primary CPU runs, once, before the MMU is on; nothing
+    // else refers to the tables.
+    let tables = unsafe { &mut *(&raw mut ID_MAP) };
+    let mut map = IdMap::new(tables)?;
+    map.map(image.text, Kind::Text)?;
+    map.map(image.rodata, Kind::ReadOnly)?;
+    map.map(image.data, Kind::ReadWrite)?;
+    for stack in image.stacks {
+        map.map(stack, Kind::ReadWrite)?;
+    }
+    for ram in platform.ram.iter() {
+        // RAM around the image (the image's own pages are mapped above,
+        // the stack guard pages are left out on purpose).
+        for part in [
+            PhysRange::from_bounds(ram.start, image.whole.start.clamp(ram.start, ram.end())),
+            PhysRange::from_bounds(image.whole.end().clamp(ram.start, ram.end()), ram.end()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            map.map(part, Kind::ReadWrite)?;
+        }
+    }
+    let pcie = platform.pcie.iter().flat_map(|p| {
+        core::iter::once(p.ecam).chain(p.windows.iter().map(|w| PhysRange::new(w.cpu_addr, w.size)))
+    });
+    let devices = platform.uart.into_iter().chain(platform.smmus.iter().map(|s| s.regs)).chain(platform.gic.iter().copied()).chain(pcie);
+    for device in devices {
+        map.map(device.align_out(4096), Kind::Device)?;
+    }
+    log::debug!("EL2 identity map: {} tables", map.tables_used());
+    Ok(map.root_pa())
+}
+
+fn banner(platform: &Platform<'_>, layout: &BootLayout) {
+    log::info!(
+        "smmu-hyp {} (board {}) at CurrentEL = {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("BOARD_NAME"),
+        aarch64::current_el()
+    );
+    log::info!("machine: {}, {} CPU(s)", platform.model, platform.cpus.len());
+    for r in platform.ram.iter() {
+        log::info!("memory: {} ({} MiB)", r, r.size >> 20);
+    }
+    log::info!("hyp image {} + page pool {} ({} MiB)", layout.image, layout.pool, layout.pool.size >> 20);
+    for (i, smmu) in platform.smmus.iter().enumerate() {
+        log::info!("smmu{i}: SMMUv3 at {:#x} (size {:#x})", smmu.regs.start, smmu.regs.size);
+    }
+    match &platform.pcie {
+        Some(p) => log::info!("pcie: ECAM at {:#x}, buses {}..={}", p.ecam.start, p.bus_start, p.bus_end),
+        None => log::info!("pcie: none"),
+    }
+    log::info!("psci: {:?}; bootargs: \"{}\"", platform.psci, platform.bootargs);
+}
+
+/// The first Rust code on the primary CPU; `dtb_pa` is what the boot loader
+/// passed in x0.
+pub fn start(dtb_pa: u64) -> ! {
+    let Some(dtb) = device_tree(dtb_pa) else {
+        fail_early(format_args!("no device tree at {dtb_pa:#x} (x0)"))
+    };
+    let platform = Platform::parse(dtb, dtb_pa).unwrap_or_else(|e| fail_early(format_args!("{e}")));
+    let image = image::layout();
+    let pool_mib = bootargs::value(platform.bootargs, "hyp_mem").and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_POOL_MIB);
+    let layout =
+        BootLayout::new(&platform, image.whole, pool_mib << 20).unwrap_or_else(|e| fail_early(format_args!("{e}")));
+    let root = build_id_map(&platform, &image).unwrap_or_else(|e| fail_early(format_args!("identity map: {e:?}")));
+    // SAFETY: the map covers the image (this code, its stack, its data),
+    // RAM and the devices used from here on; everything written so far with
+    // the MMU off lies in the image.
+    unsafe { mmu::enable(root, image.whole) };
+
+    // Atomics (locks) are usable from here: memory is normal and cacheable.
+    CONFIG.call_once(|| RunConfig {
+        semihosting: bootargs::flag(platform.bootargs, "semihosting"),
+        psci: platform.psci,
+    });
+    if let Some(uart) = platform.uart.map(|u| u.start).or(board::EARLY_UART) {
+        // SAFETY: the UART is in the identity map as device memory.
+        unsafe { console::init(uart) };
+    }
+    console::init_logger(bootargs::log_level(platform.bootargs));
+    banner(&platform, &layout);
+
+    // SAFETY: the pool is RAM that BootLayout keeps out of every other use,
+    // mapped read-write at its physical address.
+    unsafe { PAGE_POOL.lock().add(layout.pool) };
+
+    let test = bootargs::value(platform.bootargs, "test").unwrap_or("");
+    selftest::run(test);
+
+    let entry = payload::load(platform.initrd, &layout).unwrap_or_else(|e| fail(format_args!("{e}")));
+    log::info!("entering EL1 at {entry:#x}");
+    // SAFETY: the payload is loaded and cleaned; nothing on this stack is
+    // used after the jump.
+    unsafe { el1::enter(entry, dtb_pa, image::stack_top(0)) }
+}

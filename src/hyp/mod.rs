@@ -1,0 +1,48 @@
+//! The hyp itself: boot, traps from EL1, and how a run ends.
+
+pub mod boot;
+mod payload;
+mod selftest;
+pub mod trap;
+
+use crate::arch::aarch64::{semihosting, smc::SmcFirmware};
+use crate::platform::PsciConduit;
+use crate::smccc::{Firmware, psci};
+
+/// Facts about the board the hyp needs before the device tree is read.
+pub mod board {
+    include!(concat!(env!("BOARD_DIR"), "/board.rs"));
+}
+
+/// What the hyp keeps from the device tree and bootargs after boot (the
+/// DTB itself belongs to EL1 once EL1 runs, so nothing borrows from it).
+pub struct RunConfig {
+    /// `semihosting` was in bootargs: end runs through semihosting.
+    pub semihosting: bool,
+    pub psci: Option<PsciConduit>,
+}
+
+static CONFIG: spin::Once<RunConfig> = spin::Once::new();
+
+/// Firmware for PSCI, when the device tree names an `smc` conduit (an `hvc`
+/// conduit would be the hyp itself).
+pub fn firmware() -> Option<&'static dyn Firmware> {
+    match CONFIG.get()?.psci {
+        Some(PsciConduit::Smc) => Some(&SmcFirmware),
+        _ => None,
+    }
+}
+
+/// Ends the run with `status`: through semihosting when bootargs say it is
+/// there (QEMU, FVP), else PSCI SYSTEM_OFF (status lost), else parks.
+pub fn end_run(status: u32) -> ! {
+    if CONFIG.get().is_some_and(|c| c.semihosting) {
+        semihosting::exit(status);
+    }
+    if let Some(fw) = firmware() {
+        fw.call([u64::from(psci::SYSTEM_OFF), 0, 0, 0]);
+    }
+    loop {
+        aarch64_cpu::asm::wfe();
+    }
+}

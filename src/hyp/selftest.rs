@@ -1,0 +1,17 @@
+//! EL2 scenarios selected with `test=<name>` in bootargs, used by the QEMU
+//! tests to check behaviour that only EL2 itself can show.
+
+/// Runs the scenario named in bootargs, if it is one of EL2's.
+pub fn run(name: &str) {
+    match name {
+        "el2-fault" => {
+            log::info!("selftest: reading an unmapped address at EL2");
+            // SAFETY: deliberately unsound: the address is unmapped and the
+            // fault ends the run with a crash report, which is the test.
+            let value = unsafe { core::ptr::read_volatile(0x10 as *const u64) };
+            log::error!("selftest: the read returned {value:#x} instead of faulting");
+        }
+        "el2-panic" => panic!("selftest: deliberate EL2 panic"),
+        _ => {}
+    }
+}

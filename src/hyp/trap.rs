@@ -1,0 +1,22 @@
+//! Traps from EL1: hypercalls (`hvc`) and trapped `smc` calls.
+
+use crate::arch::aarch64::exception::TrapFrame;
+use crate::{hypercall, smccc};
+
+/// An `hvc` from EL1: ELR already points past it.
+pub fn hvc(frame: &mut TrapFrame) {
+    let mut args = [0u64; 8];
+    args.copy_from_slice(&frame.x[..8]);
+    let result = hypercall::dispatch(&args);
+    frame.x[..4].copy_from_slice(&result);
+}
+
+/// An `smc` from EL1, trapped by HCR_EL2.TSC: ELR points at the `smc`
+/// itself, so step over it.
+pub fn smc(frame: &mut TrapFrame) {
+    frame.elr += 4;
+    let mut args = [0u64; 4];
+    args.copy_from_slice(&frame.x[..4]);
+    let result = smccc::handle_el1_smc(args, super::firmware());
+    frame.x[..4].copy_from_slice(&result);
+}

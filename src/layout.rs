@@ -1,0 +1,144 @@
+//! Where things go in RAM at boot: the hyp image, the hyp's page pool, and
+//! the EL1 payload.
+//!
+//! EL2 owns its image and a page pool carved out of RAM right after it (page
+//! tables, stream tables, queues and all other hyp data come from there).
+//! Everything else in RAM belongs to the EL1 kernel. The payload is placed
+//! the way a boot loader places an arm64 Image: at `text_offset` above the
+//! lowest 2 MiB-aligned base where it fits without touching the hyp, the
+//! device tree, the initrd it is copied from or reserved memory.
+
+use crate::image::ImageHeader;
+use crate::memmap::{PhysRange, RangeSet};
+use crate::platform::Platform;
+use core::fmt;
+
+pub const SZ_2M: u64 = 2 << 20;
+/// Capacity of the free-range set: RAM regions split by the holes punched
+/// into them.
+const MAX_FREE: usize = 32;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LayoutError {
+    /// The image is not inside RAM.
+    ImageOutsideRam,
+    /// No free, 2 MiB-aligned range of the requested pool size.
+    NoRoomForPool,
+    /// The memory map has more holes than the fixed capacity.
+    TooFragmented,
+}
+
+impl fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ImageOutsideRam => write!(f, "the hyp image is not in RAM"),
+            Self::NoRoomForPool => write!(f, "no free RAM for the hyp page pool"),
+            Self::TooFragmented => write!(f, "memory map too fragmented"),
+        }
+    }
+}
+
+/// The boot memory layout.
+#[derive(Clone, Debug)]
+pub struct BootLayout {
+    /// The hyp image, BSS and stacks included.
+    pub image: PhysRange,
+    /// The hyp's page pool.
+    pub pool: PhysRange,
+    /// RAM that is neither EL2's nor holds the DTB, the initrd or reserved
+    /// memory: where the EL1 payload may be placed.
+    pub el1_free: RangeSet<MAX_FREE>,
+}
+
+impl BootLayout {
+    pub fn new(platform: &Platform<'_>, image: PhysRange, pool_size: u64) -> Result<Self, LayoutError> {
+        if !platform.ram.contains_range(&image) {
+            return Err(LayoutError::ImageOutsideRam);
+        }
+        let mut free: RangeSet<MAX_FREE> = RangeSet::new();
+        for r in platform.ram.iter() {
+            free.add(*r).map_err(|_| LayoutError::TooFragmented)?;
+        }
+        let holes = platform
+            .reserved
+            .iter()
+            .copied()
+            .chain([platform.dtb, image])
+            .chain(platform.initrd);
+        for hole in holes {
+            free.remove(hole.align_out(4096)).map_err(|_| LayoutError::TooFragmented)?;
+        }
+        let pool = free
+            .find_free(pool_size, SZ_2M, image.end())
+            .or_else(|| free.find_free(pool_size, SZ_2M, 0))
+            .ok_or(LayoutError::NoRoomForPool)?;
+        free.remove(pool).map_err(|_| LayoutError::TooFragmented)?;
+        Ok(Self { image, pool, el1_free: free })
+    }
+
+    /// The memory EL2 keeps for itself; never handed to EL1 or to a device.
+    pub fn el2_owned(&self) -> [PhysRange; 2] {
+        [self.image, self.pool]
+    }
+
+    /// Where an EL1 Image with this header goes: the range it occupies once
+    /// running (`image_size` bytes from `base + text_offset`).
+    pub fn place_payload(&self, header: &ImageHeader) -> Option<PhysRange> {
+        let text_offset = header.text_offset % SZ_2M;
+        self.el1_free.iter().find_map(|r| {
+            let mut base = crate::memmap::align_up(r.start, SZ_2M)?;
+            // The lowest base whose image start is inside this range.
+            if base.checked_sub(SZ_2M)?.checked_add(text_offset)? >= r.start {
+                base -= SZ_2M;
+            }
+            let dest = PhysRange::new(base.checked_add(text_offset)?, header.image_size);
+            r.contains_range(&dest).then_some(dest)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VIRT_1G: &[u8] = include_bytes!("../tests/fixtures/qemu-virt-1g.dtb");
+
+    fn layout(initrd: Option<PhysRange>) -> BootLayout {
+        let mut p = Platform::parse(VIRT_1G, 0x4800_0000).unwrap();
+        p.initrd = initrd;
+        BootLayout::new(&p, PhysRange::new(0x4020_0000, 0x13_4000), 32 << 20).unwrap()
+    }
+
+    #[test]
+    fn pool_follows_the_image_on_a_2m_boundary() {
+        let l = layout(None);
+        assert_eq!(l.pool, PhysRange::new(0x4040_0000, 32 << 20));
+        for owned in l.el2_owned() {
+            assert!(!l.el1_free.overlaps(&owned));
+        }
+        assert!(!l.el1_free.overlaps(&PhysRange::new(0x4800_0000, 1)), "DTB excluded");
+    }
+
+    #[test]
+    fn payload_goes_to_the_lowest_free_2m_base_plus_text_offset() {
+        let l = layout(Some(PhysRange::new(0x4a00_0000, 0x10_0000)));
+        let header = ImageHeader { text_offset: 0, image_size: 0x20_0000, flags: 2 };
+        // The 2 MiB below the hyp (QEMU's boot stub, dead once we run) fit it.
+        assert_eq!(l.place_payload(&header), Some(PhysRange::new(0x4000_0000, 0x20_0000)));
+        let bigger = ImageHeader { text_offset: 0, image_size: 0x20_1000, flags: 2 };
+        assert_eq!(l.place_payload(&bigger), Some(PhysRange::new(0x4240_0000, 0x20_1000)));
+        let linux = ImageHeader { text_offset: 0x8_0000, image_size: 0x100_0000, flags: 0xa };
+        assert_eq!(l.place_payload(&linux), Some(PhysRange::new(0x4248_0000, 0x100_0000)));
+        let huge = ImageHeader { text_offset: 0, image_size: 2 << 30, flags: 0 };
+        assert_eq!(l.place_payload(&huge), None);
+    }
+
+    #[test]
+    fn refuses_an_image_outside_ram_and_an_impossible_pool() {
+        let p = Platform::parse(VIRT_1G, 0x4800_0000).unwrap();
+        let outside = BootLayout::new(&p, PhysRange::new(0x1000, 0x1000), 1 << 20);
+        assert_eq!(outside.unwrap_err(), LayoutError::ImageOutsideRam);
+        let too_big = BootLayout::new(&p, PhysRange::new(0x4020_0000, 0x1000), 2 << 30);
+        assert_eq!(too_big.unwrap_err(), LayoutError::NoRoomForPool);
+    }
+}

@@ -1,0 +1,38 @@
+//! The EL2 image. All logic lives in the `smmu_hyp` library; this file holds
+//! the assembly entry points and the panic handler.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod el2 {
+    use core::arch::global_asm;
+    use smmu_hyp::arch::aarch64::{self, exception};
+
+    global_asm!(
+        include_str!("arch/aarch64/boot.S"),
+        CPTR_EL2_VALUE = const aarch64::CPTR_EL2_VALUE,
+        STACK_SLOT_SIZE = const aarch64::STACK_SLOT_SIZE,
+        rust_main = sym rust_main,
+    );
+    global_asm!(
+        include_str!("arch/aarch64/vectors.S"),
+        FRAME_SIZE = const exception::FRAME_SIZE,
+        handler = sym exception::handle_exception,
+    );
+
+    extern "C" fn rust_main(dtb_pa: u64) -> ! {
+        smmu_hyp::hyp::boot::start(dtb_pa)
+    }
+
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+        smmu_hyp::console::emergency_print(format_args!("\n*** EL2 panic: {info}\n"));
+        smmu_hyp::hyp::end_run(smmu_hyp::exit::EL2_PANIC)
+    }
+}
+
+/// On the host this binary does nothing: the image only runs at EL2.
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("smmu-hyp is an EL2 image: build it with `make` (target aarch64-unknown-none)");
+    std::process::exit(2);
+}

@@ -1,0 +1,1 @@
+//! Stage-2 LPAE IO page tables (work in progress).
