@@ -81,7 +81,10 @@ impl Esr {
     }
 
     fn is_abort(self) -> bool {
-        matches!(self.class(), ec::IABT_LOWER | ec::IABT_CURRENT | ec::DABT_LOWER | ec::DABT_CURRENT)
+        matches!(
+            self.class(),
+            ec::IABT_LOWER | ec::IABT_CURRENT | ec::DABT_LOWER | ec::DABT_CURRENT
+        )
     }
 
     /// For aborts: the fault status code (DFSC/IFSC) by name.
@@ -110,13 +113,22 @@ impl Esr {
 
     /// For data aborts: whether the access was a write (ISS.WnR).
     pub fn is_write(self) -> Option<bool> {
-        matches!(self.class(), ec::DABT_LOWER | ec::DABT_CURRENT).then_some(self.iss() & (1 << 6) != 0)
+        matches!(self.class(), ec::DABT_LOWER | ec::DABT_CURRENT)
+            .then_some(self.iss() & (1 << 6) != 0)
     }
 }
 
 impl fmt::Display for Esr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ESR {:#010x}: EC {:#04x} ({}), IL {}, ISS {:#09x}", self.0, self.class(), self.class_name(), u8::from(self.il()), self.iss())?;
+        write!(
+            f,
+            "ESR {:#010x}: EC {:#04x} ({}), IL {}, ISS {:#09x}",
+            self.0,
+            self.class(),
+            self.class_name(),
+            u8::from(self.il()),
+            self.iss()
+        )?;
         if let Some(name) = self.fault_status_name() {
             write!(f, ", {name}")?;
             if let Some(level) = self.fault_level() {
@@ -143,7 +155,10 @@ mod tests {
         assert_eq!(esr.is_write(), Some(true));
         let text = std::format!("{esr}");
         assert!(text.contains("Data abort from the same EL"), "{text}");
-        assert!(text.contains("translation fault at level 3 on write"), "{text}");
+        assert!(
+            text.contains("translation fault at level 3 on write"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -151,7 +166,10 @@ mod tests {
         let hvc = Esr((u64::from(ec::HVC64) << 26) | (1 << 25) | 0x1234);
         assert_eq!((hvc.class(), hvc.imm16()), (ec::HVC64, 0x1234));
         assert_eq!(hvc.fault_status_name(), None);
-        assert_eq!(Esr(u64::from(ec::SMC64) << 26).class_name(), "SMC (AArch64)");
+        assert_eq!(
+            Esr(u64::from(ec::SMC64) << 26).class_name(),
+            "SMC (AArch64)"
+        );
         assert_eq!(Esr(0x3f << 26).class_name(), "Unrecognised exception class");
     }
 }

@@ -42,7 +42,11 @@ impl ImageHeader {
         if magic != MAGIC {
             return Err(ImageError::BadMagic);
         }
-        let header = Self { text_offset: u64_at(8), image_size: u64_at(16), flags: u64_at(24) };
+        let header = Self {
+            text_offset: u64_at(8),
+            image_size: u64_at(16),
+            flags: u64_at(24),
+        };
         if header.flags & 1 != 0 {
             return Err(ImageError::BigEndian);
         }
@@ -69,10 +73,19 @@ mod tests {
     #[test]
     fn parses_and_validates() {
         let h = ImageHeader::parse(&header(0x8_0000, 0x12_3000, 0xa)).unwrap();
-        assert_eq!((h.text_offset, h.image_size, h.flags), (0x8_0000, 0x12_3000, 0xa));
+        assert_eq!(
+            (h.text_offset, h.image_size, h.flags),
+            (0x8_0000, 0x12_3000, 0xa)
+        );
         assert_eq!(ImageHeader::parse(&[0; 10]), Err(ImageError::TooShort));
         assert_eq!(ImageHeader::parse(&[0; 64]), Err(ImageError::BadMagic));
-        assert_eq!(ImageHeader::parse(&header(0, 0x1000, 1)), Err(ImageError::BigEndian));
-        assert_eq!(ImageHeader::parse(&header(0, 0, 0)), Err(ImageError::UnknownSize));
+        assert_eq!(
+            ImageHeader::parse(&header(0, 0x1000, 1)),
+            Err(ImageError::BigEndian)
+        );
+        assert_eq!(
+            ImageHeader::parse(&header(0, 0, 0)),
+            Err(ImageError::UnknownSize)
+        );
     }
 }

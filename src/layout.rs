@@ -51,7 +51,11 @@ pub struct BootLayout {
 }
 
 impl BootLayout {
-    pub fn new(platform: &Platform<'_>, image: PhysRange, pool_size: u64) -> Result<Self, LayoutError> {
+    pub fn new(
+        platform: &Platform<'_>,
+        image: PhysRange,
+        pool_size: u64,
+    ) -> Result<Self, LayoutError> {
         if !platform.ram.contains_range(&image) {
             return Err(LayoutError::ImageOutsideRam);
         }
@@ -66,14 +70,19 @@ impl BootLayout {
             .chain([platform.dtb, image])
             .chain(platform.initrd);
         for hole in holes {
-            free.remove(hole.align_out(4096)).map_err(|_| LayoutError::TooFragmented)?;
+            free.remove(hole.align_out(4096))
+                .map_err(|_| LayoutError::TooFragmented)?;
         }
         let pool = free
             .find_free(pool_size, SZ_2M, image.end())
             .or_else(|| free.find_free(pool_size, SZ_2M, 0))
             .ok_or(LayoutError::NoRoomForPool)?;
         free.remove(pool).map_err(|_| LayoutError::TooFragmented)?;
-        Ok(Self { image, pool, el1_free: free })
+        Ok(Self {
+            image,
+            pool,
+            el1_free: free,
+        })
     }
 
     /// The memory EL2 keeps for itself; never handed to EL1 or to a device.
@@ -116,20 +125,48 @@ mod tests {
         for owned in l.el2_owned() {
             assert!(!l.el1_free.overlaps(&owned));
         }
-        assert!(!l.el1_free.overlaps(&PhysRange::new(0x4800_0000, 1)), "DTB excluded");
+        assert!(
+            !l.el1_free.overlaps(&PhysRange::new(0x4800_0000, 1)),
+            "DTB excluded"
+        );
     }
 
     #[test]
     fn payload_goes_to_the_lowest_free_2m_base_plus_text_offset() {
         let l = layout(Some(PhysRange::new(0x4a00_0000, 0x10_0000)));
-        let header = ImageHeader { text_offset: 0, image_size: 0x20_0000, flags: 2 };
+        let header = ImageHeader {
+            text_offset: 0,
+            image_size: 0x20_0000,
+            flags: 2,
+        };
         // The 2 MiB below the hyp (QEMU's boot stub, dead once we run) fit it.
-        assert_eq!(l.place_payload(&header), Some(PhysRange::new(0x4000_0000, 0x20_0000)));
-        let bigger = ImageHeader { text_offset: 0, image_size: 0x20_1000, flags: 2 };
-        assert_eq!(l.place_payload(&bigger), Some(PhysRange::new(0x4240_0000, 0x20_1000)));
-        let linux = ImageHeader { text_offset: 0x8_0000, image_size: 0x100_0000, flags: 0xa };
-        assert_eq!(l.place_payload(&linux), Some(PhysRange::new(0x4248_0000, 0x100_0000)));
-        let huge = ImageHeader { text_offset: 0, image_size: 2 << 30, flags: 0 };
+        assert_eq!(
+            l.place_payload(&header),
+            Some(PhysRange::new(0x4000_0000, 0x20_0000))
+        );
+        let bigger = ImageHeader {
+            text_offset: 0,
+            image_size: 0x20_1000,
+            flags: 2,
+        };
+        assert_eq!(
+            l.place_payload(&bigger),
+            Some(PhysRange::new(0x4240_0000, 0x20_1000))
+        );
+        let linux = ImageHeader {
+            text_offset: 0x8_0000,
+            image_size: 0x100_0000,
+            flags: 0xa,
+        };
+        assert_eq!(
+            l.place_payload(&linux),
+            Some(PhysRange::new(0x4248_0000, 0x100_0000))
+        );
+        let huge = ImageHeader {
+            text_offset: 0,
+            image_size: 2 << 30,
+            flags: 0,
+        };
         assert_eq!(l.place_payload(&huge), None);
     }
 

@@ -6,20 +6,20 @@
 //! `arch` and only builds for `aarch64-unknown-none`.
 #![cfg_attr(not(test), no_std)]
 
-pub mod pgtable;
-pub mod memmap;
-pub mod platform;
 pub mod bootargs;
-pub mod esr;
-pub mod image;
-pub mod stage1;
-pub mod exit;
-pub mod layout;
-pub mod page_pool;
-pub mod smccc;
-pub mod hypercall;
-pub mod drivers;
 pub mod console;
+pub mod drivers;
+pub mod esr;
+pub mod exit;
+pub mod hypercall;
+pub mod image;
+pub mod layout;
+pub mod memmap;
+pub mod page_pool;
+pub mod pgtable;
+pub mod platform;
+pub mod smccc;
+pub mod stage1;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod arch;

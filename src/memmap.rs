@@ -42,7 +42,10 @@ impl PhysRange {
     }
 
     pub fn overlaps(&self, other: &PhysRange) -> bool {
-        !self.is_empty() && !other.is_empty() && self.start < other.end() && other.start < self.end()
+        !self.is_empty()
+            && !other.is_empty()
+            && self.start < other.end()
+            && other.start < self.end()
     }
 
     /// The range grown outwards to `align` (a power of two) on both ends.
@@ -111,7 +114,10 @@ impl<const N: usize> RangeSet<N> {
                 let _ = kept.push(*r);
             }
         }
-        let at = kept.iter().position(|r| r.start > merged.start).unwrap_or(kept.len());
+        let at = kept
+            .iter()
+            .position(|r| r.start > merged.start)
+            .unwrap_or(kept.len());
         kept.insert(at, merged).map_err(|_| TooManyRanges)?;
         self.ranges = kept;
         Ok(())
@@ -170,7 +176,12 @@ mod tests {
 
     #[test]
     fn add_merges_touching_and_overlapping_ranges_and_sorts() {
-        let s = set(&[(0x3000, 0x1000), (0x1000, 0x1000), (0x2000, 0x1000), (0x8000, 0x10)]);
+        let s = set(&[
+            (0x3000, 0x1000),
+            (0x1000, 0x1000),
+            (0x2000, 0x1000),
+            (0x8000, 0x10),
+        ]);
         assert_eq!(list(&s), [(0x1000, 0x3000), (0x8000, 0x10)]);
         let s = set(&[(0x1000, 0x4000), (0x2000, 0x1000)]);
         assert_eq!(list(&s), [(0x1000, 0x4000)]);
@@ -197,9 +208,18 @@ mod tests {
     #[test]
     fn find_free_honours_alignment_and_minimum() {
         let s = set(&[(0x1000, 0x1000), (0x20_1000, 0x40_0000)]);
-        assert_eq!(s.find_free(0x1000, 0x1000, 0), Some(PhysRange::new(0x1000, 0x1000)));
-        assert_eq!(s.find_free(0x20_0000, 0x20_0000, 0), Some(PhysRange::new(0x40_0000, 0x20_0000)));
-        assert_eq!(s.find_free(0x1000, 0x1000, 0x30_0000), Some(PhysRange::new(0x30_0000, 0x1000)));
+        assert_eq!(
+            s.find_free(0x1000, 0x1000, 0),
+            Some(PhysRange::new(0x1000, 0x1000))
+        );
+        assert_eq!(
+            s.find_free(0x20_0000, 0x20_0000, 0),
+            Some(PhysRange::new(0x40_0000, 0x20_0000))
+        );
+        assert_eq!(
+            s.find_free(0x1000, 0x1000, 0x30_0000),
+            Some(PhysRange::new(0x30_0000, 0x1000))
+        );
         assert_eq!(s.find_free(0x80_0000, 0x1000, 0), None);
     }
 
@@ -210,7 +230,10 @@ mod tests {
         assert!(r.overlaps(&PhysRange::new(0x1fff, 1)));
         assert!(!r.overlaps(&PhysRange::new(0x2000, 1)));
         assert!(!r.overlaps(&PhysRange::new(0x1000, 0)));
-        assert_eq!(PhysRange::new(0x1234, 0x10).align_out(0x1000), PhysRange::new(0x1000, 0x1000));
+        assert_eq!(
+            PhysRange::new(0x1234, 0x10).align_out(0x1000),
+            PhysRange::new(0x1000, 0x1000)
+        );
         assert_eq!(PhysRange::new(u64::MAX - 1, 0x10).end(), u64::MAX);
         assert_eq!(PhysRange::from_bounds(2, 1), None);
     }

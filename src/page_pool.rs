@@ -60,7 +60,10 @@ impl PagePool {
     /// Returns a range that [`alloc`](Self::alloc) handed out with the same
     /// `align`.
     pub fn free(&mut self, range: PhysRange, align: u64) {
-        let (Ok(layout), Some(ptr)) = (layout(range.size, align), NonNull::new(range.start as *mut u8)) else {
+        let (Ok(layout), Some(ptr)) = (
+            layout(range.size, align),
+            NonNull::new(range.start as *mut u8),
+        ) else {
             return;
         };
         // SAFETY: `range` came from `alloc` with this layout (caller's
@@ -126,7 +129,9 @@ mod tests {
         let mut pool = PagePool::new();
         // SAFETY: as above.
         unsafe { pool.add(range) };
-        let all: Vec<_> = (0..4).map(|_| pool.alloc(0x1000, 0x1000).unwrap()).collect();
+        let all: Vec<_> = (0..4)
+            .map(|_| pool.alloc(0x1000, 0x1000).unwrap())
+            .collect();
         assert_eq!(pool.alloc(0x1000, 0x1000), Err(OutOfMemory));
         pool.free(all[2], 0x1000);
         assert_eq!(pool.alloc(0x1000, 0x1000), Ok(all[2]));

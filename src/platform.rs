@@ -142,11 +142,14 @@ fn read_cells(bytes: &[u8], cells: usize) -> Option<u64> {
 }
 
 fn u32_cells(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
-    bytes.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+    bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
 }
 
 fn is_compatible(node: &FdtNode<'_, '_>, name: &str) -> bool {
-    node.compatible().is_some_and(|c| c.all().any(|s| s == name))
+    node.compatible()
+        .is_some_and(|c| c.all().any(|s| s == name))
 }
 
 fn regs_of(node: &FdtNode<'_, '_>) -> impl Iterator<Item = PhysRange> {
@@ -167,12 +170,17 @@ fn spi_interrupts(node: &FdtNode<'_, '_>) -> Vec<(&'static str, u32), MAX_SMMU_I
     let Some(prop) = node.property("interrupts") else {
         return out;
     };
-    let names = node.property("interrupt-names").map(|p| p.value).unwrap_or(&[]);
+    let names = node
+        .property("interrupt-names")
+        .map(|p| p.value)
+        .unwrap_or(&[]);
     let mut names = names.split(|&b| b == 0).filter(|s| !s.is_empty());
     let cells: Vec<u32, 12> = u32_cells(prop.value).take(12).collect();
     for spec in cells.chunks_exact(3) {
         // Cell 0 is the type (0 = SPI), cell 1 the number within the type.
-        let name = names.next().and_then(|n| NAMES.iter().copied().find(|k| k.as_bytes() == n));
+        let name = names
+            .next()
+            .and_then(|n| NAMES.iter().copied().find(|k| k.as_bytes() == n));
         if spec[0] == 0 && out.push((name.unwrap_or("irq"), spec[1] + 32)).is_err() {
             break;
         }
@@ -215,7 +223,9 @@ fn parse_pcie(node: &FdtNode<'_, '_>) -> Result<PcieHost, PlatformError> {
                 cpu_addr: read_cells(&e[12..20], 2).unwrap_or(0),
                 size: read_cells(&e[20..28], 2).unwrap_or(0),
             };
-            windows.push(window).map_err(|_| PlatformError::TooMany("pcie ranges"))?;
+            windows
+                .push(window)
+                .map_err(|_| PlatformError::TooMany("pcie ranges"))?;
         }
     }
     let mut iommu_map = Vec::new();
@@ -223,17 +233,29 @@ fn parse_pcie(node: &FdtNode<'_, '_>) -> Result<PcieHost, PlatformError> {
         if p.value.len() % 16 != 0 {
             return Err(PlatformError::Malformed("iommu-map"));
         }
-        let cells: Vec<u32, { 4 * MAX_IOMMU_MAP }> = u32_cells(p.value).take(4 * MAX_IOMMU_MAP).collect();
+        let cells: Vec<u32, { 4 * MAX_IOMMU_MAP }> =
+            u32_cells(p.value).take(4 * MAX_IOMMU_MAP).collect();
         if cells.len() * 4 != p.value.len() {
             return Err(PlatformError::TooMany("iommu-map entries"));
         }
         for c in cells.chunks_exact(4) {
-            let entry = IommuMapEntry { rid_base: c[0], iommu_phandle: c[1], sid_base: c[2], length: c[3] };
+            let entry = IommuMapEntry {
+                rid_base: c[0],
+                iommu_phandle: c[1],
+                sid_base: c[2],
+                length: c[3],
+            };
             // Cannot fail: `cells` holds at most MAX_IOMMU_MAP entries.
             let _ = iommu_map.push(entry);
         }
     }
-    Ok(PcieHost { ecam, bus_start, bus_end, windows, iommu_map })
+    Ok(PcieHost {
+        ecam,
+        bus_start,
+        bus_end,
+        windows,
+        iommu_map,
+    })
 }
 
 fn chosen_u64(chosen: &FdtNode<'_, '_>, name: &str) -> Option<u64> {
@@ -258,25 +280,39 @@ impl<'a> Platform<'a> {
             let device_type = node.property("device_type").and_then(|p| p.as_str());
             if device_type == Some("memory") {
                 for r in regs_of(&node) {
-                    ram.add(r).map_err(|_| PlatformError::TooMany("memory regions"))?;
+                    ram.add(r)
+                        .map_err(|_| PlatformError::TooMany("memory regions"))?;
                 }
             } else if device_type == Some("cpu") {
                 if let Some(reg) = node.property("reg") {
                     let mpidr = read_cells(reg.value, reg.value.len() / 4).unwrap_or(0);
-                    cpus.push(mpidr).map_err(|_| PlatformError::TooMany("cpus"))?;
+                    cpus.push(mpidr)
+                        .map_err(|_| PlatformError::TooMany("cpus"))?;
                 }
             } else if is_compatible(&node, "arm,smmu-v3") {
                 let regs = first_reg(&node).ok_or(PlatformError::Malformed("smmu reg"))?;
-                let phandle = node.property("phandle").and_then(|p| p.as_usize()).map(|v| v as u32);
-                let smmu = SmmuNode { regs, phandle, irqs: spi_interrupts(&node) };
-                smmus.push(smmu).map_err(|_| PlatformError::TooMany("SMMUs"))?;
+                let phandle = node
+                    .property("phandle")
+                    .and_then(|p| p.as_usize())
+                    .map(|v| v as u32);
+                let smmu = SmmuNode {
+                    regs,
+                    phandle,
+                    irqs: spi_interrupts(&node),
+                };
+                smmus
+                    .push(smmu)
+                    .map_err(|_| PlatformError::TooMany("SMMUs"))?;
             } else if is_compatible(&node, "pci-host-ecam-generic") && pcie.is_none() {
                 pcie = Some(parse_pcie(&node)?);
             } else if is_compatible(&node, "arm,pl011") && uart.is_none() {
                 uart = first_reg(&node);
-            } else if is_compatible(&node, "arm,gic-v3") || is_compatible(&node, "arm,cortex-a15-gic") {
+            } else if is_compatible(&node, "arm,gic-v3")
+                || is_compatible(&node, "arm,cortex-a15-gic")
+            {
                 for r in regs_of(&node) {
-                    gic.push(r).map_err(|_| PlatformError::TooMany("GIC regions"))?;
+                    gic.push(r)
+                        .map_err(|_| PlatformError::TooMany("GIC regions"))?;
                 }
             } else if is_compatible(&node, "arm,psci-1.0") || is_compatible(&node, "arm,psci-0.2") {
                 psci = match node.property("method").and_then(|p| p.as_str()) {
@@ -292,12 +328,16 @@ impl<'a> Platform<'a> {
 
         for r in fdt.memory_reservations() {
             let range = PhysRange::new(r.address() as u64, r.size() as u64);
-            reserved.add(range).map_err(|_| PlatformError::TooMany("memory reservations"))?;
+            reserved
+                .add(range)
+                .map_err(|_| PlatformError::TooMany("memory reservations"))?;
         }
         if let Some(rm) = fdt.find_node("/reserved-memory") {
             for child in rm.children() {
                 for r in regs_of(&child) {
-                    reserved.add(r).map_err(|_| PlatformError::TooMany("reserved-memory regions"))?;
+                    reserved
+                        .add(r)
+                        .map_err(|_| PlatformError::TooMany("reserved-memory regions"))?;
                 }
             }
         }
@@ -356,7 +396,10 @@ mod tests {
     #[test]
     fn qemu_virt_1g() {
         let p = Platform::parse(VIRT_1G, 0x4800_0000).unwrap();
-        assert_eq!(p.ram.iter().copied().collect::<std::vec::Vec<_>>(), [PhysRange::new(0x4000_0000, 1 << 30)]);
+        assert_eq!(
+            p.ram.iter().copied().collect::<std::vec::Vec<_>>(),
+            [PhysRange::new(0x4000_0000, 1 << 30)]
+        );
         assert_eq!(p.uart, Some(PhysRange::new(0x0900_0000, 0x1000)));
         assert_eq!(p.smmus.len(), 1);
         assert_eq!(p.smmus[0].regs, PhysRange::new(0x0905_0000, 0x2_0000));
@@ -375,8 +418,15 @@ mod tests {
         let pcie = p.pcie.as_ref().unwrap();
         assert_eq!(pcie.ecam, PhysRange::new(0x40_1000_0000, 0x1000_0000));
         assert_eq!((pcie.bus_start, pcie.bus_end), (0, 255));
-        let mem32 = pcie.windows.iter().find(|w| w.space == PciSpace::Mem32).unwrap();
-        assert_eq!((mem32.cpu_addr, mem32.pci_addr, mem32.size), (0x1000_0000, 0x1000_0000, 0x2eff_0000));
+        let mem32 = pcie
+            .windows
+            .iter()
+            .find(|w| w.space == PciSpace::Mem32)
+            .unwrap();
+        assert_eq!(
+            (mem32.cpu_addr, mem32.pci_addr, mem32.size),
+            (0x1000_0000, 0x1000_0000, 0x2eff_0000)
+        );
         assert!(pcie.windows.iter().any(|w| w.space == PciSpace::Mem64));
         assert!(pcie.windows.iter().any(|w| w.space == PciSpace::Io));
         // iommu-map = <0 &smmu 0 0x10000>: StreamID == requester ID.
@@ -395,9 +445,18 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_truncation_without_panicking() {
-        assert_eq!(Platform::parse(&[0u8; 64], 0).unwrap_err(), PlatformError::BadDeviceTree);
-        assert_eq!(Platform::parse(&VIRT_1G[..100], 0).unwrap_err(), PlatformError::BadDeviceTree);
-        assert_eq!(dtb_total_size(&[0xd0, 0x0d, 0xfe, 0xed, 0, 0, 0x39, 0xb8]), Some(0x39b8));
+        assert_eq!(
+            Platform::parse(&[0u8; 64], 0).unwrap_err(),
+            PlatformError::BadDeviceTree
+        );
+        assert_eq!(
+            Platform::parse(&VIRT_1G[..100], 0).unwrap_err(),
+            PlatformError::BadDeviceTree
+        );
+        assert_eq!(
+            dtb_total_size(&[0xd0, 0x0d, 0xfe, 0xed, 0, 0, 0x39, 0xb8]),
+            Some(0x39b8)
+        );
         assert_eq!(dtb_total_size(&[0; 8]), None);
     }
 
@@ -408,8 +467,13 @@ mod tests {
             bus_start: 0,
             bus_end: 0,
             windows: Vec::new(),
-            iommu_map: Vec::from_slice(&[IommuMapEntry { rid_base: 0x100, iommu_phandle: 7, sid_base: 0x40, length: 0x10 }])
-                .unwrap(),
+            iommu_map: Vec::from_slice(&[IommuMapEntry {
+                rid_base: 0x100,
+                iommu_phandle: 7,
+                sid_base: 0x40,
+                length: 0x10,
+            }])
+            .unwrap(),
         };
         assert_eq!(host.stream_id(0xff), None);
         assert_eq!(host.stream_id(0x100), Some((7, 0x40)));

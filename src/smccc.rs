@@ -144,14 +144,25 @@ mod tests {
         let f = FunctionId(0xc600_0003);
         assert!(f.is_fast() && f.is_smc64());
         assert_eq!((f.owner(), f.number()), (OWNER_VENDOR_HYP, 3));
-        assert_eq!(function_id(0xffff_ffff_8400_0000), FunctionId(psci::VERSION));
+        assert_eq!(
+            function_id(0xffff_ffff_8400_0000),
+            FunctionId(psci::VERSION)
+        );
     }
 
     #[test]
     fn arch_calls_are_answered_locally() {
         let fw = Echo(Cell::new(0));
-        assert_eq!(handle_el1_smc([u64::from(SMCCC_VERSION), 0, 0, 0], Some(&fw))[0], VERSION_1_1);
-        let features = |fid: u32| handle_el1_smc([u64::from(SMCCC_ARCH_FEATURES), u64::from(fid), 0, 0], Some(&fw))[0];
+        assert_eq!(
+            handle_el1_smc([u64::from(SMCCC_VERSION), 0, 0, 0], Some(&fw))[0],
+            VERSION_1_1
+        );
+        let features = |fid: u32| {
+            handle_el1_smc(
+                [u64::from(SMCCC_ARCH_FEATURES), u64::from(fid), 0, 0],
+                Some(&fw),
+            )[0]
+        };
         assert_eq!(features(SMCCC_VERSION), 0);
         assert_eq!(features(0x8000_7fff), NOT_SUPPORTED);
         assert_eq!(fw.0.get(), 0, "nothing reached firmware");
@@ -163,15 +174,36 @@ mod tests {
         let call = |fid: u32, a1: u64| handle_el1_smc([u64::from(fid), a1, 0, 0], Some(&fw));
         assert_eq!(call(psci::VERSION, 0), [u64::from(psci::VERSION), 1, 2, 3]);
         assert_eq!(call(psci::SYSTEM_OFF, 0)[0], u64::from(psci::SYSTEM_OFF));
-        assert_eq!(call(psci::AFFINITY_INFO, 0)[0], u64::from(psci::AFFINITY_INFO));
-        assert_eq!(call(psci::AFFINITY_INFO & !(1 << 30), 0)[0], u64::from(psci::AFFINITY_INFO & !(1 << 30)));
+        assert_eq!(
+            call(psci::AFFINITY_INFO, 0)[0],
+            u64::from(psci::AFFINITY_INFO)
+        );
+        assert_eq!(
+            call(psci::AFFINITY_INFO & !(1 << 30), 0)[0],
+            u64::from(psci::AFFINITY_INFO & !(1 << 30))
+        );
         assert_eq!(fw.0.get(), 4);
-        for fid in [psci::CPU_ON, psci::CPU_ON & !(1 << 30), psci::CPU_SUSPEND, psci::CPU_OFF] {
+        for fid in [
+            psci::CPU_ON,
+            psci::CPU_ON & !(1 << 30),
+            psci::CPU_SUSPEND,
+            psci::CPU_OFF,
+        ] {
             assert_eq!(call(fid, 0)[0], NOT_SUPPORTED, "{fid:#x}");
         }
-        assert_eq!(call(psci::FEATURES, u64::from(psci::CPU_ON))[0], psci::NOT_SUPPORTED);
-        assert_eq!(call(0xc200_0000, 0)[0], NOT_SUPPORTED, "other secure services");
+        assert_eq!(
+            call(psci::FEATURES, u64::from(psci::CPU_ON))[0],
+            psci::NOT_SUPPORTED
+        );
+        assert_eq!(
+            call(0xc200_0000, 0)[0],
+            NOT_SUPPORTED,
+            "other secure services"
+        );
         assert_eq!(fw.0.get(), 4, "refused calls never reach firmware");
-        assert_eq!(handle_el1_smc([u64::from(psci::VERSION), 0, 0, 0], None)[0], NOT_SUPPORTED);
+        assert_eq!(
+            handle_el1_smc([u64::from(psci::VERSION), 0, 0, 0], None)[0],
+            NOT_SUPPORTED
+        );
     }
 }

@@ -114,7 +114,7 @@ impl<'p> IdMap<'p> {
     /// Maps `range` (page aligned) with the attributes of `kind`, using 1 GiB
     /// and 2 MiB blocks where alignment allows.
     pub fn map(&mut self, range: PhysRange, kind: Kind) -> Result<(), MapError> {
-        let aligned = range.start % PAGE_SIZE == 0 && range.size % PAGE_SIZE == 0;
+        let aligned = range.start.is_multiple_of(PAGE_SIZE) && range.size.is_multiple_of(PAGE_SIZE);
         if !aligned || range.end() > 1 << VA_BITS || range.end() < range.start {
             return Err(MapError::BadRange);
         }
@@ -135,9 +135,13 @@ impl<'p> IdMap<'p> {
             let index = ((addr >> shift) & 511) as usize;
             let desc = self.pool[table].0[index];
             // Blocks are allowed at levels 1 and 2, pages at level 3.
-            let leaf_ok = level >= 1 && addr % size == 0 && end - addr >= size;
+            let leaf_ok = level >= 1 && addr.is_multiple_of(size) && end - addr >= size;
             if leaf_ok && desc & DESC_VALID == 0 {
-                let type_bits = if level == 3 { DESC_VALID | DESC_TABLE_OR_PAGE } else { DESC_VALID };
+                let type_bits = if level == 3 {
+                    DESC_VALID | DESC_TABLE_OR_PAGE
+                } else {
+                    DESC_VALID
+                };
                 self.pool[table].0[index] = addr | attributes | type_bits;
                 return Ok(size);
             }
@@ -196,24 +200,30 @@ mod tests {
     use std::vec::Vec;
 
     fn pool(n: usize) -> Box<[Table]> {
-        (0..n).map(|_| Table::EMPTY).collect::<Vec<_>>().into_boxed_slice()
+        (0..n)
+            .map(|_| Table::EMPTY)
+            .collect::<Vec<_>>()
+            .into_boxed_slice()
     }
 
     #[test]
     fn uses_blocks_where_aligned_and_pages_elsewhere() {
         let mut tables = pool(16);
         let mut map = IdMap::new(&mut tables).unwrap();
-        map.map(PhysRange::new(0x4000_0000, 0x4000_0000), Kind::ReadWrite).unwrap();
+        map.map(PhysRange::new(0x4000_0000, 0x4000_0000), Kind::ReadWrite)
+            .unwrap();
         assert_eq!(map.lookup(0x4000_0000).unwrap().1, 1 << 30);
         assert_eq!(map.tables_used(), 2, "root + one level-1 table");
-        map.map(PhysRange::new(0x0900_0000, 0x1000), Kind::Device).unwrap();
+        map.map(PhysRange::new(0x0900_0000, 0x1000), Kind::Device)
+            .unwrap();
         let (desc, size) = map.lookup(0x0900_0000).unwrap();
         assert_eq!(size, 0x1000);
         assert_eq!(desc & ADDR_MASK, 0x0900_0000);
         assert_eq!((desc >> 2) & 7, ATTR_DEVICE_NGNRE);
         assert!(desc & XN != 0);
         assert_eq!(map.lookup(0x0900_1000), None);
-        map.map(PhysRange::new(0x8020_0000, 0x40_0000), Kind::Text).unwrap();
+        map.map(PhysRange::new(0x8020_0000, 0x40_0000), Kind::Text)
+            .unwrap();
         assert_eq!(map.lookup(0x8040_0000).unwrap().1, 0x20_0000);
     }
 
@@ -222,8 +232,10 @@ mod tests {
         let mut tables = pool(8);
         let mut map = IdMap::new(&mut tables).unwrap();
         map.map(PhysRange::new(0x1000, 0x1000), Kind::Text).unwrap();
-        map.map(PhysRange::new(0x2000, 0x1000), Kind::ReadOnly).unwrap();
-        map.map(PhysRange::new(0x3000, 0x1000), Kind::ReadWrite).unwrap();
+        map.map(PhysRange::new(0x2000, 0x1000), Kind::ReadOnly)
+            .unwrap();
+        map.map(PhysRange::new(0x3000, 0x1000), Kind::ReadWrite)
+            .unwrap();
         let text = map.lookup(0x1000).unwrap().0;
         assert!(text & AP_READ_ONLY != 0 && text & XN == 0);
         let ro = map.lookup(0x2000).unwrap().0;
@@ -241,12 +253,25 @@ mod tests {
     fn refuses_double_maps_bad_ranges_and_pool_exhaustion() {
         let mut tables = pool(4);
         let mut map = IdMap::new(&mut tables).unwrap();
-        map.map(PhysRange::new(0x20_0000, 0x20_0000), Kind::ReadWrite).unwrap();
-        assert_eq!(map.map(PhysRange::new(0x20_1000, 0x1000), Kind::ReadWrite), Err(MapError::AlreadyMapped(0x20_1000)));
-        assert_eq!(map.map(PhysRange::new(0x123, 0x1000), Kind::ReadWrite), Err(MapError::BadRange));
-        assert_eq!(map.map(PhysRange::new(1 << 48, 0x1000), Kind::ReadWrite), Err(MapError::BadRange));
+        map.map(PhysRange::new(0x20_0000, 0x20_0000), Kind::ReadWrite)
+            .unwrap();
+        assert_eq!(
+            map.map(PhysRange::new(0x20_1000, 0x1000), Kind::ReadWrite),
+            Err(MapError::AlreadyMapped(0x20_1000))
+        );
+        assert_eq!(
+            map.map(PhysRange::new(0x123, 0x1000), Kind::ReadWrite),
+            Err(MapError::BadRange)
+        );
+        assert_eq!(
+            map.map(PhysRange::new(1 << 48, 0x1000), Kind::ReadWrite),
+            Err(MapError::BadRange)
+        );
         // Three tables are used (L0, L1, L2); a page far away needs three more.
-        assert_eq!(map.map(PhysRange::new(0x80_0000_0000, 0x1000), Kind::Device), Err(MapError::NoTables));
+        assert_eq!(
+            map.map(PhysRange::new(0x80_0000_0000, 0x1000), Kind::Device),
+            Err(MapError::NoTables)
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_bitfields;
-use tock_registers::registers::{ReadOnly, ReadWrite};
 use tock_registers::register_structs;
+use tock_registers::registers::{ReadOnly, ReadWrite};
 
 register_bitfields! [u32,
     FR [
@@ -40,7 +40,9 @@ impl Pl011 {
     /// # Safety
     /// `base` must be the address of a PL011, mapped as device memory.
     pub const unsafe fn new(base: u64) -> Self {
-        Self { regs: base as *const Registers }
+        Self {
+            regs: base as *const Registers,
+        }
     }
 
     fn regs(&self) -> &Registers {

@@ -45,7 +45,7 @@ fn fail(what: fmt::Arguments<'_>) -> ! {
 
 /// The device tree at `dtb_pa`, as a byte slice of its declared size.
 fn device_tree(dtb_pa: u64) -> Option<&'static [u8]> {
-    if dtb_pa == 0 || dtb_pa % 8 != 0 {
+    if dtb_pa == 0 || !dtb_pa.is_multiple_of(8) {
         return None;
     }
     // SAFETY: the boot protocol puts a DTB at `dtb_pa`; its header is read
@@ -58,10 +58,14 @@ fn device_tree(dtb_pa: u64) -> Option<&'static [u8]> {
 
 /// Builds the EL2 identity map: RAM, the image by permission, and the MMIO
 /// the hyp drives.
-fn build_id_map(platform: &Platform<'_>, image: &image::ImageLayout) -> Result<u64, crate::stage1::MapError> {
+/// Returns the root table's address and the number of tables used.
+fn build_id_map(
+    platform: &Platform<'_>,
+    image: &image::ImageLayout,
+) -> Result<(u64, usize), crate::stage1::MapError> {
     // SAFETY: only the primary CPU runs, once, before the MMU is on; nothing
     // else refers to the tables.
-    let tables = unsafe { &mut *(&raw mut ID_MAP) };
+    let tables = unsafe { &mut *core::ptr::addr_of_mut!(ID_MAP) };
     let mut map = IdMap::new(tables)?;
     map.map(image.text, Kind::Text)?;
     map.map(image.rodata, Kind::ReadOnly)?;
@@ -85,12 +89,16 @@ fn build_id_map(platform: &Platform<'_>, image: &image::ImageLayout) -> Result<u
     let pcie = platform.pcie.iter().flat_map(|p| {
         core::iter::once(p.ecam).chain(p.windows.iter().map(|w| PhysRange::new(w.cpu_addr, w.size)))
     });
-    let devices = platform.uart.into_iter().chain(platform.smmus.iter().map(|s| s.regs)).chain(platform.gic.iter().copied()).chain(pcie);
+    let devices = platform
+        .uart
+        .into_iter()
+        .chain(platform.smmus.iter().map(|s| s.regs))
+        .chain(platform.gic.iter().copied())
+        .chain(pcie);
     for device in devices {
         map.map(device.align_out(4096), Kind::Device)?;
     }
-    log::debug!("EL2 identity map: {} tables", map.tables_used());
-    Ok(map.root_pa())
+    Ok((map.root_pa(), map.tables_used()))
 }
 
 fn banner(platform: &Platform<'_>, layout: &BootLayout) {
@@ -100,19 +108,41 @@ fn banner(platform: &Platform<'_>, layout: &BootLayout) {
         env!("BOARD_NAME"),
         aarch64::current_el()
     );
-    log::info!("machine: {}, {} CPU(s)", platform.model, platform.cpus.len());
+    log::info!(
+        "machine: {}, {} CPU(s)",
+        platform.model,
+        platform.cpus.len()
+    );
     for r in platform.ram.iter() {
         log::info!("memory: {} ({} MiB)", r, r.size >> 20);
     }
-    log::info!("hyp image {} + page pool {} ({} MiB)", layout.image, layout.pool, layout.pool.size >> 20);
+    log::info!(
+        "hyp image {} + page pool {} ({} MiB)",
+        layout.image,
+        layout.pool,
+        layout.pool.size >> 20
+    );
     for (i, smmu) in platform.smmus.iter().enumerate() {
-        log::info!("smmu{i}: SMMUv3 at {:#x} (size {:#x})", smmu.regs.start, smmu.regs.size);
+        log::info!(
+            "smmu{i}: SMMUv3 at {:#x} (size {:#x})",
+            smmu.regs.start,
+            smmu.regs.size
+        );
     }
     match &platform.pcie {
-        Some(p) => log::info!("pcie: ECAM at {:#x}, buses {}..={}", p.ecam.start, p.bus_start, p.bus_end),
+        Some(p) => log::info!(
+            "pcie: ECAM at {:#x}, buses {}..={}",
+            p.ecam.start,
+            p.bus_start,
+            p.bus_end
+        ),
         None => log::info!("pcie: none"),
     }
-    log::info!("psci: {:?}; bootargs: \"{}\"", platform.psci, platform.bootargs);
+    log::info!(
+        "psci: {:?}; bootargs: \"{}\"",
+        platform.psci,
+        platform.bootargs
+    );
 }
 
 /// The first Rust code on the primary CPU; `dtb_pa` is what the boot loader
@@ -123,10 +153,13 @@ pub fn start(dtb_pa: u64) -> ! {
     };
     let platform = Platform::parse(dtb, dtb_pa).unwrap_or_else(|e| fail_early(format_args!("{e}")));
     let image = image::layout();
-    let pool_mib = bootargs::value(platform.bootargs, "hyp_mem").and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_POOL_MIB);
-    let layout =
-        BootLayout::new(&platform, image.whole, pool_mib << 20).unwrap_or_else(|e| fail_early(format_args!("{e}")));
-    let root = build_id_map(&platform, &image).unwrap_or_else(|e| fail_early(format_args!("identity map: {e:?}")));
+    let pool_mib = bootargs::value(platform.bootargs, "hyp_mem")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_POOL_MIB);
+    let layout = BootLayout::new(&platform, image.whole, pool_mib << 20)
+        .unwrap_or_else(|e| fail_early(format_args!("{e}")));
+    let (root, id_map_tables) = build_id_map(&platform, &image)
+        .unwrap_or_else(|e| fail_early(format_args!("identity map: {e:?}")));
     // SAFETY: the map covers the image (this code, its stack, its data),
     // RAM and the devices used from here on; everything written so far with
     // the MMU off lies in the image.
@@ -147,11 +180,16 @@ pub fn start(dtb_pa: u64) -> ! {
     // SAFETY: the pool is RAM that BootLayout keeps out of every other use,
     // mapped read-write at its physical address.
     unsafe { PAGE_POOL.lock().add(layout.pool) };
+    log::debug!(
+        "EL2 identity map: {id_map_tables} tables; page pool: {} KiB",
+        PAGE_POOL.lock().total_bytes() >> 10
+    );
 
     let test = bootargs::value(platform.bootargs, "test").unwrap_or("");
     selftest::run(test);
 
-    let entry = payload::load(platform.initrd, &layout).unwrap_or_else(|e| fail(format_args!("{e}")));
+    let entry =
+        payload::load(platform.initrd, &layout).unwrap_or_else(|e| fail(format_args!("{e}")));
     log::info!("entering EL1 at {entry:#x}");
     // SAFETY: the payload is loaded and cleaned; nothing on this stack is
     // used after the jump.

@@ -14,12 +14,16 @@ pub fn load(initrd: Option<PhysRange>, layout: &BootLayout) -> Result<u64, &'sta
     }
     // SAFETY: the initrd lies in RAM, which the hyp maps read-write, and is
     // excluded from every hyp allocation.
-    let src = unsafe { core::slice::from_raw_parts(initrd.start as *const u8, initrd.size as usize) };
-    let header = ImageHeader::parse(src).map_err(|_| "EL1 payload is not a little-endian arm64 Image")?;
+    let src =
+        unsafe { core::slice::from_raw_parts(initrd.start as *const u8, initrd.size as usize) };
+    let header =
+        ImageHeader::parse(src).map_err(|_| "EL1 payload is not a little-endian arm64 Image")?;
     if header.image_size < initrd.size {
         return Err("EL1 payload is larger than its header's image_size");
     }
-    let dest = layout.place_payload(&header).ok_or("no free RAM for the EL1 payload")?;
+    let dest = layout
+        .place_payload(&header)
+        .ok_or("no free RAM for the EL1 payload")?;
     // SAFETY: `dest` is free RAM (not the hyp's, not the initrd, not the
     // DTB), mapped read-write; source and destination do not overlap.
     unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dest.start as *mut u8, src.len()) };
@@ -27,6 +31,11 @@ pub fn load(initrd: Option<PhysRange>, layout: &BootLayout) -> Result<u64, &'sta
     // coherency.
     cache::clean_to_poc(dest.start, dest.size);
     cache::invalidate_icache();
-    log::info!("EL1 payload: {} bytes from initrd {} to {}", initrd.size, initrd, dest);
+    log::info!(
+        "EL1 payload: {} bytes from initrd {} to {}",
+        initrd.size,
+        initrd,
+        dest
+    );
     Ok(dest.start)
 }

@@ -29,7 +29,11 @@ macro_rules! dc_range {
     };
 }
 
-dc_range!(clean_to_poc, "cvac", "Writes dirty lines of the range back to the point of coherency.");
+dc_range!(
+    clean_to_poc,
+    "cvac",
+    "Writes dirty lines of the range back to the point of coherency."
+);
 dc_range!(
     invalidate_to_poc,
     "ivac",

@@ -1,6 +1,9 @@
 //! Entering an EL1 kernel.
 
-use aarch64_cpu::registers::{CNTHCTL_EL2, CNTVOFF_EL2, HCR_EL2, ID_AA64PFR0_EL1, MIDR_EL1, MPIDR_EL1, Readable, SCTLR_EL1, VMPIDR_EL2, Writeable};
+use aarch64_cpu::registers::{
+    CNTHCTL_EL2, CNTVOFF_EL2, HCR_EL2, ID_AA64PFR0_EL1, MIDR_EL1, MPIDR_EL1, Readable, SCTLR_EL1,
+    VMPIDR_EL2, Writeable,
+};
 use core::arch::asm;
 
 /// HCR_EL2 for the EL1 kernel: AArch64 EL1 (RW), EL1 `smc` trapped to EL2

@@ -15,7 +15,7 @@ pub struct TrapFrame {
 
 /// Bytes `vectors.S` reserves for a [`TrapFrame`].
 pub const FRAME_SIZE: usize = core::mem::size_of::<TrapFrame>();
-const _: () = assert!(FRAME_SIZE == 272 && FRAME_SIZE % 16 == 0);
+const _: () = assert!(FRAME_SIZE == 272 && FRAME_SIZE.is_multiple_of(16));
 
 /// Vector-table entry index of a synchronous exception from AArch64 EL1.
 const LOWER_AARCH64_SYNC: u64 = 8;
@@ -50,14 +50,23 @@ pub extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
         }
     }
     report(frame, kind, esr);
-    let status = if kind >= LOWER_AARCH64_SYNC { crate::exit::EL1_EXCEPTION } else { crate::exit::EL2_EXCEPTION };
+    let status = if kind >= LOWER_AARCH64_SYNC {
+        crate::exit::EL1_EXCEPTION
+    } else {
+        crate::exit::EL2_EXCEPTION
+    };
     crate::hyp::end_run(status)
 }
 
 /// Prints everything known about an unexpected exception.
 fn report(frame: &TrapFrame, kind: u64, esr: Esr) {
-    let name = KIND_NAMES.get(kind as usize).copied().unwrap_or("unknown vector");
-    emergency_print(format_args!("\n*** unexpected exception: {name} ***\n{esr}\n"));
+    let name = KIND_NAMES
+        .get(kind as usize)
+        .copied()
+        .unwrap_or("unknown vector");
+    emergency_print(format_args!(
+        "\n*** unexpected exception: {name} ***\n{esr}\n"
+    ));
     emergency_print(format_args!(
         "FAR  {:#018x}  ELR  {:#018x}  SPSR {:#010x}\n",
         FAR_EL2.get(),

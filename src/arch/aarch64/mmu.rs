@@ -4,11 +4,21 @@ use super::cache;
 use crate::memmap::PhysRange;
 use crate::stage1;
 use aarch64_cpu::asm::barrier;
-use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MAIR_EL2, Readable, SCTLR_EL2, TCR_EL2, TTBR0_EL2, Writeable};
+use aarch64_cpu::registers::{
+    ID_AA64MMFR0_EL1, MAIR_EL2, Readable, SCTLR_EL2, TCR_EL2, TTBR0_EL2, Writeable,
+};
 use core::arch::asm;
 
 /// SCTLR_EL2 RES1 bits (E2H = 0).
-const SCTLR_EL2_RES1: u64 = (1 << 4) | (1 << 5) | (1 << 11) | (1 << 16) | (1 << 18) | (1 << 22) | (1 << 23) | (1 << 28) | (1 << 29);
+const SCTLR_EL2_RES1: u64 = (1 << 4)
+    | (1 << 5)
+    | (1 << 11)
+    | (1 << 16)
+    | (1 << 18)
+    | (1 << 22)
+    | (1 << 23)
+    | (1 << 28)
+    | (1 << 29);
 const SCTLR_M: u64 = 1 << 0;
 const SCTLR_C: u64 = 1 << 2;
 const SCTLR_SA: u64 = 1 << 3;

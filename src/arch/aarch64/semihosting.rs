@@ -13,6 +13,8 @@ pub fn exit(status: u32) -> ! {
     loop {
         // SAFETY: the semihosting host reads the two-word block and ends the
         // run; the block outlives the call.
-        unsafe { asm!("hlt #0xf000", in("x0") SYS_EXIT, in("x1") block.as_ptr(), options(nostack)) };
+        unsafe {
+            asm!("hlt #0xf000", in("x0") SYS_EXIT, in("x1") block.as_ptr(), options(nostack))
+        };
     }
 }

@@ -1,0 +1,7 @@
+# Arm FVP Base RevC (UNTESTED): the model is not installable here. With FVP
+# installed, boot the hyp as BL33 (TF-A preloaded-BL33 flow) and pass the EL1
+# payload as the initrd; see README.md, "Boards".
+QEMU :=
+BOARD_SETUP :=
+QEMU_ARGS :=
+BOARD_BOOTARGS := semihosting

@@ -1,0 +1,79 @@
+/*
+ * EL1 entry: an arm64 Image header, self-relocation, BSS, stack, vectors.
+ * The MMU is off: data accesses are Device, so only aligned accesses.
+ */
+.section .text.head, "ax"
+.global _start
+_start:
+    b       entry
+    .long   0
+    .quad   0                   /* text_offset */
+    .quad   __image_size
+    .quad   0xa                 /* LE, 4 KiB pages, anywhere in RAM */
+    .quad   0, 0, 0
+    .ascii  "ARM\x64"
+    .long   0
+
+.text
+entry:
+    mov     x19, x0                 /* DTB */
+
+    /* FP/SIMD on: compiled Rust uses it. */
+    mov     x1, #(3 << 20)
+    msr     cpacr_el1, x1
+    isb
+
+    /* Apply R_AARCH64_RELATIVE relocations for the load address. */
+    adr     x9, _start
+    adrp    x10, __rela_start
+    add     x10, x10, :lo12:__rela_start
+    adrp    x11, __rela_end
+    add     x11, x11, :lo12:__rela_end
+1:  cmp     x10, x11
+    b.hs    2f
+    ldp     x12, x13, [x10]         /* r_offset, r_info */
+    ldr     x14, [x10, #16]         /* r_addend */
+    add     x10, x10, #24
+    cmp     w13, #1027              /* R_AARCH64_RELATIVE */
+    b.ne    halt
+    add     x14, x14, x9
+    str     x14, [x9, x12]
+    b       1b
+2:
+    adrp    x1, __bss_start
+    add     x1, x1, :lo12:__bss_start
+    adrp    x2, __bss_end
+    add     x2, x2, :lo12:__bss_end
+3:  cmp     x1, x2
+    b.hs    4f
+    stp     xzr, xzr, [x1], #16
+    b       3b
+4:
+    adrp    x1, __stack_top
+    add     x1, x1, :lo12:__stack_top
+    mov     sp, x1
+    adrp    x1, el1_vectors
+    add     x1, x1, :lo12:el1_vectors
+    msr     vbar_el1, x1
+    isb
+
+    mov     x0, x19
+    bl      {main}
+halt:
+    wfe
+    b       halt
+
+/* Any exception at EL1 is unexpected: report and end the run. */
+.macro vector
+    .balign 0x80
+    mrs     x0, esr_el1
+    mrs     x1, elr_el1
+    mrs     x2, far_el1
+    b       {exception}
+.endm
+
+.balign 0x800
+el1_vectors:
+    .rept 16
+    vector
+    .endr

@@ -1,0 +1,121 @@
+//! QEMU integration scenarios: each boots the real EL2 image (and the EL1
+//! test kernel) and checks what it prints and how the run ends.
+//! Run through `make test`, which builds the images first.
+
+mod harness;
+
+use harness::Boot;
+use smmu_hyp::exit;
+
+const SUCCESS: i32 = exit::SUCCESS as i32;
+
+#[test]
+fn boot_banner_comes_from_the_device_tree_and_el1_round_trips() {
+    Boot::new("suite=demo")
+        .run()
+        .expect_status(SUCCESS)
+        .expect("at CurrentEL = 2")
+        .expect("memory: [0x40000000..0x80000000) (1024 MiB)")
+        .expect("smmu0: SMMUv3 at 0x9050000")
+        .expect("pcie: ECAM at 0x4010000000")
+        .expect("el1: test kernel running at EL1")
+        .expect("el1: ok   HYP_ABI_VERSION round trip")
+        .expect_passed(2);
+}
+
+#[test]
+fn el2_fault_prints_a_decoded_crash_report_and_fails_the_run() {
+    Boot::new("test=el2-fault")
+        .run()
+        .expect_status(exit::EL2_EXCEPTION as i32)
+        .expect("*** unexpected exception: synchronous, EL2 ***")
+        .expect("EC 0x25 (Data abort from the same EL)")
+        .expect("translation fault at level")
+        .expect("on read")
+        .expect("FAR  0x0000000000000010")
+        .expect("ELR  0x00000000402")
+        .expect("x30 0x")
+        .expect_absent("instead of faulting")
+        .expect_absent("el1:");
+}
+
+#[test]
+fn el2_panic_prints_message_and_location_with_its_own_status() {
+    Boot::new("test=el2-panic")
+        .run()
+        .expect_status(exit::EL2_PANIC as i32)
+        .expect("*** EL2 panic: panicked at src/hyp/selftest.rs")
+        .expect("deliberate EL2 panic");
+}
+
+#[test]
+fn unknown_function_ids_return_not_supported() {
+    Boot::new("suite=smccc")
+        .run()
+        .expect_status(SUCCESS)
+        .expect("el1: ok   SMCCC_VERSION is 1.1: 0x10001")
+        .expect("unknown function ID returns NOT_SUPPORTED (-1): fid 0xc600ff00 -> -1")
+        .expect_passed(8);
+}
+
+#[test]
+fn psci_from_el1_is_trapped_and_filtered() {
+    Boot::new("suite=psci")
+        .run()
+        .expect_status(SUCCESS)
+        .expect("el1: ok   PSCI_VERSION forwarded to firmware: 0x10001")
+        .expect("el1: ok   CPU_ON refused by EL2: -1")
+        .expect_passed(3);
+}
+
+#[test]
+fn psci_system_off_from_el1_powers_off() {
+    Boot::new("suite=system-off")
+        .run()
+        .expect_status(SUCCESS)
+        .expect("el1: calling PSCI SYSTEM_OFF")
+        .expect_absent("SYSTEM_OFF returned");
+}
+
+#[test]
+fn two_gib_of_ram_is_read_from_the_device_tree() {
+    Boot::new("suite=boot-info")
+        .qemu("-m", "2G")
+        .run()
+        .expect_status(SUCCESS)
+        .expect("memory: [0x40000000..0xc0000000) (2048 MiB)")
+        .expect("el1: ok   device tree passed in x0: 2048 MiB of RAM, 1 CPU(s)")
+        .expect_passed(1);
+}
+
+#[test]
+fn two_cpus_are_read_from_the_device_tree() {
+    Boot::new("suite=boot-info")
+        .qemu("-smp", "2")
+        .run()
+        .expect_status(SUCCESS)
+        .expect("linux,dummy-virt, 2 CPU(s)")
+        .expect("el1: ok   device tree passed in x0: 1024 MiB of RAM, 2 CPU(s)")
+        .expect_passed(1);
+}
+
+#[test]
+fn missing_payload_is_a_boot_failure() {
+    Boot::new("")
+        .without_payload()
+        .run()
+        .expect_status(exit::BOOT_FAILURE as i32)
+        .expect("boot failed: no EL1 payload");
+}
+
+#[test]
+fn log_level_comes_from_bootargs() {
+    Boot::new("suite=demo log=debug")
+        .run()
+        .expect_status(SUCCESS)
+        .expect("[DEBUG]");
+    Boot::new("suite=demo log=warn")
+        .run()
+        .expect_status(SUCCESS)
+        .expect_absent("[INFO ]");
+}
