@@ -16,6 +16,7 @@ pub mod image;
 pub mod layout;
 pub mod memmap;
 pub mod page_pool;
+pub mod pci;
 pub mod pgtable;
 pub mod platform;
 pub mod smccc;

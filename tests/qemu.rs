@@ -18,6 +18,7 @@ fn boot_banner_comes_from_the_device_tree_and_el1_round_trips() {
         .expect("memory: [0x40000000..0x80000000) (1024 MiB)")
         .expect("smmu0: SMMUv3 at 0x9050000")
         .expect("pcie: ECAM at 0x4010000000")
+        .expect("pci 00:01.0 [1234:11e8] -> smmu0 StreamID 0x8")
         .expect("el1: test kernel running at EL1")
         .expect("el1: ok   HYP_ABI_VERSION round trip")
         .expect_passed(2);

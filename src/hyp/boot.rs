@@ -7,6 +7,8 @@ use crate::console;
 use crate::layout::BootLayout;
 use crate::memmap::PhysRange;
 use crate::page_pool::PagePool;
+use crate::pci::ecam::Ecam;
+use crate::pci::enumerate::{Function, MAX_FUNCTIONS, enumerate};
 use crate::platform::{self, Platform};
 use crate::stage1::{IdMap, Kind, Table};
 use core::fmt;
@@ -20,6 +22,9 @@ const ID_MAP_TABLES: usize = 64;
 /// The EL2 identity map's tables. Written once, by the primary CPU, before
 /// any other CPU runs.
 static mut ID_MAP: [Table; ID_MAP_TABLES] = [const { Table::EMPTY }; ID_MAP_TABLES];
+
+/// The PCI functions found at boot, with their BARs assigned.
+pub static PCI_FUNCTIONS: spin::Once<heapless::Vec<Function, MAX_FUNCTIONS>> = spin::Once::new();
 
 /// The hyp's page pool.
 pub static PAGE_POOL: spin::Mutex<PagePool> = spin::Mutex::new(PagePool::new());
@@ -145,6 +150,52 @@ fn banner(platform: &Platform<'_>, layout: &BootLayout) {
     );
 }
 
+/// Enumerates the root bus, assigning BARs, and logs each function with
+/// the SMMU and StreamID its requester ID reaches.
+fn scan_pci(platform: &Platform<'_>) {
+    let Some(host) = &platform.pcie else { return };
+    // SAFETY: the ECAM window is in the identity map as device memory.
+    let ecam = unsafe { Ecam::new(host.ecam.start, host.bus_start, host.bus_end) };
+    let functions = match enumerate(&ecam, host.bus_start, &host.windows) {
+        Ok(f) => f,
+        Err(e) => {
+            log::error!("pci: enumeration failed: {e:?}");
+            heapless::Vec::new()
+        }
+    };
+    for f in &functions {
+        let route = host
+            .stream_id(f.bdf.rid())
+            .and_then(|(phandle, sid)| Some((platform.smmu_by_phandle(phandle)?, sid)));
+        match route {
+            Some((smmu, sid)) => {
+                log::info!(
+                    "pci {} [{:04x}:{:04x}] -> smmu{smmu} StreamID {sid:#x}",
+                    f.bdf,
+                    f.vendor,
+                    f.device
+                )
+            }
+            None => log::info!(
+                "pci {} [{:04x}:{:04x}] (not behind an SMMU)",
+                f.bdf,
+                f.vendor,
+                f.device
+            ),
+        }
+        for bar in &f.bars {
+            log::debug!(
+                "pci {}   BAR{} at {:#x} ({:#x} bytes)",
+                f.bdf,
+                bar.index,
+                bar.address,
+                bar.size
+            );
+        }
+    }
+    PCI_FUNCTIONS.call_once(|| functions);
+}
+
 /// The first Rust code on the primary CPU; `dtb_pa` is what the boot loader
 /// passed in x0.
 pub fn start(dtb_pa: u64) -> ! {
@@ -184,6 +235,8 @@ pub fn start(dtb_pa: u64) -> ! {
         "EL2 identity map: {id_map_tables} tables; page pool: {} KiB",
         PAGE_POOL.lock().total_bytes() >> 10
     );
+
+    scan_pci(&platform);
 
     let test = bootargs::value(platform.bootargs, "test").unwrap_or("");
     selftest::run(test);

@@ -389,7 +389,6 @@ impl fmt::Display for Features {
 mod tests {
     use super::*;
 
-    extern crate std;
     use std::string::ToString;
 
     /// QEMU 10 `-M virt,iommu=smmuv3` (nested): values from the facts file.

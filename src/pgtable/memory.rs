@@ -1,0 +1,53 @@
+//! The table-memory trait: the only way the engine reaches memory.
+//!
+//! On hardware the hypervisor implements it over identity-mapped memory
+//! (PA == VA): `read`/`write` are volatile 64-bit accesses at
+//! `table + index * 8`, `alloc_table` takes pages from the hypervisor's pool
+//! and zeroes them. Host tests implement it over a vector with an auditor in
+//! between (see `audit.rs`), which is how break-before-make is checked.
+//!
+//! The engine performs every descriptor write with one 64-bit store, so a
+//! walker never observes a torn descriptor as long as `write` is a single
+//! aligned 64-bit store (a plain `str` on AArch64 is single-copy atomic).
+
+/// A physical address (the SMMU's view).
+pub type PhysAddr = u64;
+
+/// Memory for translation tables.
+pub trait TableMemory {
+    /// Allocates `size` bytes for a table and returns its physical address,
+    /// or `None` when out of memory (the engine turns that into
+    /// [`Error::NoMemory`](super::Error::NoMemory) and rolls back).
+    ///
+    /// `size` is the granule size for every table except a concatenated
+    /// root, which is up to 16 granules. The memory must be aligned to
+    /// `size`, zeroed, and, on a non-coherent SMMU, already cleaned to the
+    /// point of coherency so the walker reads zeroes.
+    fn alloc_table(&mut self, size: u64) -> Option<PhysAddr>;
+
+    /// Returns a table to the allocator. The engine only calls this once no
+    /// walker can reach the table any more (after the invalidation that
+    /// removed it and its sync completed). The page contents are arbitrary.
+    fn free_table(&mut self, pa: PhysAddr, size: u64);
+
+    /// Reads descriptor `index` of the table at `table`. For a concatenated
+    /// root `index` runs over all its tables.
+    fn read(&self, table: PhysAddr, index: usize) -> u64;
+
+    /// Writes descriptor `index` of the table at `table` with one 64-bit
+    /// single-copy-atomic store.
+    fn write(&mut self, table: PhysAddr, index: usize, desc: u64);
+
+    /// Called after the engine wrote descriptors `first..first + count` of
+    /// `table` and before it relies on the walker seeing them (before it
+    /// returns from `map`/`unmap`, so before any invalidation for them is
+    /// issued). A non-coherent SMMU cleans those lines to the point of
+    /// coherency here (`DC CVAC` + `DSB ISHST`); a coherent one needs
+    /// nothing, hence the empty default. Writes that do not matter to the
+    /// walker (free-list links in pages that are already unreachable) are not
+    /// published.
+    #[inline(always)]
+    fn publish(&mut self, table: PhysAddr, first: usize, count: usize) {
+        let _ = (table, first, count);
+    }
+}
