@@ -26,3 +26,4 @@ pub mod stage1;
 pub mod arch;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod hyp;
+pub mod smp;

@@ -11,7 +11,9 @@ mod el2 {
         include_str!("arch/aarch64/boot.S"),
         CPTR_EL2_VALUE = const aarch64::CPTR_EL2_VALUE,
         STACK_SLOT_SIZE = const aarch64::STACK_SLOT_SIZE,
+        MAX_CPUS = const aarch64::MAX_CPUS,
         rust_main = sym rust_main,
+        secondary_main = sym secondary_main,
     );
     global_asm!(
         include_str!("arch/aarch64/vectors.S"),
@@ -21,6 +23,10 @@ mod el2 {
 
     extern "C" fn rust_main(dtb_pa: u64) -> ! {
         smmu_hyp::hyp::boot::start(dtb_pa)
+    }
+
+    extern "C" fn secondary_main(cpu: u64) -> ! {
+        smmu_hyp::hyp::cpus::secondary_start(cpu as usize)
     }
 
     #[panic_handler]

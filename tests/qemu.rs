@@ -120,3 +120,16 @@ fn log_level_comes_from_bootargs() {
         .expect_status(SUCCESS)
         .expect_absent("[INFO ]");
 }
+
+#[test]
+fn psci_cpu_on_starts_secondaries_at_el1_through_el2() {
+    Boot::new("suite=smp")
+        .qemu("-smp", "4")
+        .run()
+        .expect_status(SUCCESS)
+        .expect("el1: cpu1 up at EL1")
+        .expect("el1: cpu3 up at EL1")
+        .expect("el1: ok   CPU_ON into EL2 memory is INVALID_ADDRESS: -9")
+        .expect_absent("CPU_OFF returned")
+        .expect_passed(11);
+}

@@ -12,6 +12,7 @@ use crate::pci::enumerate::{Function, MAX_FUNCTIONS, enumerate};
 use crate::platform::{self, Platform};
 use crate::stage1::{IdMap, Kind, Table};
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Pages the hyp keeps for itself at boot, unless `hyp_mem=<MiB>` says
 /// otherwise: page tables, stream tables, queues, ownership records.
@@ -25,6 +26,13 @@ static mut ID_MAP: [Table; ID_MAP_TABLES] = [const { Table::EMPTY }; ID_MAP_TABL
 
 /// The PCI functions found at boot, with their BARs assigned.
 pub static PCI_FUNCTIONS: spin::Once<heapless::Vec<Function, MAX_FUNCTIONS>> = spin::Once::new();
+
+/// The boot memory layout; [`BootLayout::el2_owned`] is memory that must
+/// never be handed to EL1 or mapped for a device.
+pub static LAYOUT: spin::Once<BootLayout> = spin::Once::new();
+
+/// Root of the EL2 identity map, for secondary CPUs.
+pub static ID_MAP_ROOT: AtomicU64 = AtomicU64::new(0);
 
 /// The hyp's page pool.
 pub static PAGE_POOL: spin::Mutex<PagePool> = spin::Mutex::new(PagePool::new());
@@ -217,6 +225,8 @@ pub fn start(dtb_pa: u64) -> ! {
     unsafe { mmu::enable(root, image.whole) };
 
     // Atomics (locks) are usable from here: memory is normal and cacheable.
+    ID_MAP_ROOT.store(root, Ordering::Release);
+    super::cpus::CPUS.call_once(|| crate::smp::CpuTable::new(&platform.cpus, aarch64::mpidr()));
     CONFIG.call_once(|| RunConfig {
         semihosting: bootargs::flag(platform.bootargs, "semihosting"),
         psci: platform.psci,
@@ -237,12 +247,13 @@ pub fn start(dtb_pa: u64) -> ! {
     );
 
     scan_pci(&platform);
+    let layout = LAYOUT.call_once(|| layout);
 
     let test = bootargs::value(platform.bootargs, "test").unwrap_or("");
     selftest::run(test);
 
     let entry =
-        payload::load(platform.initrd, &layout).unwrap_or_else(|e| fail(format_args!("{e}")));
+        payload::load(platform.initrd, layout).unwrap_or_else(|e| fail(format_args!("{e}")));
     log::info!("entering EL1 at {entry:#x}");
     // SAFETY: the payload is loaded and cleaned; nothing on this stack is
     // used after the jump.

@@ -1,6 +1,7 @@
 //! The hyp itself: boot, traps from EL1, and how a run ends.
 
 pub mod boot;
+pub mod cpus;
 mod payload;
 mod selftest;
 pub mod trap;

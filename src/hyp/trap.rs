@@ -17,6 +17,7 @@ pub fn smc(frame: &mut TrapFrame) {
     frame.elr += 4;
     let mut args = [0u64; 4];
     args.copy_from_slice(&frame.x[..4]);
-    let result = smccc::handle_el1_smc(args, super::firmware());
+    let firmware = super::firmware();
+    let result = super::cpus::handle_psci(args, firmware).unwrap_or_else(|| smccc::handle_el1_smc(args, firmware));
     frame.x[..4].copy_from_slice(&result);
 }

@@ -64,3 +64,31 @@ primary_entry:
 park:
     wfe
     b       park
+
+/*
+ * Secondary CPUs: firmware starts them here at EL2 (the hyp intercepts the
+ * EL1 kernel's PSCI CPU_ON) with x0 = the CPU's index in the hyp's table.
+ */
+.global secondary_entry
+secondary_entry:
+    mov     x19, x0
+    mrs     x1, CurrentEL
+    cmp     x1, #(2 << 2)
+    b.ne    park
+    cmp     x19, #{MAX_CPUS}
+    b.hs    park
+    adrp    x1, el2_vectors
+    add     x1, x1, :lo12:el2_vectors
+    msr     vbar_el2, x1
+    ldr     x1, ={CPTR_EL2_VALUE}
+    msr     cptr_el2, x1
+    isb
+    /* This CPU's stack: the top of slot x19. */
+    adrp    x1, __stacks_start
+    add     x1, x1, :lo12:__stacks_start
+    ldr     x2, ={STACK_SLOT_SIZE}
+    madd    x1, x19, x2, x1
+    add     sp, x1, x2
+    mov     x0, x19
+    bl      {secondary_main}
+    b       park

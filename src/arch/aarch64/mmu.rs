@@ -37,7 +37,17 @@ const SCTLR_WXN: u64 = 1 << 19;
 /// from here on, including the code running now and its stack.
 pub unsafe fn enable(root: u64, written_with_mmu_off: PhysRange) {
     cache::invalidate_to_poc(written_with_mmu_off.start, written_with_mmu_off.size);
-    let pa_range = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange);
+    // SAFETY: the caller's contract.
+    unsafe { enable_secondary(root) }
+}
+
+/// Enables the MMU on a secondary CPU with the identity map the boot CPU
+/// built. Unlike [`enable`], it must not invalidate anything: other CPUs'
+/// caches hold live data.
+///
+/// # Safety
+/// As for [`enable`]; the boot CPU's map covers everything.
+pub unsafe fn enable_secondary(root: u64) {    let pa_range = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange);
     MAIR_EL2.set(stage1::MAIR_EL2_VALUE);
     TCR_EL2.set(stage1::tcr_el2(pa_range));
     TTBR0_EL2.set(root);

@@ -63,6 +63,28 @@ halt:
     wfe
     b       halt
 
+/* Secondary CPUs, started through PSCI CPU_ON with x0 = CPU index. */
+.global el1_secondary_entry
+el1_secondary_entry:
+    mov     x19, x0
+    mov     x1, #(3 << 20)
+    msr     cpacr_el1, x1
+    isb
+    cmp     x19, #8
+    b.hs    halt
+    adrp    x1, __secondary_stacks
+    add     x1, x1, :lo12:__secondary_stacks
+    add     x2, x19, #1
+    add     x1, x1, x2, lsl #14
+    mov     sp, x1
+    adrp    x1, el1_vectors
+    add     x1, x1, :lo12:el1_vectors
+    msr     vbar_el1, x1
+    isb
+    mov     x0, x19
+    bl      {secondary}
+    b       halt
+
 /* Any exception at EL1 is unexpected: report and end the run. */
 .macro vector
     .balign 0x80

@@ -19,6 +19,7 @@ global_asm!(
     include_str!("entry.S"),
     main = sym kernel_main,
     exception = sym unexpected_exception,
+    secondary = sym suites::smp::secondary_main,
 );
 
 extern "C" fn kernel_main(dtb_pa: u64) -> ! {

@@ -1,5 +1,7 @@
 //! The test suites, selected with `suite=<name>`.
 
+pub mod smp;
+
 use crate::hyp_client::{hvc, smc};
 use crate::println;
 use crate::report::Report;
@@ -14,6 +16,7 @@ pub fn run(suite: &str, platform: &Platform<'_>, report: &mut Report) {
         "psci" => psci_calls(report),
         "system-off" => system_off(),
         "boot-info" => boot_info(platform, report),
+        "smp" => smp::run(platform, report),
         _ => report.check("known suite", false, format_args!("unknown suite {suite}")),
     }
 }
