@@ -84,8 +84,8 @@ fn psci_calls(report: &mut Report) {
     );
     let on = smc([u64::from(psci::CPU_ON), 1, 0x4000_0000, 0])[0];
     report.check(
-        "CPU_ON refused by EL2",
-        on == psci::NOT_SUPPORTED,
+        "CPU_ON of a CPU the device tree lacks is INVALID_PARAMETERS",
+        on == psci::INVALID_PARAMETERS,
         format_args!("{}", on as i64),
     );
     let unknown = smc([0xc200_0001, 0, 0, 0])[0];
