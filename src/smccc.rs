@@ -73,8 +73,9 @@ pub enum PsciPolicy {
     /// Harmless to EL2: passed to firmware unchanged.
     Forward,
     /// Would let EL1 code start or resume at EL2 (an entry point given to
-    /// firmware starts at the firmware's return level, EL2): EL2 must
-    /// implement it itself; until it does, refused.
+    /// firmware starts at the firmware's return level, EL2), or changes
+    /// which CPUs run: EL2 handles it itself (`hyp::cpus`), never forwards
+    /// it unchanged.
     Intercept,
 }
 
@@ -95,8 +96,9 @@ pub fn psci_policy(fid: u32) -> Option<PsciPolicy> {
 }
 
 /// Handles an `smc` from EL1 that EL2 trapped: SMCCC architecture calls are
-/// answered here, safe PSCI calls are forwarded, and PSCI calls that would
-/// hand EL2 to EL1 code are refused until EL2 implements them.
+/// answered here and safe PSCI calls are forwarded. Intercepted PSCI calls
+/// that reach this function (the hyp handles them first) and everything
+/// else are refused with NOT_SUPPORTED.
 pub fn handle_el1_smc(args: [u64; 4], firmware: Option<&dyn Firmware>) -> [u64; 4] {
     let fid = function_id(args[0]).0;
     if let Some(result) = handle_arch_call(fid, args[1]) {
