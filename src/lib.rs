@@ -20,6 +20,7 @@ pub mod pci;
 pub mod pgtable;
 pub mod platform;
 pub mod smccc;
+pub mod smmu;
 pub mod stage1;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

@@ -92,12 +92,10 @@ impl Granule {
     /// Whether a leaf (block or page) descriptor is legal at `level`
     /// (`AArch64.BlockDescSupported` without LPA2 / 52-bit PA).
     pub const fn leaf_allowed(self, level: u32) -> bool {
-        match (self, level) {
-            (_, 3) => true,
-            (Granule::Size4K, 1 | 2) => true,
-            (Granule::Size16K | Granule::Size64K, 2) => true,
-            _ => false,
-        }
+        matches!(
+            (self, level),
+            (_, 3) | (Granule::Size4K, 1 | 2) | (Granule::Size16K | Granule::Size64K, 2)
+        )
     }
 
     /// Lowest start level supported with this granule.

@@ -292,7 +292,15 @@ impl<M: TableMemory> PageTable<M> {
         // Phase 2: reserve them all; a failure returns them untouched.
         let mut pool = self.reserve(need)?;
         // Phase 3: write. Cannot fail any more.
-        self.map_range(self.root, self.start, iova, end, pa, prot.leaf_attrs(), &mut pool);
+        self.map_range(
+            self.root,
+            self.start,
+            iova,
+            end,
+            pa,
+            prot.leaf_attrs(),
+            &mut pool,
+        );
         debug_assert_eq!(pool.count, 0);
         self.tables += need as usize;
         Ok(())
@@ -566,8 +574,11 @@ impl<M: TableMemory> PageTable<M> {
                                 // span drops the walk-cache entry pointing to
                                 // it; on the last leaf cleared it merges with
                                 // that leaf's own invalidation.
-                                let (hint, hint_level) =
-                                    if b > 0 { self.last_leaf } else { (addr, level + 1) };
+                                let (hint, hint_level) = if b > 0 {
+                                    self.last_leaf
+                                } else {
+                                    (addr, level + 1)
+                                };
                                 let hint_end = hint + (1 << self.shift(hint_level));
                                 self.gather.add(hint, hint_end, hint_level as u8, false);
                                 self.gather.note_table_span(base, base + span);

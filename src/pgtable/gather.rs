@@ -256,7 +256,13 @@ impl Gather {
         }
         if self.len == GATHER_CAPACITY {
             // Out of room: over-invalidate the gap rather than drop anything.
-            Self::fold(&mut self.ranges[GATHER_CAPACITY - 1], start, end, level, leaf);
+            Self::fold(
+                &mut self.ranges[GATHER_CAPACITY - 1],
+                start,
+                end,
+                level,
+                leaf,
+            );
             return;
         }
         self.ranges[self.len] = InvRange {

@@ -161,7 +161,7 @@ impl TableMemory for HostMemory {
             // Bump-allocate, aligned to the size (concatenated roots need
             // it); pages skipped for alignment become free pages.
             let mut first = self.state.len();
-            while first % pages != 0 {
+            while !first.is_multiple_of(pages) {
                 self.free.push(first);
                 self.state.push(PageState::Unused);
                 first += 1;
@@ -182,9 +182,11 @@ impl TableMemory for HostMemory {
 
     fn free_table(&mut self, pa: PhysAddr, size: u64) {
         let pages = (size / self.granule) as usize;
-        let first = self.page_index(pa).expect("free of a page outside the arena");
+        let first = self
+            .page_index(pa)
+            .expect("free of a page outside the arena");
         assert!(
-            (pa - HOST_BASE) % size == 0,
+            (pa - HOST_BASE).is_multiple_of(size),
             "free of misaligned table {pa:#x}"
         );
         for p in first..first + pages {

@@ -41,9 +41,7 @@ pub mod hostmem;
 #[cfg(test)]
 mod tests;
 
-pub use config::{
-    Config, Granule, MAX_CONCATENATED, MAX_IPA_BITS, MIN_IPA_BITS, StartLevelPolicy,
-};
+pub use config::{Config, Granule, MAX_CONCATENATED, MAX_IPA_BITS, MIN_IPA_BITS, StartLevelPolicy};
 pub use descriptor::{MemType, Prot};
 pub use engine::{Leaf, PageTable, TableInfo, UnmapFlags, Unmapped};
 pub use error::Error;

@@ -17,8 +17,8 @@
 //!   Like Linux, a CERROR_ILL command is overwritten with a CMD_SYNC (legal
 //!   anywhere, no effect) before GERRORN is toggled; CERROR_ABT (the fetch
 //!   aborted) and CERROR_ATC_INV_SYNC are acknowledged so the SMMU retries.
-//!   The failure is reported by the next completed sync as
-//!   [`SmmuError::CommandFailed`], because the command had no effect.
+//!   A replaced command is reported by the next completed sync as
+//!   [`SmmuError::CommandFailed`], because it had no effect.
 
 use core::fmt;
 
@@ -74,7 +74,11 @@ pub struct CommandFailure {
 
 impl fmt::Display for CommandFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} at CONS {:#x}: {}", self.error, self.cons, self.command)
+        write!(
+            f,
+            "{:?} at CONS {:#x}: {}",
+            self.error, self.cons, self.command
+        )
     }
 }
 
@@ -186,10 +190,7 @@ impl CommandQueue {
     /// Allocates a queue of 2^log2 entries (clamped to the architectural
     /// maximum), aligned to its size as the SMMU requires (minimum 32
     /// bytes: Q_BASE.ADDR starts at bit 5).
-    pub(crate) fn new<R, M: DmaMemory, C>(
-        hw: &Hw<'_, R, M, C>,
-        log2: u8,
-    ) -> Result<Self, SmmuError>
+    pub(crate) fn new<R, M: DmaMemory, C>(hw: &Hw<'_, R, M, C>, log2: u8) -> Result<Self, SmmuError>
     where
         R: SmmuRegs,
         C: Clock,
@@ -221,10 +222,6 @@ impl CommandQueue {
 
     pub fn stats(&self) -> CmdqStats {
         self.stats
-    }
-
-    pub(crate) fn region(&self) -> &DmaRegion {
-        &self.region
     }
 
     pub(crate) fn into_region(self) -> DmaRegion {
@@ -292,9 +289,8 @@ impl CommandQueue {
         M: DmaMemory,
         C: Clock,
     {
-        let raw = LocalRegisterCopy::<u32, CMDQ_CONS::Register>::new(
-            hw.regs.read32(offset::CMDQ_CONS),
-        );
+        let raw =
+            LocalRegisterCopy::<u32, CMDQ_CONS::Register>::new(hw.regs.read32(offset::CMDQ_CONS));
         let cons = raw.get() & self.geo.ptr_mask();
         if self.geo.consistent(self.prod, cons) {
             self.cons = cons;
@@ -308,18 +304,20 @@ impl CommandQueue {
                 self.write_entry(slot, Command::sync());
                 hw.clean(&self.region, slot as usize * CMD_BYTES, CMD_BYTES);
                 self.stats.replaced += 1;
+                // The command will never take effect: tell the caller.
+                if self.pending_error.is_none() {
+                    self.pending_error = Some(CommandFailure {
+                        error,
+                        command,
+                        cons,
+                    });
+                }
             }
-            // The SMMU retries the fetch / the sync once acknowledged.
+            // The SMMU retries the fetch (ABT) or the sync (ATC_INV_SYNC)
+            // once acknowledged; if it keeps failing, the wait times out.
             CmdqError::Abort | CmdqError::AtcInvSync | CmdqError::None => {}
         }
         self.stats.errors.count(error);
-        if error != CmdqError::None && self.pending_error.is_none() {
-            self.pending_error = Some(CommandFailure {
-                error,
-                command,
-                cons,
-            });
-        }
         // The MMIO write is ordered after the entry rewrite (see SmmuRegs).
         let gerrorn = hw.regs.read32(offset::GERRORN);
         hw.regs.write32(offset::GERRORN, gerrorn ^ CMDQ_ERR_BIT);

@@ -45,7 +45,7 @@ register_bitfields![u64,
         TG OFFSET(10) NUMBITS(2) [],
         /// TLBI_S2_IPA: IPA[51:12].
         IPA OFFSET(12) NUMBITS(40) [],
-        /// CMD_SYNC: MSI address [51:2].
+        /// CMD_SYNC: MSI address `[51:2]`.
         MSIADDR OFFSET(2) NUMBITS(50) []
     ]
 ];
@@ -368,10 +368,7 @@ mod tests {
     #[test]
     fn known_good_encodings() {
         // Hand-assembled from the Linux CMDQ_* field masks.
-        assert_eq!(
-            Command::cfgi_ste(0x8, true).0,
-            [0x0000_0008_0000_0003, 0x1]
-        );
+        assert_eq!(Command::cfgi_ste(0x8, true).0, [0x0000_0008_0000_0003, 0x1]);
         assert_eq!(Command::cfgi_ste(0x8, false).0, [0x0000_0008_0000_0003, 0]);
         assert_eq!(Command::cfgi_all().0, [0x04, 0x1f]);
         assert_eq!(
@@ -385,7 +382,9 @@ mod tests {
             [0x0000_abcd_0000_0028, 0]
         );
         assert_eq!(
-            Command::tlbi_s2_ipa(5, 0x8000_1000, true, 3, 1, 2, 7).unwrap().0,
+            Command::tlbi_s2_ipa(5, 0x8000_1000, true, 3, 1, 2, 7)
+                .unwrap()
+                .0,
             [0x0000_0005_0020_702a, 0x0000_0000_8000_1701]
         );
         assert_eq!(
@@ -400,7 +399,8 @@ mod tests {
 
     #[test]
     fn qemu_decodes_our_encodings() {
-        let c = QemuView::of(Command::tlbi_s2_ipa(0x1234, 0xa_bcde_f000, true, 2, 3, 17, 30).unwrap());
+        let c =
+            QemuView::of(Command::tlbi_s2_ipa(0x1234, 0xa_bcde_f000, true, 2, 3, 17, 30).unwrap());
         assert_eq!(c.typ(), 0x2a);
         assert_eq!(c.vmid(), 0x1234);
         assert_eq!(c.addr(), 0xa_bcde_f000);
@@ -423,9 +423,16 @@ mod tests {
             Command::cfgi_ste_range(0, 32),
             Err(CommandError::RangeTooLarge(32))
         );
-        let ipa = |addr, ttl, tg, scale, num| Command::tlbi_s2_ipa(1, addr, true, ttl, tg, scale, num);
-        assert_eq!(ipa(0x1001, 0, 0, 0, 0), Err(CommandError::BadAddress(0x1001)));
-        assert_eq!(ipa(1 << 52, 0, 0, 0, 0), Err(CommandError::BadAddress(1 << 52)));
+        let ipa =
+            |addr, ttl, tg, scale, num| Command::tlbi_s2_ipa(1, addr, true, ttl, tg, scale, num);
+        assert_eq!(
+            ipa(0x1001, 0, 0, 0, 0),
+            Err(CommandError::BadAddress(0x1001))
+        );
+        assert_eq!(
+            ipa(1 << 52, 0, 0, 0, 0),
+            Err(CommandError::BadAddress(1 << 52))
+        );
         assert_eq!(ipa(0, 4, 1, 0, 0), Err(CommandError::BadTtl(4)));
         assert_eq!(ipa(0, 0, 4, 0, 0), Err(CommandError::BadTg(4)));
         assert_eq!(

@@ -48,7 +48,7 @@ impl DmaRegion {
     /// the region or misaligned (a driver bug, never data-dependent).
     fn word(&self, offset: usize) -> *mut u64 {
         assert!(
-            offset % 8 == 0 && offset + 8 <= self.size,
+            offset.is_multiple_of(8) && offset + 8 <= self.size,
             "DMA access at {offset:#x} outside a {:#x}-byte region",
             self.size
         );
@@ -75,6 +75,21 @@ impl DmaRegion {
         // SAFETY: as in `read_u64`.
         unsafe { p.write_volatile(value) }
     }
+}
+
+/// Orders earlier stores to DMA memory before later ones as seen by the
+/// SMMU (Linux's `dma_wmb`): e.g. a level-2 table's contents before the
+/// level-1 descriptor that points at it.
+#[inline(always)]
+pub(crate) fn dma_wmb() {
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: a barrier instruction; it changes no state. Not `nomem`, so
+    // the compiler does not move memory accesses across it either.
+    unsafe {
+        core::arch::asm!("dmb oshst", options(nostack, preserves_flags));
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
 }
 
 /// Provider of DMA memory for the SMMU's queues and tables.

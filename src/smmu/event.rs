@@ -2,12 +2,12 @@
 //!
 //! Layout (SMMUv3 spec section 7.3, cross-checked with Linux `EVTQ_*` and
 //! QEMU `EVT_SET_*`):
-//! - dword 0: event id [7:0], SSV [11], SSID [31:12], StreamID [63:32]
-//! - dword 1: STAG [15:0], Stall [31], PnU [33], InD [34], RnW [35],
-//!   S2 [39], CLASS [41:40]
+//! - dword 0: event id `[7:0]`, SSV `[11]`, SSID `[31:12]`, StreamID `[63:32]`
+//! - dword 1: STAG `[15:0]`, Stall `[31]`, PnU `[33]`, InD `[34]`, RnW `[35]`,
+//!   S2 `[39]`, CLASS `[41:40]`
 //! - dword 2: input address
-//! - dword 3: IPA [51:12] (translation-class faults) or fetch address
-//!   [51:3] (fetch and walk-abort faults)
+//! - dword 3: IPA `[51:12]` (translation-class faults) or fetch address
+//!   `[51:3]` (fetch and walk-abort faults)
 
 use core::fmt;
 
@@ -282,7 +282,11 @@ impl Event {
             sid: get(raw[0], EVT0::SID) as u32,
             ssid: (get(raw[0], EVT0::SSV) != 0).then(|| get(raw[0], EVT0::SSID) as u32),
             stall: flag(EVT1::STALL),
-            stag: if info { get(raw[1], EVT1::STAG) as u16 } else { 0 },
+            stag: if info {
+                get(raw[1], EVT1::STAG) as u16
+            } else {
+                0
+            },
             pnu: flag(EVT1::PNU),
             ind: flag(EVT1::IND),
             rnw: flag(EVT1::RNW),
@@ -296,7 +300,9 @@ impl Event {
             },
             input_addr: kind.has_input_addr().then_some(raw[2]),
             ipa: kind.has_ipa().then(|| get(raw[3], EVT3::IPA) << 12),
-            fetch_addr: kind.has_fetch_addr().then(|| get(raw[3], EVT3::FETCH_ADDR) << 3),
+            fetch_addr: kind
+                .has_fetch_addr()
+                .then(|| get(raw[3], EVT3::FETCH_ADDR) << 3),
             raw,
         }
     }
@@ -304,7 +310,13 @@ impl Event {
 
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({:#04x}) sid={:#x}", self.kind.name(), self.kind.id(), self.sid)?;
+        write!(
+            f,
+            "{} ({:#04x}) sid={:#x}",
+            self.kind.name(),
+            self.kind.id(),
+            self.sid
+        )?;
         if let Some(ssid) = self.ssid {
             write!(f, " ssid={ssid:#x}")?;
         }
@@ -336,7 +348,15 @@ mod tests {
     use std::string::ToString;
 
     /// Builds a record the way QEMU's `EVT_SET_*` macros do (32-bit words).
-    fn qemu_record(id: u8, sid: u32, rnw: bool, s2: bool, class: u32, addr: u64, addr2: u64) -> [u64; 4] {
+    fn qemu_record(
+        id: u8,
+        sid: u32,
+        rnw: bool,
+        s2: bool,
+        class: u32,
+        addr: u64,
+        addr2: u64,
+    ) -> [u64; 4] {
         let mut w = [0u32; 8];
         w[0] = id as u32;
         w[1] = sid;
@@ -355,7 +375,15 @@ mod tests {
     fn stage2_translation_fault_as_qemu_records_it() {
         // The facts file: F_TRANSLATION with S2 = 1, CLASS = IN, input
         // address and IPA filled in.
-        let e = Event::decode(qemu_record(0x10, 8, false, true, 2, 0x8000_7000, 0x8000_7000));
+        let e = Event::decode(qemu_record(
+            0x10,
+            8,
+            false,
+            true,
+            2,
+            0x8000_7000,
+            0x8000_7000,
+        ));
         assert_eq!(e.kind, EventKind::Translation);
         assert_eq!(e.sid, 8);
         assert!(e.s2 && !e.rnw);
@@ -373,8 +401,8 @@ mod tests {
     #[test]
     fn every_kind_round_trips() {
         let ids = [
-            0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x10, 0x11,
-            0x12, 0x13, 0x20, 0x21, 0x24, 0x25,
+            0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x10, 0x11, 0x12,
+            0x13, 0x20, 0x21, 0x24, 0x25,
         ];
         for id in ids {
             let k = EventKind::from_id(id);
@@ -402,7 +430,7 @@ mod tests {
         assert_eq!(e.stag, 0x55);
         assert_eq!(e.class, FaultClass::TranslationTable);
         assert_eq!(e.input_addr, Some(0xffff_0000_1234_5678));
-        // IPA is bits [51:12]; the junk outside is dropped.
+        // IPA is bits `[51:12]`; the junk outside is dropped.
         assert_eq!(e.ipa, Some(0x0009_8765_4321_0000));
 
         let fetch = Event::decode([0x03, 0, 0, 0x000f_ffff_ffff_fff8 | 0x7]);

@@ -101,10 +101,6 @@ impl EventQueue {
         self.stats
     }
 
-    pub(crate) fn region(&self) -> &DmaRegion {
-        &self.region
-    }
-
     pub(crate) fn into_region(self) -> DmaRegion {
         self.region
     }

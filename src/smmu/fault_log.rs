@@ -128,7 +128,10 @@ mod tests {
         assert_eq!(sids(&log), [0, 1, 2]);
         assert_eq!(log.pop().map(|e| e.sid), Some(0));
         assert_eq!(log.len(), 2);
-        assert_eq!(log.iter().next().map(|e| e.kind), Some(EventKind::Translation));
+        assert_eq!(
+            log.iter().next().map(|e| e.kind),
+            Some(EventKind::Translation)
+        );
     }
 
     #[test]

@@ -119,7 +119,7 @@ impl fmt::Display for Unsupported {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Features {
     pub id: IdRegs,
-    /// SMMUv3.<minor> from AIDR (major revision 0 is SMMUv3).
+    /// `SMMUv3.<minor>` from AIDR (major revision 0 is SMMUv3).
     pub arch_major: u8,
     pub arch_minor: u8,
     pub stage1: bool,
@@ -322,13 +322,21 @@ impl fmt::Display for Features {
             TableFormats::AArch32 => " AArch32",
             TableFormats::Reserved => " TTF=reserved",
         })?;
-        f.write_str(if self.coherent { " coherent" } else { " non-coherent" })?;
+        f.write_str(if self.coherent {
+            " coherent"
+        } else {
+            " non-coherent"
+        })?;
         write!(
             f,
             " sid={} ssid={} strtab={} cmdq=2^{} evtq=2^{} oas={} gran=",
             self.sid_bits,
             self.ssid_bits,
-            if self.two_level_strtab { "2lvl" } else { "linear" },
+            if self.two_level_strtab {
+                "2lvl"
+            } else {
+                "linear"
+            },
             self.cmdq_log2,
             self.evtq_log2,
             self.oas_bits

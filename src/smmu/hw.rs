@@ -55,7 +55,7 @@ impl<R: SmmuRegs, M: DmaMemory, C: Clock> Hw<'_, R, M, C> {
             .map_err(|_| SmmuError::OutOfMemory { size, align })?;
         let pa = region.pa();
         let va = region.va().as_ptr() as usize;
-        if pa % align as u64 != 0 || va % 8 != 0 || region.size() < size {
+        if !pa.is_multiple_of(align as u64) || !va.is_multiple_of(8) || region.size() < size {
             // SAFETY: the region was just allocated and never used or shown
             // to the SMMU.
             unsafe { self.mem.free(region) };
@@ -76,8 +76,7 @@ impl<R: SmmuRegs, M: DmaMemory, C: Clock> Hw<'_, R, M, C> {
     pub fn write_irq_ctrl(&self, value: u32) -> Result<(), SmmuError> {
         self.regs.write32(offset::IRQ_CTRL, value);
         self.wait(WaitFor::IrqCtrlAck, || {
-            ((self.regs.read32(offset::IRQ_CTRLACK) ^ value) & IRQ_CTRL_ACK_MASK == 0)
-                .then_some(())
+            ((self.regs.read32(offset::IRQ_CTRLACK) ^ value) & IRQ_CTRL_ACK_MASK == 0).then_some(())
         })
     }
 

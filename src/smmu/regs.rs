@@ -107,7 +107,7 @@ register_bitfields![u32,
         VAX OFFSET(10) NUMBITS(2) [],
         STALL_MAX OFFSET(16) NUMBITS(16) []
     ],
-    /// SMMU_AIDR: architecture revision (SMMUv3.<minor>).
+    /// SMMU_AIDR: architecture revision (`SMMUv3.<minor>`).
     pub AIDR [
         ARCH_MINOR OFFSET(0) NUMBITS(4) [],
         ARCH_MAJOR OFFSET(4) NUMBITS(4) []
@@ -360,7 +360,7 @@ impl MmioRegs {
     /// misaligned for the access size, which would be a driver bug.
     fn addr(&self, offset: usize, size: usize) -> usize {
         assert!(
-            offset % size == 0 && offset + size <= FRAME_SIZE,
+            offset.is_multiple_of(size) && offset + size <= FRAME_SIZE,
             "SMMU register offset {offset:#x} out of frame"
         );
         self.base + offset
@@ -464,7 +464,7 @@ mod tests {
         assert_eq!(offset::EVENTQ_IRQ_CFG0, 0xb0);
         assert_eq!(offset::EVENTQ_PROD, 0x100a8);
         assert_eq!(offset::EVENTQ_CONS, 0x100ac);
-        assert!(offset::EVENTQ_CONS + 4 <= FRAME_SIZE);
+        const { assert!(offset::EVENTQ_CONS + 4 <= FRAME_SIZE) };
     }
 
     #[test]
@@ -503,8 +503,7 @@ mod tests {
         assert_eq!((CR2::RECINVSID::SET + CR2::PTM::SET).value, 0b110);
         assert_eq!((GBPA::ABORT::SET + GBPA::UPDATE::SET).value, 0x8010_0000);
         assert_eq!(
-            (Q_BASE::RWA::SET + Q_BASE::ADDR.val(0x4000_1000 >> 5) + Q_BASE::LOG2SIZE.val(8))
-                .value,
+            (Q_BASE::RWA::SET + Q_BASE::ADDR.val(0x4000_1000 >> 5) + Q_BASE::LOG2SIZE.val(8)).value,
             (1 << 62) | 0x4000_1000 | 8
         );
         assert_eq!(

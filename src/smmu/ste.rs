@@ -197,7 +197,7 @@ impl S2Config {
             return Err(S2ConfigError::TooManyConcatenatedTables);
         }
         let align = (8u64 << index_bits).max(16);
-        if self.ttb % align != 0 {
+        if !self.ttb.is_multiple_of(align) {
             return Err(S2ConfigError::TtbMisaligned {
                 ttb: self.ttb,
                 align,
@@ -518,58 +518,139 @@ mod tests {
         let ok = |c: S2Config| c.validate(&f);
         assert_eq!(ok(cfg(1, 0x1000)), Ok(()));
         // 39-bit IPA from level 1, 4K (the other QEMU-safe setup).
-        assert_eq!(ok(S2Config { t0sz: 25, sl0: 1, ..cfg(1, 0x1000) }), Ok(()));
-        // 40-bit from level 1: two concatenated tables, 8 KiB aligned.
-        assert_eq!(ok(S2Config { sl0: 1, ..cfg(1, 0x2000) }), Ok(()));
         assert_eq!(
-            ok(S2Config { sl0: 1, ..cfg(1, 0x1000) }),
-            Err(S2ConfigError::TtbMisaligned { ttb: 0x1000, align: 0x2000 })
+            ok(S2Config {
+                t0sz: 25,
+                sl0: 1,
+                ..cfg(1, 0x1000)
+            }),
+            Ok(())
+        );
+        // 40-bit from level 1: two concatenated tables, 8 KiB aligned.
+        assert_eq!(
+            ok(S2Config {
+                sl0: 1,
+                ..cfg(1, 0x2000)
+            }),
+            Ok(())
+        );
+        assert_eq!(
+            ok(S2Config {
+                sl0: 1,
+                ..cfg(1, 0x1000)
+            }),
+            Err(S2ConfigError::TtbMisaligned {
+                ttb: 0x1000,
+                align: 0x2000
+            })
         );
         // 40-bit from level 2 needs 2^19 entries: impossible.
         assert_eq!(
-            ok(S2Config { sl0: 0, ..cfg(1, 0x1000) }),
+            ok(S2Config {
+                sl0: 0,
+                ..cfg(1, 0x1000)
+            }),
             Err(S2ConfigError::TooManyConcatenatedTables)
         );
         // 39-bit from level 0 resolves nothing at level 0.
         assert!(matches!(
-            ok(S2Config { t0sz: 25, ..cfg(1, 0x1000) }),
+            ok(S2Config {
+                t0sz: 25,
+                ..cfg(1, 0x1000)
+            }),
             Err(S2ConfigError::BadStartLevel { .. })
         ));
         assert!(matches!(
-            ok(S2Config { sl0: 3, ..cfg(1, 0x1000) }),
+            ok(S2Config {
+                sl0: 3,
+                ..cfg(1, 0x1000)
+            }),
             Err(S2ConfigError::BadStartLevel { .. })
         ));
-        assert_eq!(ok(S2Config { tg: 3, ..cfg(1, 0x1000) }), Err(S2ConfigError::BadGranule(3)));
-        assert_eq!(ok(S2Config { ps: 7, ..cfg(1, 0x1000) }), Err(S2ConfigError::BadPs(7)));
         assert_eq!(
-            ok(S2Config { ps: 5, ..cfg(1, 0x1000) }),
-            Err(S2ConfigError::PsTooLarge { ps_bits: 48, oas_bits: 44 })
+            ok(S2Config {
+                tg: 3,
+                ..cfg(1, 0x1000)
+            }),
+            Err(S2ConfigError::BadGranule(3))
+        );
+        assert_eq!(
+            ok(S2Config {
+                ps: 7,
+                ..cfg(1, 0x1000)
+            }),
+            Err(S2ConfigError::BadPs(7))
+        );
+        assert_eq!(
+            ok(S2Config {
+                ps: 5,
+                ..cfg(1, 0x1000)
+            }),
+            Err(S2ConfigError::PsTooLarge {
+                ps_bits: 48,
+                oas_bits: 44
+            })
         );
         // IPA wider than S2PS: QEMU rejects (t0sz >= 64 - eff_ps).
         assert_eq!(
-            ok(S2Config { ps: 2, t0sz: 23, sl0: 2, ..cfg(1, 0x1000) }),
-            Err(S2ConfigError::T0szOutOfRange { t0sz: 23, min: 24, max: 39 })
+            ok(S2Config {
+                ps: 2,
+                t0sz: 23,
+                sl0: 2,
+                ..cfg(1, 0x1000)
+            }),
+            Err(S2ConfigError::T0szOutOfRange {
+                t0sz: 23,
+                min: 24,
+                max: 39
+            })
         );
         assert_eq!(
-            ok(S2Config { t0sz: 40, sl0: 0, ..cfg(1, 0x1000) }),
-            Err(S2ConfigError::T0szOutOfRange { t0sz: 40, min: 20, max: 39 })
+            ok(S2Config {
+                t0sz: 40,
+                sl0: 0,
+                ..cfg(1, 0x1000)
+            }),
+            Err(S2ConfigError::T0szOutOfRange {
+                t0sz: 40,
+                min: 20,
+                max: 39
+            })
         );
         assert_eq!(
-            ok(S2Config { ps: 2, ttb: 1 << 40, ..cfg(1, 0) }),
+            ok(S2Config {
+                ps: 2,
+                ttb: 1 << 40,
+                ..cfg(1, 0)
+            }),
             Err(S2ConfigError::TtbOutOfRange(1 << 40))
         );
         // 64K granule, 42-bit IPA from level 2 (sl0 = 1): 16 + 13 = 29 bits
         // below, 13 index bits = one 64 KiB table.
         assert_eq!(
-            ok(S2Config { tg: 1, t0sz: 22, sl0: 1, ..cfg(1, 0x1_0000) }),
+            ok(S2Config {
+                tg: 1,
+                t0sz: 22,
+                sl0: 1,
+                ..cfg(1, 0x1_0000)
+            }),
             Ok(())
         );
         let mut narrow = f;
         narrow.vmid16 = false;
-        assert_eq!(cfg(256, 0x1000).validate(&narrow), Err(S2ConfigError::VmidTooLarge(256)));
+        assert_eq!(
+            cfg(256, 0x1000).validate(&narrow),
+            Err(S2ConfigError::VmidTooLarge(256))
+        );
         narrow.gran16k = false;
         assert_eq!(
-            S2Config { tg: 2, t0sz: 28, sl0: 1, ..cfg(1, 0x1000) }.validate(&narrow),
+            S2Config {
+                tg: 2,
+                t0sz: 28,
+                sl0: 1,
+                ..cfg(1, 0x1000)
+            }
+            .validate(&narrow),
             Err(S2ConfigError::GranuleNotSupported(2))
         );
     }
@@ -610,7 +691,11 @@ mod tests {
         }
 
         fn audit(&self) {
-            let choices: Vec<Vec<u64>> = self.window.iter().map(|s| s.iter().copied().collect()).collect();
+            let choices: Vec<Vec<u64>> = self
+                .window
+                .iter()
+                .map(|s| s.iter().copied().collect())
+                .collect();
             let total: usize = choices.iter().map(Vec::len).product();
             assert!(total <= 1 << 12, "window too wide to enumerate");
             for mut k in 0..total {
@@ -712,7 +797,14 @@ mod tests {
     #[test]
     fn no_change_no_sync() {
         let s2 = Ste::s2(&cfg(1, 0x1000), &qemu()).unwrap();
-        assert_eq!(transition(s2, s2).0, SteUpdate { syncs: 0, words_written: 0, hitless: true });
+        assert_eq!(
+            transition(s2, s2).0,
+            SteUpdate {
+                syncs: 0,
+                words_written: 0,
+                hitless: true
+            }
+        );
     }
 
     #[test]
