@@ -4,6 +4,7 @@ pub mod boot;
 pub mod cpus;
 mod payload;
 mod selftest;
+pub mod smmu;
 pub mod trap;
 
 use crate::arch::aarch64::{semihosting, smc::SmcFirmware};

@@ -35,6 +35,11 @@ dc_range!(
     "Writes dirty lines of the range back to the point of coherency."
 );
 dc_range!(
+    clean_invalidate_to_poc,
+    "civac",
+    "Writes dirty lines of the range back and discards them, so the next read comes from the point of coherency."
+);
+dc_range!(
     invalidate_to_poc,
     "ivac",
     "Discards the range's lines. Only for memory whose latest contents are in RAM (written with the MMU off)."
