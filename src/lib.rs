@@ -7,12 +7,14 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod bootargs;
+pub mod checks;
 pub mod console;
 pub mod drivers;
 pub mod esr;
 pub mod exit;
 pub mod hypercall;
 pub mod image;
+pub mod iommu;
 pub mod layout;
 pub mod memmap;
 pub mod page_pool;

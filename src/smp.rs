@@ -56,7 +56,10 @@ impl CpuTable {
             entry: AtomicU64::new(0),
             context: AtomicU64::new(0),
         });
-        let table = Self { slots, count: mpidrs.len().min(MAX_CPUS) };
+        let table = Self {
+            slots,
+            count: mpidrs.len().min(MAX_CPUS),
+        };
         if let Some(i) = table.index_of(boot_mpidr) {
             table.slots[i].state.store(ON, Ordering::Relaxed);
         }
@@ -74,13 +77,20 @@ impl CpuTable {
     /// The index of the CPU with this MPIDR affinity.
     pub fn index_of(&self, mpidr: u64) -> Option<usize> {
         let affinity = mpidr & MPIDR_AFFINITY_MASK;
-        self.slots[..self.count].iter().position(|s| s.mpidr.load(Ordering::Relaxed) == affinity)
+        self.slots[..self.count]
+            .iter()
+            .position(|s| s.mpidr.load(Ordering::Relaxed) == affinity)
     }
 
     /// Validates a CPU_ON and claims the target: returns its index, to be
     /// passed to firmware as the context of the hyp's secondary entry.
     /// `el2_owned` is memory the entry point must not be in.
-    pub fn begin_cpu_on(&self, target: u64, start: El1Start, el2_owned: &[PhysRange]) -> Result<usize, u64> {
+    pub fn begin_cpu_on(
+        &self,
+        target: u64,
+        start: El1Start,
+        el2_owned: &[PhysRange],
+    ) -> Result<usize, u64> {
         if target & !MPIDR_AFFINITY_MASK != 0 {
             return Err(psci::INVALID_PARAMETERS);
         }
@@ -89,7 +99,12 @@ impl CpuTable {
             return Err(INVALID_ADDRESS);
         }
         let slot = &self.slots[index];
-        match slot.state.compare_exchange(OFF, ON_PENDING_STATE, Ordering::Acquire, Ordering::Relaxed) {
+        match slot.state.compare_exchange(
+            OFF,
+            ON_PENDING_STATE,
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        ) {
             Ok(_) => {}
             Err(ON) => return Err(ALREADY_ON),
             Err(_) => return Err(ON_PENDING),
@@ -107,8 +122,13 @@ impl CpuTable {
     /// Called on CPU `index` once it runs at EL2: where to enter EL1.
     pub fn arrive(&self, index: usize) -> Option<El1Start> {
         let slot = self.slots.get(index)?;
-        slot.state.compare_exchange(ON_PENDING_STATE, ON, Ordering::AcqRel, Ordering::Relaxed).ok()?;
-        Some(El1Start { entry: slot.entry.load(Ordering::Relaxed), context: slot.context.load(Ordering::Relaxed) })
+        slot.state
+            .compare_exchange(ON_PENDING_STATE, ON, Ordering::AcqRel, Ordering::Relaxed)
+            .ok()?;
+        Some(El1Start {
+            entry: slot.entry.load(Ordering::Relaxed),
+            context: slot.context.load(Ordering::Relaxed),
+        })
     }
 
     /// CPU `index` is about to power down (CPU_OFF).
@@ -126,7 +146,9 @@ impl CpuTable {
     }
 
     pub fn is_on(&self, index: usize) -> bool {
-        self.slots.get(index).is_some_and(|s| s.state.load(Ordering::Acquire) == ON)
+        self.slots
+            .get(index)
+            .is_some_and(|s| s.state.load(Ordering::Acquire) == ON)
     }
 }
 
@@ -137,7 +159,10 @@ mod tests {
     const EL2: [PhysRange; 1] = [PhysRange::new(0x4020_0000, 0x220_0000)];
 
     fn start(entry: u64) -> El1Start {
-        El1Start { entry, context: 0xc0de }
+        El1Start {
+            entry,
+            context: 0xc0de,
+        }
     }
 
     #[test]
@@ -145,22 +170,46 @@ mod tests {
         let cpus = CpuTable::new(&[0x0, 0x1, 0x100], 0x0);
         assert_eq!(cpus.len(), 3);
         assert_eq!(cpus.begin_cpu_on(0x1, start(0x4000_1000), &EL2), Ok(1));
-        assert_eq!(cpus.begin_cpu_on(0x1, start(0x4000_1000), &EL2), Err(ON_PENDING));
+        assert_eq!(
+            cpus.begin_cpu_on(0x1, start(0x4000_1000), &EL2),
+            Err(ON_PENDING)
+        );
         assert_eq!(cpus.arrive(1), Some(start(0x4000_1000)));
         assert!(cpus.is_on(1));
         assert_eq!(cpus.arrive(1), None, "a second arrival is not a start");
-        assert_eq!(cpus.begin_cpu_on(0x1, start(0x4000_1000), &EL2), Err(ALREADY_ON));
-        assert_eq!(cpus.begin_cpu_on(0x0, start(0x4000_1000), &EL2), Err(ALREADY_ON), "the boot CPU is on");
+        assert_eq!(
+            cpus.begin_cpu_on(0x1, start(0x4000_1000), &EL2),
+            Err(ALREADY_ON)
+        );
+        assert_eq!(
+            cpus.begin_cpu_on(0x0, start(0x4000_1000), &EL2),
+            Err(ALREADY_ON),
+            "the boot CPU is on"
+        );
         assert_eq!(cpus.begin_cpu_on(0x100, start(0x4000_1000), &EL2), Ok(2));
     }
 
     #[test]
     fn cpu_on_rejects_bad_targets_and_entry_points() {
         let cpus = CpuTable::new(&[0x0, 0x1], 0x0);
-        assert_eq!(cpus.begin_cpu_on(0x7, start(0x4000_0000), &EL2), Err(psci::INVALID_PARAMETERS));
-        assert_eq!(cpus.begin_cpu_on(1 << 60 | 1, start(0x4000_0000), &EL2), Err(psci::INVALID_PARAMETERS));
-        assert_eq!(cpus.begin_cpu_on(0x1, start(0x4030_0000), &EL2), Err(INVALID_ADDRESS), "EL2 memory");
-        assert_eq!(cpus.begin_cpu_on(0x1, start(0x4000_0002), &EL2), Err(INVALID_ADDRESS), "misaligned");
+        assert_eq!(
+            cpus.begin_cpu_on(0x7, start(0x4000_0000), &EL2),
+            Err(psci::INVALID_PARAMETERS)
+        );
+        assert_eq!(
+            cpus.begin_cpu_on(1 << 60 | 1, start(0x4000_0000), &EL2),
+            Err(psci::INVALID_PARAMETERS)
+        );
+        assert_eq!(
+            cpus.begin_cpu_on(0x1, start(0x4030_0000), &EL2),
+            Err(INVALID_ADDRESS),
+            "EL2 memory"
+        );
+        assert_eq!(
+            cpus.begin_cpu_on(0x1, start(0x4000_0002), &EL2),
+            Err(INVALID_ADDRESS),
+            "misaligned"
+        );
         assert!(!cpus.is_on(1), "refusals change nothing");
         assert_eq!(cpus.begin_cpu_on(0x1, start(0x4000_0000), &EL2), Ok(1));
     }

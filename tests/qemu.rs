@@ -133,3 +133,27 @@ fn psci_cpu_on_starts_secondaries_at_el1_through_el2() {
         .expect_absent("CPU_OFF returned")
         .expect_passed(11);
 }
+
+/// A second `edu` at 00:02.0 (StreamID 0x10), for the isolation scenario.
+const SECOND_EDU: &str = "edu,dma_mask=0xffffffffffffffff";
+
+#[test]
+fn smmu_scenarios_with_real_dma() {
+    Boot::new("test=smmu")
+        .add("-device", SECOND_EDU)
+        .without_payload()
+        .run()
+        .expect_status(SUCCESS)
+        .expect("el2: ok   DMA to a mapped 4 KiB IOVA lands in the mapped page")
+        .expect("el2: ok   DMA into a 2 MiB block lands at the same offset")
+        .expect("el2: ok   without TLBI the DMA still lands through the stale IOTLB entry")
+        .expect("el2: ok   after unmap the DMA is blocked")
+        .expect("el2: ok   an F_TRANSLATION event names the StreamID and the address")
+        .expect("el2: ok   detach (STE to abort, CFGI_STE + sync) blocks the device")
+        .expect("el2: ok   on a fresh walk the write records F_PERMISSION")
+        .expect("el2: ok   100,000 commands through the command queue, every CMD_SYNC completes: 100000 issued, 1000 syncs")
+        .expect("el2: ok   an overflowing event queue is recovered and counted")
+        .expect("el2: ok   an illegal command is detected through GERROR.CMDQ_ERR / CERROR_ILL")
+        .expect("el2: ok   a device cannot reach the other domain's memory")
+        .expect("el2: 23 passed, 0 failed");
+}

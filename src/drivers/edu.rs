@@ -3,7 +3,7 @@
 //! Registers (BAR0, 64-bit accesses): 0x80 DMA source, 0x88 destination,
 //! 0x90 count, 0x98 command (bit 0 start/busy, bit 1 direction: 1 = device
 //! to RAM). The device's own buffer is 4 KiB at 0x40000 in its address
-//! space. Every wait is bounded.
+//! space, reachable only by DMA. Every wait is bounded.
 
 pub const VENDOR: u16 = 0x1234;
 pub const DEVICE: u16 = 0x11e8;
@@ -73,26 +73,5 @@ impl Edu {
     /// `offset`): a device read of memory.
     pub fn read_from(&self, iova: u64, offset: u64, len: u64) -> Result<(), Timeout> {
         self.transfer(iova, BUFFER + offset, len, false)
-    }
-
-    /// Fills the device buffer at `offset` through BAR0's window onto it:
-    /// the buffer is also visible at BAR0 + 0x40000.
-    pub fn fill_buffer(&self, offset: u64, bytes: &[u8]) {
-        for (i, b) in bytes.iter().enumerate() {
-            // SAFETY: within the 4 KiB buffer window of the mapped BAR.
-            unsafe {
-                core::ptr::write_volatile((self.bar0 + BUFFER + offset + i as u64) as *mut u8, *b)
-            }
-        }
-    }
-
-    /// Reads the device buffer at `offset`.
-    pub fn read_buffer(&self, offset: u64, out: &mut [u8]) {
-        for (i, b) in out.iter_mut().enumerate() {
-            // SAFETY: as for `fill_buffer`.
-            *b = unsafe {
-                core::ptr::read_volatile((self.bar0 + BUFFER + offset + i as u64) as *const u8)
-            };
-        }
     }
 }

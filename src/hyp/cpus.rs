@@ -38,7 +38,10 @@ fn cpu_on(args: [u64; 4], firmware: &dyn Firmware) -> u64 {
     let (Some(cpus), Some(layout)) = (CPUS.get(), LAYOUT.get()) else {
         return psci::DENIED;
     };
-    let start = El1Start { entry: args[2], context: args[3] };
+    let start = El1Start {
+        entry: args[2],
+        context: args[3],
+    };
     let index = match cpus.begin_cpu_on(args[1], start, &layout.el2_owned()) {
         Ok(index) => index,
         Err(code) => return code,
@@ -48,13 +51,22 @@ fn cpu_on(args: [u64; 4], firmware: &dyn Firmware) -> u64 {
     if result != 0 {
         cpus.abort_cpu_on(index);
     }
-    log::debug!("CPU_ON {:#x} -> cpu{index} at {:#x}: {}", args[1], args[2], result as i64);
+    log::debug!(
+        "CPU_ON {:#x} -> cpu{index} at {:#x}: {}",
+        args[1],
+        args[2],
+        result as i64
+    );
     result
 }
 
 fn cpu_off(firmware: &dyn Firmware) -> u64 {
-    let Some(cpus) = CPUS.get() else { return psci::DENIED };
-    let Some(index) = this_cpu(cpus) else { return psci::DENIED };
+    let Some(cpus) = CPUS.get() else {
+        return psci::DENIED;
+    };
+    let Some(index) = this_cpu(cpus) else {
+        return psci::DENIED;
+    };
     cpus.cpu_off(index);
     // Returns only if firmware refused.
     let result = firmware.call([u64::from(psci::CPU_OFF), 0, 0, 0])[0];

@@ -2,9 +2,11 @@
 
 pub mod boot;
 pub mod cpus;
+pub mod domain;
 mod payload;
 mod selftest;
 pub mod smmu;
+pub mod tables;
 pub mod trap;
 
 use crate::arch::aarch64::{semihosting, smc::SmcFirmware};

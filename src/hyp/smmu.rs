@@ -16,7 +16,10 @@ pub struct PoolDma;
 // until freed, identity mapped, and aligned as asked (`PagePool::alloc`).
 unsafe impl DmaMemory for PoolDma {
     fn alloc_zeroed(&self, size: usize, align: usize) -> Result<DmaRegion, DmaError> {
-        let range = PAGE_POOL.lock().alloc(size as u64, align as u64).map_err(|_| DmaError::Exhausted)?;
+        let range = PAGE_POOL
+            .lock()
+            .alloc(size as u64, align as u64)
+            .map_err(|_| DmaError::Exhausted)?;
         let va = NonNull::new(range.start as *mut u8).ok_or(DmaError::Exhausted)?;
         // SAFETY: the pool just handed this range to us; it is mapped
         // read-write.
@@ -55,7 +58,8 @@ pub type HypSmmu = Smmu<MmioRegs, PoolDma, CounterClock>;
 /// Every SMMU the hyp drives, by device-tree index; a slot stays empty for
 /// an SMMU the driver refused. (Statics, not a collection built on the
 /// stack: a driver instance is ~10 KiB.)
-static SMMUS: [spin::Once<spin::Mutex<HypSmmu>>; MAX_SMMUS] = [const { spin::Once::new() }; MAX_SMMUS];
+static SMMUS: [spin::Once<spin::Mutex<HypSmmu>>; MAX_SMMUS] =
+    [const { spin::Once::new() }; MAX_SMMUS];
 
 /// SMMU `index`, if the hyp drives it.
 pub fn smmu(index: usize) -> Option<&'static spin::Mutex<HypSmmu>> {

@@ -18,6 +18,7 @@ pub fn smc(frame: &mut TrapFrame) {
     let mut args = [0u64; 4];
     args.copy_from_slice(&frame.x[..4]);
     let firmware = super::firmware();
-    let result = super::cpus::handle_psci(args, firmware).unwrap_or_else(|| smccc::handle_el1_smc(args, firmware));
+    let result = super::cpus::handle_psci(args, firmware)
+        .unwrap_or_else(|| smccc::handle_el1_smc(args, firmware));
     frame.x[..4].copy_from_slice(&result);
 }

@@ -139,6 +139,11 @@ pub struct PageTable<M: TableMemory> {
     /// Address and level of the leaf most recently cleared by `unmap`: the
     /// spot for a non-leaf invalidation when its table is freed.
     last_leaf: (u64, u32),
+    /// A software walk cache: the last level-3 table the engine walked to,
+    /// as (first IOVA it covers, its address). Valid while that table stays
+    /// linked, so it is dropped whenever any table is unlinked. Lets the
+    /// one-page-per-call pattern skip the walk from the root.
+    leaf_table: Option<(u64, PhysAddr)>,
 }
 
 impl<M: TableMemory> PageTable<M> {
@@ -168,6 +173,7 @@ impl<M: TableMemory> PageTable<M> {
             ipa_limit: 1 << cfg.ipa_bits(),
             oa_limit: 1 << cfg.oas_bits(),
             last_leaf: (0, 3),
+            leaf_table: None,
         })
     }
 
@@ -285,6 +291,16 @@ impl<M: TableMemory> PageTable<M> {
         }
         if self.gather.intersects(iova, end) {
             return Err(Error::SyncPending);
+        }
+        if let Some(t) = self.cached_leaf_table(iova, end) {
+            // Inside one existing level-3 table: pages only, no table to add.
+            let first = self.index(iova, 3);
+            let stop = first + (size >> self.granule_shift) as usize;
+            if (first..stop).any(|i| desc::is_valid(self.mem.read(t, i))) {
+                return Err(Error::Overlap);
+            }
+            self.write_pages(t, first, stop, pa, prot.leaf_attrs());
+            return Ok(());
         }
         // Phase 1: reject overlaps and count the tables to create, without
         // writing anything.
@@ -418,14 +434,11 @@ impl<M: TableMemory> PageTable<M> {
         let span = 1u64 << shift;
         let first = self.index(start, level);
         if level == 3 {
-            // The hot loop: a run of pages in one table.
-            let count = ((end - start) >> shift) as usize;
-            let mut d = desc::leaf(pa, 3, attrs);
-            for idx in first..first + count {
-                self.mem.write(table, idx, d);
-                d += span;
+            let stop = first + ((end - start) >> shift) as usize;
+            self.write_pages(table, first, stop, pa, attrs);
+            if self.start < 3 {
+                self.leaf_table = Some((align_down(start, 1 << self.shift(2)), table));
             }
-            self.mem.publish(table, first, count);
             return;
         }
         let mut idx = first;
@@ -452,6 +465,24 @@ impl<M: TableMemory> PageTable<M> {
         self.mem.publish(table, first, idx - first);
     }
 
+    /// The hot loop of `map`: pages `first..stop` of a level-3 table.
+    #[inline(always)]
+    fn write_pages(&mut self, table: PhysAddr, first: usize, stop: usize, pa: u64, attrs: u64) {
+        let mut d = desc::leaf(pa, 3, attrs);
+        for idx in first..stop {
+            self.mem.write(table, idx, d);
+            d += 1 << self.granule_shift;
+        }
+        self.mem.publish(table, first, stop - first);
+    }
+
+    /// The cached level-3 table, if `[start, end)` lies inside it.
+    #[inline(always)]
+    fn cached_leaf_table(&self, start: u64, end: u64) -> Option<PhysAddr> {
+        let (base, table) = self.leaf_table?;
+        (start >= base && end - base <= 1 << self.shift(2)).then_some(table)
+    }
+
     /// Base and size of the leaf translating `addr`, if any.
     fn leaf_span(&self, addr: u64) -> Option<(u64, u64)> {
         self.leaf_at(addr).map(|l| (l.iova, l.size))
@@ -473,6 +504,19 @@ impl<M: TableMemory> PageTable<M> {
     pub fn unmap(&mut self, iova: u64, size: u64, flags: UnmapFlags) -> Result<Unmapped, Error> {
         let mut end = self.check_input(iova, size)?;
         let mut start = iova;
+        if let Some(t) = self.cached_leaf_table(start, end) {
+            // Inside one level-3 table: no leaf can stick out. When the table
+            // keeps other pages, nothing needs unlinking either.
+            let first = self.index(start, 3);
+            let stop = first + (size >> self.granule_shift) as usize;
+            if !self.rest_empty(t, first, stop) {
+                let bytes = self.clear_pages(t, first, stop, start);
+                if bytes == 0 {
+                    return Err(Error::NotMapped);
+                }
+                return Ok(Unmapped { iova, size, bytes });
+            }
+        }
         let whole = flags.contains(UnmapFlags::WHOLE_LEAVES);
         // Only the two ends can cut a leaf.
         if let Some((base, _)) = self.leaf_span(start)
@@ -517,31 +561,27 @@ impl<M: TableMemory> PageTable<M> {
     /// (not the root) is now empty.
     fn unmap_range(&mut self, table: PhysAddr, level: u32, start: u64, end: u64) -> (u64, bool) {
         let shift = self.shift(level);
-        let span = 1u64 << shift;
         let first = self.index(start, level);
+        if level == 3 {
+            let stop = first + ((end - start) >> shift) as usize;
+            let bytes = self.clear_pages(table, first, stop, start);
+            if bytes == 0 {
+                return (0, false);
+            }
+            if self.start < 3 {
+                self.leaf_table = Some((align_down(start, 1 << self.shift(2)), table));
+            }
+            let empty = level != self.start && self.rest_empty(table, first, stop);
+            return (bytes, empty);
+        }
+        let span = 1u64 << shift;
         let mut idx = first;
         let mut addr = start;
         let mut bytes = 0;
         let mut changed = false;
         let mut kept = false;
         let mut run: Option<u64> = None;
-        if level == 3 {
-            // The hot loop: a run of pages in one table.
-            let stop = first + ((end - start) >> shift) as usize;
-            while idx < stop {
-                if desc::is_valid(self.mem.read(table, idx)) {
-                    self.mem.write(table, idx, 0);
-                    if run.is_none() {
-                        run = Some(addr);
-                    }
-                } else if let Some(rs) = run.take() {
-                    bytes += self.end_run(rs, addr, 3);
-                }
-                addr += span;
-                idx += 1;
-            }
-            changed = bytes != 0 || run.is_some();
-        } else {
+        {
             while addr < end {
                 let e_end = (align_down(addr, span) + span).min(end);
                 let d = self.mem.read(table, idx);
@@ -605,6 +645,33 @@ impl<M: TableMemory> PageTable<M> {
         (bytes, empty)
     }
 
+    /// The hot loop of `unmap`: clears the valid pages among `first..stop`
+    /// of a level-3 table (the first at IOVA `addr`), records their runs in
+    /// the gather and publishes. Returns the bytes cleared.
+    fn clear_pages(&mut self, table: PhysAddr, first: usize, stop: usize, mut addr: u64) -> u64 {
+        let page = 1u64 << self.granule_shift;
+        let mut bytes = 0;
+        let mut run: Option<u64> = None;
+        for idx in first..stop {
+            if desc::is_valid(self.mem.read(table, idx)) {
+                self.mem.write(table, idx, 0);
+                if run.is_none() {
+                    run = Some(addr);
+                }
+            } else if let Some(rs) = run.take() {
+                bytes += self.end_run(rs, addr, 3);
+            }
+            addr += page;
+        }
+        if let Some(rs) = run {
+            bytes += self.end_run(rs, addr, 3);
+        }
+        if bytes != 0 {
+            self.mem.publish(table, first, stop - first);
+        }
+        bytes
+    }
+
     /// Whether every entry of the (non-root) `table` outside
     /// `first..stop` is invalid. Starts next to the cleared entries, where a
     /// neighbour is most likely, and stops at the first valid one.
@@ -618,6 +685,19 @@ impl<M: TableMemory> PageTable<M> {
     /// entries) and queue every table in it for release.
     fn free_subtree(&mut self, table: PhysAddr, level: u32, base: u64) -> u64 {
         let span = 1u64 << self.shift(level);
+        if level == 3 {
+            // Usually full: one run, found by a loop the compiler can
+            // vectorise when reads are plain loads.
+            let valid: usize = (0..self.entries)
+                .map(|i| (self.mem.read(table, i) & desc::VALID) as usize)
+                .sum();
+            if valid == self.entries {
+                let end = base + span * self.entries as u64;
+                self.gather.add(base, end, 3, false);
+                self.push_free(table);
+                return end - base;
+            }
+        }
         let mut bytes = 0;
         let mut run: Option<u64> = None;
         let mut addr = base;
@@ -653,6 +733,7 @@ impl<M: TableMemory> PageTable<M> {
     }
 
     fn push_free(&mut self, table: PhysAddr) {
+        self.leaf_table = None;
         // The page is already unlinked. The link is a page address, so bit 0
         // is clear and a walker still holding a stale pointer to the page
         // reads an invalid descriptor (a legal "break").
@@ -670,9 +751,8 @@ impl<M: TableMemory> PageTable<M> {
         if self.gather.is_empty() {
             return Ok(());
         }
-        for inv in self.gather.invalidations(tlb.range_invalidation()) {
-            tlb.invalidate(inv);
-        }
+        self.gather
+            .for_each_invalidation(tlb.range_invalidation(), |inv| tlb.invalidate(inv));
         tlb.sync()?;
         // The walker cannot reach these tables any more.
         let size = self.granule_size();
@@ -693,6 +773,7 @@ impl<M: TableMemory> PageTable<M> {
     /// issues a VMID-wide invalidation and a sync before freeing anything.
     /// If the sync fails the tables are leaked.
     pub fn destroy<T: TlbMaintenance>(mut self, tlb: &mut T) -> Result<M, T::Error> {
+        self.leaf_table = None;
         self.gather.invalidate_all();
         self.flush(tlb)?;
         self.free_all(self.root, self.start);

@@ -232,6 +232,71 @@ impl Gather {
         it
     }
 
+    /// Calls `f` with each command [`invalidations`](Self::invalidations)
+    /// would yield, in the same order, without the iterator's state machine
+    /// (what [`PageTable::flush`](super::PageTable::flush) uses).
+    pub fn for_each_invalidation<F: FnMut(Invalidation)>(&self, ril: bool, mut f: F) {
+        if self.vmid_all {
+            return f(Invalidation::VmidAll);
+        }
+        let granule = 1u64 << self.granule_shift;
+        if !ril {
+            let step_shift = |r: &InvRange| {
+                if r.level == LEVEL_MIXED {
+                    self.granule_shift
+                } else {
+                    self.granule_shift + (3 - u32::from(r.level)) * self.stride
+                }
+            };
+            let per_page: u64 = self
+                .ranges()
+                .iter()
+                .map(|r| (r.end - r.start).div_ceil(1 << step_shift(r)))
+                .sum();
+            if per_page >= PER_PAGE_LIMIT {
+                return f(Invalidation::VmidAll);
+            }
+            for r in self.ranges() {
+                let ttl = Invalidations::ttl_of(r);
+                let step = 1 << step_shift(r);
+                let mut ipa = r.start;
+                while ipa < r.end {
+                    f(Invalidation::Page {
+                        ipa,
+                        leaf: r.leaf,
+                        ttl,
+                    });
+                    ipa += step;
+                }
+            }
+            return;
+        }
+        for r in self.ranges() {
+            let ttl = Invalidations::ttl_of(r);
+            let mut base = r.start;
+            let mut pages = (r.end - r.start).div_ceil(granule);
+            if ttl == 0 && pages & 0x1f == 1 {
+                if base >= granule {
+                    base -= granule;
+                }
+                pages += 1;
+            }
+            while pages > 0 {
+                let (scale, num) = range_chunk(pages);
+                f(Invalidation::Range {
+                    base,
+                    tg: self.tg,
+                    scale: scale as u8,
+                    num: (num - 1) as u8,
+                    ttl,
+                    leaf: r.leaf,
+                });
+                base = base.saturating_add(num << (scale + self.granule_shift));
+                pages -= num << scale;
+            }
+        }
+    }
+
     /// Number of commands [`invalidations`](Self::invalidations) yields.
     pub fn command_count(&self, ril: bool) -> usize {
         self.invalidations(ril).count()
@@ -406,15 +471,7 @@ impl Iterator for Invalidations<'_> {
                 }
                 Mode::Range => {
                     if self.pages > 0 {
-                        // Linux's split: the lowest set bit gives SCALE, the
-                        // next 5 bits give NUM + 1. SCALE is a 5-bit field,
-                        // so counts of 2^31 pages and more use SCALE = 31.
-                        let scale = self.pages.trailing_zeros().min(31);
-                        let num = if scale < 31 {
-                            (self.pages >> scale) & 0x1f
-                        } else {
-                            (self.pages >> 31).min(32)
-                        };
+                        let (scale, num) = range_chunk(self.pages);
                         let cmd = Invalidation::Range {
                             base: self.addr,
                             tg: self.tg,
@@ -434,6 +491,21 @@ impl Iterator for Invalidations<'_> {
             }
         }
     }
+}
+
+/// The next range command for `pages` remaining pages, as (SCALE, NUM + 1):
+/// Linux's split, where the lowest set bit gives SCALE and the next 5 bits
+/// give NUM + 1. SCALE is a 5-bit field, so counts of 2^31 pages and more
+/// use SCALE = 31 with up to 32 chunks.
+#[inline(always)]
+fn range_chunk(pages: u64) -> (u32, u64) {
+    let scale = pages.trailing_zeros().min(31);
+    let num = if scale < 31 {
+        (pages >> scale) & 0x1f
+    } else {
+        (pages >> 31).min(32)
+    };
+    (scale, num)
 }
 
 /// How invalidations reach the SMMU(s) that may cache this table. The

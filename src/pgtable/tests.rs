@@ -518,6 +518,48 @@ fn gather_merges_and_folds_conservatively() {
     assert!(ga.intersects(5 * g, 6 * g));
 }
 
+#[test]
+fn flush_emission_matches_the_iterator() {
+    use super::harness::Entropy;
+    let mut rng = SplitMix(5);
+    let mut w = || rng.word().unwrap();
+    for round in 0..3000 {
+        let c = [
+            cfg(Size4K, 48, 48, FewestLevels),
+            cfg(Size16K, 47, 48, FewestLevels),
+            cfg(Size64K, 48, 48, FewestLevels),
+        ][round % 3];
+        let g = c.granule().size();
+        let mut ga = Gather::new(&c);
+        let mut addr = (w() % (1 << 40)) & !(g - 1);
+        for _ in 0..w() % 48 {
+            let level = [1u8, 2, 3, 3, 3, LEVEL_MIXED][(w() % 6) as usize];
+            let span = if level == LEVEL_MIXED || !c.granule().leaf_allowed(u32::from(level)) {
+                g
+            } else {
+                1 << c.granule().level_shift(u32::from(level))
+            };
+            addr = (addr + (w() % 4) * g).next_multiple_of(span);
+            let len = span * (1 + w() % if round % 2 == 0 { 4 } else { 700 });
+            ga.add(addr, addr + len, level, w() % 3 != 0);
+            addr += len;
+        }
+        if w() % 50 == 0 {
+            ga.invalidate_all();
+        }
+        for ril in [false, true] {
+            let a: Vec<_> = ga.invalidations(ril).collect();
+            let mut b = Vec::new();
+            ga.for_each_invalidation(ril, |i| b.push(i));
+            assert_eq!(a, b);
+            assert_eq!(ga.command_count(ril), a.len());
+            if !ril {
+                assert!(a.len() < PER_PAGE_LIMIT as usize || a == [Invalidation::VmidAll]);
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------- engine --
 
 /// Linux-style self-test over granule x IPA size x start level x leaf size.

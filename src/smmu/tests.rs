@@ -709,7 +709,7 @@ fn unknown_opcode_through_the_raw_path() {
     let mut smmu: TestSmmu = probe(&fake, &dma, &clock, budget());
     let junk = Command([0xff, 0]);
     assert!(matches!(
-        smmu.submit_unchecked(&[junk]),
+        smmu.submit_unfiltered(&[junk]),
         Err(SmmuError::CommandFailed(f)) if f.command == junk
     ));
     smmu.sync().unwrap();

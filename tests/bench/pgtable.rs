@@ -18,6 +18,7 @@
 //! after mapping. Median of `PGTABLE_BENCH_ITERS` runs (default 7).
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::cell::RefCell;
 use std::hint::black_box;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
@@ -35,44 +36,116 @@ const PAGE: u64 = 4096;
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
 
-/// Identity-mapped table memory from the global allocator, as the
-/// hypervisor's implementation would be over its page pool.
-#[derive(Default)]
-struct HeapMemory {
-    live: usize,
-    peak: usize,
+/// Where both engines get their table pages from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Alloc {
+    /// A pre-faulted pool of 4 KiB pages with a free list, zeroed on
+    /// allocation: what the hypervisor's page pool does. Default.
+    Pool,
+    /// The global allocator (`alloc_zeroed`/`dealloc`), which is what
+    /// `aarch64-paging`'s own `IdTranslation` uses; includes the host
+    /// kernel's page-fault and trimming costs.
+    Global,
 }
 
-impl TableMemory for HeapMemory {
-    fn alloc_table(&mut self, size: u64) -> Option<PhysAddr> {
-        let layout = Layout::from_size_align(size as usize, size as usize).ok()?;
-        // SAFETY: the layout has a non-zero size.
-        let p = unsafe { alloc_zeroed(layout) };
-        if p.is_null() {
-            return None;
+const POOL_PAGES: usize = 4096;
+
+/// The page pool, shared by both engines (never by both at once).
+struct Pool {
+    free: Vec<*mut u8>,
+}
+
+impl Pool {
+    fn new() -> Pool {
+        let layout = Layout::from_size_align(POOL_PAGES * PAGE as usize, PAGE as usize).unwrap();
+        // SAFETY: non-zero size. The pool lives as long as the process.
+        let base = unsafe { alloc_zeroed(layout) };
+        assert!(!base.is_null());
+        let free = (0..POOL_PAGES)
+            .rev()
+            .map(|i| {
+                // SAFETY: inside the allocation; writing pre-faults the page.
+                unsafe {
+                    let p = base.add(i * PAGE as usize);
+                    p.write_volatile(1);
+                    p
+                }
+            })
+            .collect();
+        Pool { free }
+    }
+}
+
+thread_local! {
+    static POOL: RefCell<Pool> = RefCell::new(Pool::new());
+}
+
+fn page_alloc(alloc: Alloc) -> *mut u8 {
+    match alloc {
+        Alloc::Pool => POOL.with_borrow_mut(|p| {
+            let page = p.free.pop().expect("bench pool exhausted");
+            // SAFETY: a whole pool page, not in use.
+            unsafe { page.write_bytes(0, PAGE as usize) };
+            page
+        }),
+        Alloc::Global => {
+            let layout = Layout::from_size_align(PAGE as usize, PAGE as usize).unwrap();
+            // SAFETY: non-zero size.
+            let p = unsafe { alloc_zeroed(layout) };
+            assert!(!p.is_null());
+            p
         }
-        self.live += (size / PAGE) as usize;
-        self.peak = self.peak.max(self.live);
-        Some(p as PhysAddr)
+    }
+}
+
+/// # Safety
+/// `page` came from `page_alloc(alloc)` and is not used any more.
+unsafe fn page_free(alloc: Alloc, page: *mut u8) {
+    match alloc {
+        Alloc::Pool => POOL.with_borrow_mut(|p| p.free.push(page)),
+        Alloc::Global => {
+            let layout = Layout::from_size_align(PAGE as usize, PAGE as usize).unwrap();
+            // SAFETY: allocated by `page_alloc` with this layout.
+            unsafe { dealloc(page, layout) }
+        }
+    }
+}
+
+/// Identity-mapped table memory, as the hypervisor's implementation is
+/// over its page pool.
+struct BenchMemory {
+    alloc: Alloc,
+    live: usize,
+}
+
+impl TableMemory for BenchMemory {
+    fn alloc_table(&mut self, size: u64) -> Option<PhysAddr> {
+        // Only 4 KiB tables here: the bench configuration has no
+        // concatenated root.
+        assert_eq!(size, PAGE);
+        self.live += 1;
+        Some(page_alloc(self.alloc) as PhysAddr)
     }
 
-    fn free_table(&mut self, pa: PhysAddr, size: u64) {
-        let layout = Layout::from_size_align(size as usize, size as usize).unwrap();
-        // SAFETY: the engine frees only tables it got from `alloc_table` with
-        // this size, once.
-        unsafe { dealloc(pa as *mut u8, layout) };
-        self.live -= (size / PAGE) as usize;
+    fn free_table(&mut self, pa: PhysAddr, _size: u64) {
+        self.live -= 1;
+        // SAFETY: the engine frees only tables it got from `alloc_table`,
+        // once, when nothing uses them.
+        unsafe { page_free(self.alloc, pa as *mut u8) }
     }
 
     #[inline(always)]
     fn read(&self, table: PhysAddr, index: usize) -> u64 {
+        // A plain load: nothing but this engine writes the tables (no HTTU),
+        // so the compiler may keep or batch reads.
         // SAFETY: the engine only passes tables it allocated here (identity
         // mapped) and indices inside them.
-        unsafe { core::ptr::read_volatile((table as *const u64).add(index)) }
+        unsafe { (table as *const u64).add(index).read() }
     }
 
     #[inline(always)]
     fn write(&mut self, table: PhysAddr, index: usize, desc: u64) {
+        // One 64-bit store the compiler may not split, merge or drop.
         // SAFETY: as for `read`.
         unsafe { core::ptr::write_volatile((table as *mut u64).add(index), desc) }
     }
@@ -100,28 +173,37 @@ impl TlbMaintenance for CountingTlb {
     }
 }
 
-/// `IdTranslation`, counting the tables it hands out.
-struct Counting {
+/// `aarch64-paging`'s allocation hook over the same pages, counting tables.
+/// With [`Alloc::Global`] it is exactly `IdTranslation`.
+struct BenchTranslation {
+    alloc: Alloc,
     inner: IdTranslation<Stage2Attributes>,
     live: usize,
-    peak: usize,
 }
 
-impl Translation<Stage2Attributes> for Counting {
+impl Translation<Stage2Attributes> for BenchTranslation {
     fn allocate_table(&mut self) -> (NonNull<PageTable<Stage2Attributes>>, PhysicalAddress) {
         self.live += 1;
-        self.peak = self.peak.max(self.live);
-        self.inner.allocate_table()
+        if self.alloc == Alloc::Global {
+            return self.inner.allocate_table();
+        }
+        let p = page_alloc(self.alloc);
+        // A zeroed, 4 KiB-aligned page is a valid empty `PageTable`.
+        (NonNull::new(p.cast()).unwrap(), PhysicalAddress(p as usize))
     }
 
     unsafe fn deallocate_table(&mut self, page_table: NonNull<PageTable<Stage2Attributes>>) {
         self.live -= 1;
+        if self.alloc == Alloc::Global {
+            // SAFETY: forwarded from our caller's contract.
+            return unsafe { self.inner.deallocate_table(page_table) };
+        }
         // SAFETY: forwarded from our caller's contract.
-        unsafe { self.inner.deallocate_table(page_table) }
+        unsafe { page_free(self.alloc, page_table.as_ptr().cast()) }
     }
 
     fn physical_to_virtual(&self, pa: PhysicalAddress) -> NonNull<PageTable<Stage2Attributes>> {
-        self.inner.physical_to_virtual(pa)
+        NonNull::new(pa.0 as *mut PageTable<Stage2Attributes>).unwrap()
     }
 }
 
@@ -134,9 +216,9 @@ struct Run {
     tables: usize,
 }
 
-fn ours(ops: &[Op]) -> Run {
+fn ours(ops: &[Op], alloc: Alloc) -> Run {
     let cfg = Config::new(Granule::Size4K, 39, 48, StartLevelPolicy::Level(1)).unwrap();
-    let mut pt = Ours::new(cfg, HeapMemory::default()).unwrap();
+    let mut pt = Ours::new(cfg, BenchMemory { alloc, live: 0 }).unwrap();
     let mut tlb = CountingTlb::default();
     let t = Instant::now();
     for &(iova, pa, size) in ops {
@@ -156,7 +238,7 @@ fn ours(ops: &[Op]) -> Run {
     Run { map, unmap, tables }
 }
 
-fn theirs(ops: &[Op]) -> Run {
+fn theirs(ops: &[Op], alloc: Alloc) -> Run {
     let flags = Stage2Attributes::VALID
         | Stage2Attributes::ACCESS_FLAG
         | Stage2Attributes::S2AP_ACCESS_RW
@@ -164,17 +246,22 @@ fn theirs(ops: &[Op]) -> Run {
         | Stage2Attributes::MEMATTR_NORMAL_INNER_WB
         | Stage2Attributes::SH_INNER
         | Stage2Attributes::XN;
-    let translation = Counting {
+    let translation = BenchTranslation {
+        alloc,
         inner: IdTranslation::new(),
         live: 0,
-        peak: 0,
     };
     let mut m = Mapping::new(translation, 1, Stage2);
     let t = Instant::now();
     for &(iova, pa, size) in ops {
         let region = MemoryRegion::new(iova as usize, (iova + size) as usize);
-        m.map_range(&region, PhysicalAddress(pa as usize), flags, Constraints::empty())
-            .unwrap();
+        m.map_range(
+            &region,
+            PhysicalAddress(pa as usize),
+            flags,
+            Constraints::empty(),
+        )
+        .unwrap();
     }
     let map = t.elapsed();
     let tables = m.translation().live;
@@ -191,6 +278,7 @@ fn theirs(ops: &[Op]) -> Run {
     }
     let unmap = t.elapsed();
     black_box(&m);
+    drop(m);
     Run { map, unmap, tables }
 }
 
@@ -198,14 +286,23 @@ fn theirs(ops: &[Op]) -> Run {
 /// comparison is of the same work).
 fn same_result(ops: &[Op]) {
     let cfg = Config::new(Granule::Size4K, 39, 48, StartLevelPolicy::Level(1)).unwrap();
-    let mut pt = Ours::new(cfg, HeapMemory::default()).unwrap();
+    let mem = BenchMemory {
+        alloc: Alloc::Global,
+        live: 0,
+    };
+    let mut pt = Ours::new(cfg, mem).unwrap();
     let mut m = Mapping::new(IdTranslation::<Stage2Attributes>::new(), 1, Stage2);
     let flags = Stage2Attributes::VALID | Stage2Attributes::ACCESS_FLAG;
     for &(iova, pa, size) in ops {
         pt.map(iova, pa, size, Prot::RW).unwrap();
         let region = MemoryRegion::new(iova as usize, (iova + size) as usize);
-        m.map_range(&region, PhysicalAddress(pa as usize), flags, Constraints::empty())
-            .unwrap();
+        m.map_range(
+            &region,
+            PhysicalAddress(pa as usize),
+            flags,
+            Constraints::empty(),
+        )
+        .unwrap();
     }
     let step = (ops.len() / 64).max(1);
     for &(iova, pa, size) in ops.iter().step_by(step) {
@@ -233,23 +330,33 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn case(name: &str, ops: &[Op], iters: usize) {
+fn case(name: &str, ops: &[Op], iters: usize, alloc: Alloc) {
+    if let Ok(f) = std::env::var("PGTABLE_BENCH_FILTER")
+        && !name.contains(&f)
+    {
+        return;
+    }
     same_result(ops);
     let pages: u64 = ops.iter().map(|o| o.2 / PAGE).sum();
     let (mut om, mut ou, mut tm, mut tu) = (vec![], vec![], vec![], vec![]);
     let (mut ot, mut tt) = (0, 0);
     for _ in 0..iters {
-        let r = ours(ops);
+        let r = ours(ops, alloc);
         om.push(r.map);
         ou.push(r.unmap);
         ot = r.tables;
-        let r = theirs(ops);
+        let r = theirs(ops, alloc);
         tm.push(r.map);
         tu.push(r.unmap);
         tt = r.tables;
     }
     let ns = |d: Duration| d.as_nanos() as f64 / pages as f64;
-    let (om, ou, tm, tu) = (ns(median(om)), ns(median(ou)), ns(median(tm)), ns(median(tu)));
+    let (om, ou, tm, tu) = (
+        ns(median(om)),
+        ns(median(ou)),
+        ns(median(tm)),
+        ns(median(tu)),
+    );
     println!(
         "{name:<28} map: ours={om:.2} aarch64-paging={tm:.2} ns/page speedup={:.2} | \
          unmap: ours={ou:.2} aarch64-paging={tu:.2} ns/page speedup={:.2} | \
@@ -267,14 +374,15 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(7);
-    println!(
-        "pgtable bench: 4K granule, 39-bit IPA from level 1, median of {iters} runs; \
-         tables counted after map, root included"
-    );
+    let allocs = match std::env::var("PGTABLE_BENCH_ALLOC").as_deref() {
+        Ok("global") => vec![Alloc::Global],
+        Ok("both") => vec![Alloc::Pool, Alloc::Global],
+        _ => vec![Alloc::Pool],
+    };
 
     // 1 GiB of 4 KiB pages in one call: the output is 4 KiB off a 2 MiB
     // boundary, so neither engine can use blocks.
-    case("4k-pages-1GiB-one-call", &[(GIB, 8 * GIB + PAGE, GIB)], iters);
+    let one_call = [(GIB, 8 * GIB + PAGE, GIB)];
 
     // The DMA-API pattern: one page per call, scattered physical pages
     // (a fixed pseudo-random permutation of 1 GiB of frames).
@@ -285,18 +393,19 @@ fn main() {
             (GIB + i * PAGE, 16 * GIB + frame * PAGE, PAGE)
         })
         .collect();
-    case("4k-pages-262144-calls", &scattered, iters);
 
     // 1 GiB of 2 MiB blocks (output 2 MiB but not 1 GiB aligned).
-    case("2m-blocks-1GiB-one-call", &[(GIB, 8 * GIB + 2 * MIB, GIB)], iters);
+    let blocks = [(GIB, 8 * GIB + 2 * MIB, GIB)];
 
     // A random mix of sizes, each mapped and unmapped by its own call.
-    let mut ops = Vec::new();
+    let mut mix = Vec::new();
     let mut seed: u64 = 0x1234_5678;
     let mut iova = GIB;
     let mut pa = 32 * GIB;
     while iova < 2 * GIB - 8 * MIB {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let r = seed >> 33;
         let size = match r % 8 {
             0..=3 => PAGE * (1 + (r >> 3) % 4),
@@ -307,9 +416,28 @@ fn main() {
         let align = if size >= 2 * MIB { 2 * MIB } else { PAGE };
         iova = iova.next_multiple_of(align);
         pa = pa.next_multiple_of(align);
-        ops.push((iova, pa, size));
+        mix.push((iova, pa, size));
         iova += size + PAGE * ((r >> 9) % 3);
         pa += size + PAGE * ((r >> 11) % 5);
     }
-    case(&format!("random-mix-{}-calls", ops.len()), &ops, iters);
+
+    for alloc in allocs {
+        println!(
+            "pgtable bench: 4K granule, 39-bit IPA from level 1, median of {iters} runs, \
+             table pages from {}; tables counted after map, root included",
+            match alloc {
+                Alloc::Pool => "a pre-faulted page pool (as in the hypervisor)",
+                Alloc::Global => "the global allocator (IdTranslation's default)",
+            }
+        );
+        case("4k-pages-1GiB-one-call", &one_call, iters, alloc);
+        case("4k-pages-262144-calls", &scattered, iters, alloc);
+        case("2m-blocks-1GiB-one-call", &blocks, iters, alloc);
+        case(
+            &format!("random-mix-{}-calls", mix.len()),
+            &mix,
+            iters,
+            alloc,
+        );
+    }
 }

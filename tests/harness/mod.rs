@@ -21,6 +21,7 @@ pub struct Run {
 pub struct Boot {
     bootargs: String,
     extra: Vec<String>,
+    added: Vec<String>,
     payload: bool,
     timeout: Duration,
 }
@@ -72,6 +73,13 @@ impl Boot {
     pub fn qemu(mut self, flag: &str, value: &str) -> Self {
         self.extra.push(flag.into());
         self.extra.push(value.into());
+        self
+    }
+
+    /// Adds a QEMU option without replacing any, e.g. a second device.
+    pub fn add(mut self, flag: &str, value: &str) -> Self {
+        self.added.push(flag.into());
+        self.added.push(value.into());
         self
     }
 

@@ -47,7 +47,8 @@ pub unsafe fn enable(root: u64, written_with_mmu_off: PhysRange) {
 ///
 /// # Safety
 /// As for [`enable`]; the boot CPU's map covers everything.
-pub unsafe fn enable_secondary(root: u64) {    let pa_range = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange);
+pub unsafe fn enable_secondary(root: u64) {
+    let pa_range = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange);
     MAIR_EL2.set(stage1::MAIR_EL2_VALUE);
     TCR_EL2.set(stage1::tcr_el2(pa_range));
     TTBR0_EL2.set(root);

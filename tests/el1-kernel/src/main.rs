@@ -41,9 +41,9 @@ extern "C" fn kernel_main(dtb_pa: u64) -> ! {
         "el1: test kernel running at EL{}, suite {suite}",
         current_el()
     );
-    let mut report = report::Report::new();
+    let mut report = report::new();
     suites::run(suite, &platform, &mut report);
-    report.finish()
+    report::finish(&report)
 }
 
 fn current_el() -> u64 {

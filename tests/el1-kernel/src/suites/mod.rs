@@ -17,7 +17,9 @@ pub fn run(suite: &str, platform: &Platform<'_>, report: &mut Report) {
         "system-off" => system_off(),
         "boot-info" => boot_info(platform, report),
         "smp" => smp::run(platform, report),
-        _ => report.check("known suite", false, format_args!("unknown suite {suite}")),
+        _ => {
+            report.check("known suite", false, format_args!("unknown suite {suite}"));
+        }
     }
 }
 

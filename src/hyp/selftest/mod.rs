@@ -1,9 +1,15 @@
 //! EL2 scenarios selected with `test=<name>` in bootargs, used by the QEMU
 //! tests to check behaviour that only EL2 itself can show.
 
+mod smmu_dma;
+
 /// Runs the scenario named in bootargs, if it is one of EL2's.
 pub fn run(name: &str) {
     match name {
+        "smmu" => {
+            let status = smmu_dma::run();
+            super::end_run(status)
+        }
         "el2-fault" => {
             log::info!("selftest: reading an unmapped address at EL2");
             // SAFETY: deliberately unsound: the address is unmapped and the
