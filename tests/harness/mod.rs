@@ -64,6 +64,7 @@ impl Boot {
         Self {
             bootargs: format!("semihosting {bootargs}"),
             extra: Vec::new(),
+            added: Vec::new(),
             payload: true,
             timeout: Duration::from_secs(60),
         }
