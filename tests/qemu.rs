@@ -45,7 +45,7 @@ fn el2_panic_prints_message_and_location_with_its_own_status() {
     Boot::new("test=el2-panic")
         .run()
         .expect_status(exit::EL2_PANIC as i32)
-        .expect("*** EL2 panic: panicked at src/hyp/selftest.rs")
+        .expect("*** EL2 panic: panicked at src/hyp/selftest/mod.rs")
         .expect("deliberate EL2 panic");
 }
 

@@ -21,7 +21,18 @@
 //!   (as stage-1 code sometimes does) would mean "executable at EL1" under
 //!   XNX, so it is never set.
 //!
-//! The engine uses no software bits, the contiguous hint or DBM.
+//! Occupancy counts: the engine keeps, in every table descriptor, the number
+//! of valid descriptors in the table it points to. The count lives in bits
+//! the architecture defines as IGNORED in stage-2 table descriptors (bits
+//! 9:2 and 56:51; bit 10 is left alone because FEAT_HAFT would use it as a
+//! table access flag). Changing ignored bits of a live table descriptor is
+//! not a break-before-make case (Linux's io-pgtable-arm likewise sets the
+//! ignored bit 55 of live table descriptors), and the walker never needs to
+//! see the new count, so count updates are not published. The count makes
+//! "is this table empty now" O(1) and lets `unmap` free a full subtree
+//! without reading its leaves.
+//!
+//! Leaves use no software bits, the contiguous hint or DBM.
 
 /// Valid bit.
 pub const VALID: u64 = 1 << 0;
@@ -128,6 +139,23 @@ impl Prot {
             },
         }
     }
+}
+
+/// The ignored bits of a table descriptor holding the occupancy count.
+pub const OCCUPANCY_MASK: u64 = (0xff << 2) | (0x3f << 51);
+
+/// Occupancy count stored in a table descriptor.
+#[inline(always)]
+pub const fn occupancy(desc: u64) -> usize {
+    (((desc >> 2) & 0xff) | (((desc >> 51) & 0x3f) << 8)) as usize
+}
+
+/// `desc` (a table descriptor) with occupancy count `n` (at most 16383;
+/// tables have at most 8192 entries).
+#[inline(always)]
+pub const fn with_occupancy(desc: u64, n: usize) -> u64 {
+    let n = n as u64;
+    (desc & !OCCUPANCY_MASK) | ((n & 0xff) << 2) | ((n >> 8) << 51)
 }
 
 /// Whether `desc` is valid.

@@ -100,6 +100,7 @@ impl Boot {
         );
         let mut cmd = Command::new("qemu-system-aarch64");
         cmd.args(qemu_args(&self.extra))
+            .args(&self.added)
             .arg("-kernel")
             .arg(&hyp)
             .arg("-append")
