@@ -42,17 +42,27 @@ impl Domain {
     /// by SMMU `smmu_index` with `vmid`. The start level never concatenates
     /// (QEMU's SMMU walks concatenated roots wrongly; see the facts file).
     pub fn new(smmu_index: usize, vmid: u16, ipa_bits: u32) -> Result<Self, DomainError> {
+        Self::with_policy(
+            smmu_index,
+            vmid,
+            ipa_bits,
+            StartLevelPolicy::NoConcatenation,
+        )
+    }
+
+    /// As [`new`](Self::new), with the start level chosen by `policy`.
+    pub fn with_policy(
+        smmu_index: usize,
+        vmid: u16,
+        ipa_bits: u32,
+        policy: StartLevelPolicy,
+    ) -> Result<Self, DomainError> {
         let smmu = smmu(smmu_index).ok_or(DomainError::NoSmmu)?;
         let (oas, coherent) = {
             let s = smmu.lock();
             (u32::from(s.features().oas_bits), s.features().coherent)
         };
-        let cfg = Config::new(
-            Granule::Size4K,
-            ipa_bits,
-            oas.min(48),
-            StartLevelPolicy::NoConcatenation,
-        )?;
+        let cfg = Config::new(Granule::Size4K, ipa_bits, oas.min(48), policy)?;
         let pt = PageTable::new(cfg, PoolTables { coherent })?;
         Ok(Self { pt, vmid, smmu })
     }
@@ -124,6 +134,11 @@ impl Domain {
 
     pub fn iova_to_phys(&self, iova: u64) -> Option<u64> {
         self.pt.iova_to_phys(iova)
+    }
+
+    /// The page-table configuration (start level, concatenation, ...).
+    pub fn config(&self) -> &Config {
+        self.pt.config()
     }
 
     pub fn table_bytes(&self) -> u64 {

@@ -18,7 +18,9 @@
 //!
 //! Rules (each failure is a [`Violation`]):
 //!
-//! 1. a valid descriptor is never overwritten by a different valid one;
+//! 1. a valid descriptor is never overwritten by a different valid one
+//!    (except for the ignored bits of a table descriptor, where the engine
+//!    keeps occupancy counts: the walker cannot tell the difference);
 //! 2. a valid descriptor is never written where the walker may still hold a
 //!    different one for an overlapping IPA range (break, invalidate, *sync*,
 //!    then make), nor into a detached table;
@@ -33,7 +35,9 @@
 //! 6. commands are legal (range `TG` matches the granule, no range command
 //!    with `TTL = SCALE = NUM = 0`);
 //! 7. every descriptor written into a live table is published before the
-//!    operation returns, unless memory already held an equal value;
+//!    operation returns, and every descriptor written into a fresh table
+//!    before that table is linked, unless memory already held a value the
+//!    walker cannot tell apart;
 //! 8. descriptors are well formed (no block where the level forbids it, AF
 //!    set, addresses aligned and inside the output size).
 
@@ -337,6 +341,15 @@ impl Auditor {
             && desc::address(d) + span <= self.oa_limit
     }
 
+    /// What a walker at `level` makes of `d`: occupancy bits are ignored.
+    fn view(d: u64, level: u32) -> u64 {
+        if desc::is_table(d, level) {
+            d & !desc::OCCUPANCY_MASK
+        } else {
+            d
+        }
+    }
+
     fn locate(&self, table: PhysAddr, index: usize) -> (PhysAddr, usize) {
         let addr = table + 8 * index as u64;
         let page = self.page_of(addr);
@@ -365,7 +378,12 @@ impl Auditor {
             if self.stale_refs.get(&p).copied().unwrap_or(0) > 0 {
                 self.violate(Violation::FreeCached { pa: p });
             }
-            p += 1 << self.granule_shift;
+            let next = p + (1 << self.granule_shift);
+            let gone: Vec<u64> = self.dirty.range(p..next).map(|(&k, _)| k).collect();
+            for k in gone {
+                self.dirty.remove(&k);
+            }
+            p = next;
         }
     }
 
@@ -377,7 +395,12 @@ impl Auditor {
                 self.violate(Violation::WriteToFree { table, index });
                 return;
             }
-            Some(Page::Fresh) => return,
+            Some(Page::Fresh) => {
+                // Unreachable: anything goes, but it must be published before
+                // the table is linked.
+                self.dirty.entry(table + 8 * index as u64).or_insert(old);
+                return;
+            }
             Some(Page::Live { level, base }) => (level, base, true),
             Some(Page::Detached { level, base }) => (level, base, false),
         };
@@ -389,7 +412,10 @@ impl Auditor {
         }
         match (desc::is_valid(old), desc::is_valid(new)) {
             (true, true) => {
-                if old != new {
+                let ignored_only = desc::is_table(old, level)
+                    && desc::is_table(new, level)
+                    && (old ^ new) & !desc::OCCUPANCY_MASK == 0;
+                if old != new && !ignored_only {
                     self.violate(Violation::ValidToValid {
                         table,
                         index,
@@ -458,6 +484,11 @@ impl Auditor {
         let span = self.span(level);
         for i in 0..self.entries {
             let d = host.read(table, i);
+            if let Some(published) = self.dirty.remove(&(table + 8 * i as u64))
+                && Self::view(published, level) != Self::view(d, level)
+            {
+                self.violate(Violation::Unpublished { table, index: i });
+            }
             if desc::is_valid(d) {
                 let b = base + i as u64 * span;
                 self.check_make(level, b, d);
@@ -654,9 +685,10 @@ impl AuditedMemory {
         let dirty = core::mem::take(&mut a.dirty);
         for (addr, published) in dirty {
             let page = a.page_of(addr);
-            if matches!(a.pages.get(&page), Some(Page::Live { .. })) {
+            if let Some(Page::Live { level, .. }) = a.pages.get(&page).copied() {
                 let index = ((addr - page) / 8) as usize;
-                if self.host.read(page, index) != published {
+                let now = self.host.read(page, index);
+                if Auditor::view(now, level) != Auditor::view(published, level) {
                     a.violate(Violation::Unpublished { table: page, index });
                 }
             }

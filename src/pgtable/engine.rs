@@ -87,6 +87,9 @@ pub struct TableInfo {
     pub base: u64,
     /// Number of valid descriptors in it.
     pub valid: usize,
+    /// The occupancy count recorded in its parent's descriptor (`None` for
+    /// the root). Always equal to `valid`.
+    pub recorded: Option<usize>,
     /// Whether it is the (possibly concatenated) root.
     pub root: bool,
 }
@@ -110,6 +113,16 @@ impl Pool {
         self.count -= 1;
         pa
     }
+}
+
+/// Walk-cache entry: a level-3 table and the descriptor linking it.
+#[derive(Clone, Copy, Debug)]
+struct LeafTable {
+    /// First IOVA the table covers.
+    base: u64,
+    table: PhysAddr,
+    parent: PhysAddr,
+    index: usize,
 }
 
 const fn align_down(x: u64, align: u64) -> u64 {
@@ -139,11 +152,11 @@ pub struct PageTable<M: TableMemory> {
     /// Address and level of the leaf most recently cleared by `unmap`: the
     /// spot for a non-leaf invalidation when its table is freed.
     last_leaf: (u64, u32),
-    /// A software walk cache: the last level-3 table the engine walked to,
-    /// as (first IOVA it covers, its address). Valid while that table stays
-    /// linked, so it is dropped whenever any table is unlinked. Lets the
-    /// one-page-per-call pattern skip the walk from the root.
-    leaf_table: Option<(u64, PhysAddr)>,
+    /// A software walk cache: the last level-3 table the engine walked to
+    /// and the descriptor linking it. Valid while both stay linked, so it is
+    /// dropped whenever any table is unlinked. Lets the one-page-per-call
+    /// pattern skip the walk from the root.
+    leaf_table: Option<LeafTable>,
 }
 
 impl<M: TableMemory> PageTable<M> {
@@ -292,14 +305,15 @@ impl<M: TableMemory> PageTable<M> {
         if self.gather.intersects(iova, end) {
             return Err(Error::SyncPending);
         }
-        if let Some(t) = self.cached_leaf_table(iova, end) {
-            // Inside one existing level-3 table: pages only, no table to add.
+        if let Some(c) = self.cached(iova, end) {
+            // Inside one existing level-3 table: pages only, no new table.
             let first = self.index(iova, 3);
             let stop = first + (size >> self.granule_shift) as usize;
-            if (first..stop).any(|i| desc::is_valid(self.mem.read(t, i))) {
+            if (first..stop).any(|i| desc::is_valid(self.mem.read(c.table, i))) {
                 return Err(Error::Overlap);
             }
-            self.write_pages(t, first, stop, pa, prot.leaf_attrs());
+            self.write_pages(c.table, first, stop, pa, prot.leaf_attrs());
+            self.add_occupancy(c.parent, c.index, (stop - first) as isize);
             return Ok(());
         }
         // Phase 1: reject overlaps and count the tables to create, without
@@ -419,6 +433,8 @@ impl<M: TableMemory> PageTable<M> {
         Ok(pool)
     }
 
+    /// Maps `[start, end)` below `table`; returns how many descriptors of
+    /// `table` went from invalid to valid (for its occupancy count).
     #[allow(clippy::too_many_arguments)]
     fn map_range(
         &mut self,
@@ -429,18 +445,16 @@ impl<M: TableMemory> PageTable<M> {
         pa: u64,
         attrs: u64,
         pool: &mut Pool,
-    ) {
+    ) -> usize {
         let shift = self.shift(level);
         let span = 1u64 << shift;
         let first = self.index(start, level);
         if level == 3 {
             let stop = first + ((end - start) >> shift) as usize;
             self.write_pages(table, first, stop, pa, attrs);
-            if self.start < 3 {
-                self.leaf_table = Some((align_down(start, 1 << self.shift(2)), table));
-            }
-            return;
+            return stop - first;
         }
+        let mut made = 0;
         let mut idx = first;
         let mut addr = start;
         while addr < end {
@@ -448,21 +462,33 @@ impl<M: TableMemory> PageTable<M> {
             let pa_e = pa + (addr - start);
             if self.leaf_fits(level, addr, e_end, pa_e) {
                 self.mem.write(table, idx, desc::leaf(pa_e, level, attrs));
+                made += 1;
             } else {
                 let d = self.mem.read(table, idx);
                 let child = if desc::is_valid(d) {
-                    desc::address(d)
+                    let child = desc::address(d);
+                    let n = self.map_range(child, level + 1, addr, e_end, pa_e, attrs, pool);
+                    // Only ignored bits change: no break-before-make needed.
+                    self.mem
+                        .write(table, idx, desc::with_occupancy(d, desc::occupancy(d) + n));
+                    child
                 } else {
+                    // Fill the new table while it is unreachable, then link it
+                    // (invalid -> valid).
                     let child = pool.take(&mut self.mem);
-                    self.mem.write(table, idx, desc::table(child));
+                    let n = self.map_range(child, level + 1, addr, e_end, pa_e, attrs, pool);
+                    self.mem
+                        .write(table, idx, desc::with_occupancy(desc::table(child), n));
+                    made += 1;
                     child
                 };
-                self.map_range(child, level + 1, addr, e_end, pa_e, attrs, pool);
+                self.remember(level + 1, addr, child, table, idx);
             }
             addr = e_end;
             idx += 1;
         }
         self.mem.publish(table, first, idx - first);
+        made
     }
 
     /// The hot loop of `map`: pages `first..stop` of a level-3 table.
@@ -476,11 +502,35 @@ impl<M: TableMemory> PageTable<M> {
         self.mem.publish(table, first, stop - first);
     }
 
+    /// Adds `delta` to the occupancy count in descriptor `index` of
+    /// `table`. Only ignored bits change, so this needs neither
+    /// break-before-make nor publishing.
+    #[inline(always)]
+    fn add_occupancy(&mut self, table: PhysAddr, index: usize, delta: isize) {
+        let d = self.mem.read(table, index);
+        let n = desc::occupancy(d).wrapping_add_signed(delta);
+        self.mem.write(table, index, desc::with_occupancy(d, n));
+    }
+
+    /// Records `child`, linked from descriptor `index` of `parent`, in the
+    /// walk cache if it is a level-3 table.
+    #[inline(always)]
+    fn remember(&mut self, level: u32, addr: u64, child: PhysAddr, parent: PhysAddr, index: usize) {
+        if level == 3 {
+            self.leaf_table = Some(LeafTable {
+                base: align_down(addr, 1 << self.shift(2)),
+                table: child,
+                parent,
+                index,
+            });
+        }
+    }
+
     /// The cached level-3 table, if `[start, end)` lies inside it.
     #[inline(always)]
-    fn cached_leaf_table(&self, start: u64, end: u64) -> Option<PhysAddr> {
-        let (base, table) = self.leaf_table?;
-        (start >= base && end - base <= 1 << self.shift(2)).then_some(table)
+    fn cached(&self, start: u64, end: u64) -> Option<LeafTable> {
+        let c = self.leaf_table?;
+        (start >= c.base && end - c.base <= 1 << self.shift(2)).then_some(c)
     }
 
     /// Base and size of the leaf translating `addr`, if any.
@@ -504,16 +554,23 @@ impl<M: TableMemory> PageTable<M> {
     pub fn unmap(&mut self, iova: u64, size: u64, flags: UnmapFlags) -> Result<Unmapped, Error> {
         let mut end = self.check_input(iova, size)?;
         let mut start = iova;
-        if let Some(t) = self.cached_leaf_table(start, end) {
-            // Inside one level-3 table: no leaf can stick out. When the table
-            // keeps other pages, nothing needs unlinking either.
+        if let Some(c) = self.cached(start, end) {
+            // Inside one level-3 table: no leaf can stick out. If the table
+            // cannot become empty, nothing needs unlinking either.
             let first = self.index(start, 3);
             let stop = first + (size >> self.granule_shift) as usize;
-            if !self.rest_empty(t, first, stop) {
-                let bytes = self.clear_pages(t, first, stop, start);
+            let d = self.mem.read(c.parent, c.index);
+            if desc::occupancy(d) > stop - first {
+                let bytes = self.clear_pages(c.table, first, stop, start);
                 if bytes == 0 {
                     return Err(Error::NotMapped);
                 }
+                let cleared = (bytes >> self.granule_shift) as usize;
+                self.mem.write(
+                    c.parent,
+                    c.index,
+                    desc::with_occupancy(d, desc::occupancy(d) - cleared),
+                );
                 return Ok(Unmapped { iova, size, bytes });
             }
         }
@@ -557,92 +614,87 @@ impl<M: TableMemory> PageTable<M> {
     }
 
     /// Clears every leaf in `[start, end)` below `table` (leaves are known
-    /// to be fully covered). Returns the bytes unmapped and whether `table`
-    /// (not the root) is now empty.
-    fn unmap_range(&mut self, table: PhysAddr, level: u32, start: u64, end: u64) -> (u64, bool) {
+    /// to be fully covered). Returns the bytes unmapped and how many
+    /// descriptors of `table` became invalid.
+    fn unmap_range(&mut self, table: PhysAddr, level: u32, start: u64, end: u64) -> (u64, usize) {
         let shift = self.shift(level);
         let first = self.index(start, level);
         if level == 3 {
             let stop = first + ((end - start) >> shift) as usize;
             let bytes = self.clear_pages(table, first, stop, start);
-            if bytes == 0 {
-                return (0, false);
-            }
-            if self.start < 3 {
-                self.leaf_table = Some((align_down(start, 1 << self.shift(2)), table));
-            }
-            let empty = level != self.start && self.rest_empty(table, first, stop);
-            return (bytes, empty);
+            return (bytes, (bytes >> shift) as usize);
         }
         let span = 1u64 << shift;
         let mut idx = first;
         let mut addr = start;
         let mut bytes = 0;
-        let mut changed = false;
-        let mut kept = false;
+        let mut cleared = 0;
+        let mut wrote = false;
         let mut run: Option<u64> = None;
-        {
-            while addr < end {
-                let e_end = (align_down(addr, span) + span).min(end);
-                let d = self.mem.read(table, idx);
-                if desc::is_valid(d) && !desc::is_table(d, level) {
-                    self.mem.write(table, idx, 0);
-                    changed = true;
-                    if run.is_none() {
-                        run = Some(addr);
-                    }
-                } else {
-                    if let Some(rs) = run.take() {
-                        bytes += self.end_run(rs, addr, level);
-                    }
-                    if desc::is_valid(d) {
-                        let child = desc::address(d);
-                        let base = align_down(addr, span);
-                        if e_end - addr == span {
-                            // The whole subtree goes: unlink it once instead of
-                            // clearing every leaf.
-                            bytes += self.free_subtree(child, level + 1, addr);
+        while addr < end {
+            let e_end = (align_down(addr, span) + span).min(end);
+            let d = self.mem.read(table, idx);
+            if desc::is_valid(d) && !desc::is_table(d, level) {
+                self.mem.write(table, idx, 0);
+                cleared += 1;
+                if run.is_none() {
+                    run = Some(addr);
+                }
+            } else {
+                if let Some(rs) = run.take() {
+                    bytes += self.end_run(rs, addr, level);
+                }
+                if desc::is_valid(d) {
+                    let child = desc::address(d);
+                    let occupancy = desc::occupancy(d);
+                    let base = align_down(addr, span);
+                    if e_end - addr == span {
+                        // The whole subtree goes: unlink it once instead of
+                        // clearing every leaf.
+                        bytes += self.free_subtree(child, level + 1, addr, occupancy);
+                        self.mem.write(table, idx, 0);
+                        self.gather.note_table_span(base, base + span);
+                        cleared += 1;
+                        wrote = true;
+                    } else {
+                        let (b, k) = self.unmap_range(child, level + 1, addr, e_end);
+                        bytes += b;
+                        if k == occupancy {
                             self.mem.write(table, idx, 0);
-                            self.gather.note_table_span(base, base + span);
-                            changed = true;
-                        } else {
-                            let (b, empty) = self.unmap_range(child, level + 1, addr, e_end);
-                            bytes += b;
-                            if empty {
-                                self.mem.write(table, idx, 0);
-                                // One non-leaf invalidation inside the table's
-                                // span drops the walk-cache entry pointing to
-                                // it; on the last leaf cleared it merges with
-                                // that leaf's own invalidation.
-                                let (hint, hint_level) = if b > 0 {
-                                    self.last_leaf
-                                } else {
-                                    (addr, level + 1)
-                                };
-                                let hint_end = hint + (1 << self.shift(hint_level));
-                                self.gather.add(hint, hint_end, hint_level as u8, false);
-                                self.gather.note_table_span(base, base + span);
-                                self.push_free(child);
-                                changed = true;
+                            // One non-leaf invalidation inside the table's
+                            // span drops the walk-cache entry pointing to
+                            // it; on the last leaf cleared it merges with
+                            // that leaf's own invalidation.
+                            let (hint, hint_level) = if b > 0 {
+                                self.last_leaf
                             } else {
-                                kept = true;
-                            }
+                                (addr, level + 1)
+                            };
+                            let hint_end = hint + (1 << self.shift(hint_level));
+                            self.gather.add(hint, hint_end, hint_level as u8, false);
+                            self.gather.note_table_span(base, base + span);
+                            self.push_free(child);
+                            cleared += 1;
+                            wrote = true;
+                        } else if k > 0 {
+                            self.mem
+                                .write(table, idx, desc::with_occupancy(d, occupancy - k));
+                            self.remember(level + 1, addr, child, table, idx);
+                            wrote = true;
                         }
                     }
                 }
-                addr = e_end;
-                idx += 1;
             }
+            addr = e_end;
+            idx += 1;
         }
         if let Some(rs) = run {
             bytes += self.end_run(rs, addr, level);
         }
-        if !changed {
-            return (bytes, false);
+        if wrote || cleared > 0 {
+            self.mem.publish(table, first, idx - first);
         }
-        self.mem.publish(table, first, idx - first);
-        let empty = !kept && level != self.start && self.rest_empty(table, first, idx);
-        (bytes, empty)
+        (bytes, cleared)
     }
 
     /// The hot loop of `unmap`: clears the valid pages among `first..stop`
@@ -672,38 +724,26 @@ impl<M: TableMemory> PageTable<M> {
         bytes
     }
 
-    /// Whether every entry of the (non-root) `table` outside
-    /// `first..stop` is invalid. Starts next to the cleared entries, where a
-    /// neighbour is most likely, and stops at the first valid one.
-    fn rest_empty(&self, table: PhysAddr, first: usize, stop: usize) -> bool {
-        !(stop..self.entries)
-            .chain(0..first)
-            .any(|i| desc::is_valid(self.mem.read(table, i)))
-    }
-
-    /// Unlinked subtree: count and invalidate its leaves (with walk-cache
-    /// entries) and queue every table in it for release.
-    fn free_subtree(&mut self, table: PhysAddr, level: u32, base: u64) -> u64 {
+    /// Unlinked subtree with `occupancy` valid descriptors at its top:
+    /// count and invalidate its leaves (with walk-cache entries) and queue
+    /// every table in it for release.
+    fn free_subtree(&mut self, table: PhysAddr, level: u32, base: u64, occupancy: usize) -> u64 {
         let span = 1u64 << self.shift(level);
-        if level == 3 {
-            // Usually full: one run, found by a loop the compiler can
-            // vectorise when reads are plain loads.
-            let valid: usize = (0..self.entries)
-                .map(|i| (self.mem.read(table, i) & desc::VALID) as usize)
-                .sum();
-            if valid == self.entries {
-                let end = base + span * self.entries as u64;
-                self.gather.add(base, end, 3, false);
-                self.push_free(table);
-                return end - base;
-            }
+        if level == 3 && occupancy == self.entries {
+            // A full table of pages: one run, known without reading it.
+            let end = base + span * self.entries as u64;
+            self.gather.add(base, end, 3, false);
+            self.push_free(table);
+            return end - base;
         }
         let mut bytes = 0;
         let mut run: Option<u64> = None;
         let mut addr = base;
+        let mut seen = 0;
         for idx in 0..self.entries {
             let d = self.mem.read(table, idx);
             if desc::is_valid(d) && !desc::is_table(d, level) {
+                seen += 1;
                 if run.is_none() {
                     run = Some(addr);
                 }
@@ -713,10 +753,16 @@ impl<M: TableMemory> PageTable<M> {
                     bytes += addr - rs;
                 }
                 if desc::is_valid(d) {
-                    bytes += self.free_subtree(desc::address(d), level + 1, addr);
+                    seen += 1;
+                    let child = desc::address(d);
+                    bytes += self.free_subtree(child, level + 1, addr, desc::occupancy(d));
                 }
             }
             addr += span;
+            if seen == occupancy && run.is_none() {
+                // The rest of the table is invalid.
+                break;
+            }
         }
         if let Some(rs) = run {
             self.gather.add(rs, addr, level as u8, false);
@@ -733,6 +779,7 @@ impl<M: TableMemory> PageTable<M> {
     }
 
     fn push_free(&mut self, table: PhysAddr) {
+        // Any unlink may invalidate the walk cache's table or its parent.
         self.leaf_table = None;
         // The page is already unlinked. The link is a page address, so bit 0
         // is clear and a walker still holding a stale pointer to the page
@@ -870,7 +917,7 @@ impl<M: TableMemory> PageTable<M> {
 
     /// Calls `f` for every table, parents before children.
     pub fn walk_tables<F: FnMut(&TableInfo)>(&self, f: &mut F) {
-        self.walk_tables_at(self.root, self.start, 0, f);
+        self.walk_tables_at(self.root, self.start, 0, None, f);
     }
 
     fn walk_tables_at<F: FnMut(&TableInfo)>(
@@ -878,6 +925,7 @@ impl<M: TableMemory> PageTable<M> {
         table: PhysAddr,
         level: u32,
         base: u64,
+        recorded: Option<usize>,
         f: &mut F,
     ) {
         let n = self.entries_at(level);
@@ -889,6 +937,7 @@ impl<M: TableMemory> PageTable<M> {
             level,
             base,
             valid,
+            recorded,
             root: level == self.start,
         });
         if level == 3 {
@@ -898,7 +947,9 @@ impl<M: TableMemory> PageTable<M> {
         for i in 0..n {
             let d = self.mem.read(table, i);
             if desc::is_table(d, level) {
-                self.walk_tables_at(desc::address(d), level + 1, base + i as u64 * span, f);
+                let child = desc::address(d);
+                let base = base + i as u64 * span;
+                self.walk_tables_at(child, level + 1, base, Some(desc::occupancy(d)), f);
             }
         }
     }

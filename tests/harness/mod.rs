@@ -194,4 +194,9 @@ impl Run {
     pub fn expect_passed(&self, passed: u32) -> &Self {
         self.expect(&format!("el1: {passed} passed, 0 failed"))
     }
+
+    /// Asserts the summary of an EL2 self-test run.
+    pub fn expect_passed_el2(&self, passed: u32) -> &Self {
+        self.expect(&format!("el2: {passed} passed, 0 failed"))
+    }
 }

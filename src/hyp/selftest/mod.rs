@@ -6,10 +6,8 @@ mod smmu_dma;
 /// Runs the scenario named in bootargs, if it is one of EL2's.
 pub fn run(name: &str) {
     match name {
-        "smmu" => {
-            let status = smmu_dma::run();
-            super::end_run(status)
-        }
+        "smmu" => super::end_run(smmu_dma::run()),
+        "smmu-concat" => super::end_run(smmu_dma::run_concatenation_pin()),
         "el2-fault" => {
             log::info!("selftest: reading an unmapped address at EL2");
             // SAFETY: deliberately unsound: the address is unmapped and the

@@ -391,6 +391,61 @@ fn domains_are_isolated(
     let _ = dom_b.detach(b.sid);
 }
 
+/// QEMU defect 1 (facts file): with a 40-bit IPA starting at level 1 (two
+/// concatenated level-1 tables), QEMU walks IPAs >= 512 GiB in the first
+/// table. The engine builds the tables as the architecture says (checked by
+/// its own walk); this pins what QEMU does with them, so the day QEMU is
+/// fixed this check fails and the board can use concatenation again.
+pub fn run_concatenation_pin() -> u32 {
+    let mut c = Checks::new("el2", print);
+    let devs = devices();
+    let Some(d) = devs.first() else {
+        c.check("an edu device", false, format_args!("none found"));
+        return c.finish();
+    };
+    let dom = Domain::with_policy(SMMU, 3, 40, crate::pgtable::StartLevelPolicy::FewestLevels);
+    let Ok(mut dom) = dom else {
+        c.check(
+            "a concatenated domain",
+            false,
+            format_args!("{:?}", dom.err()),
+        );
+        return c.finish();
+    };
+    let cfg = *dom.config();
+    c.check(
+        "40-bit IPA starts at level 1 with two concatenated tables",
+        cfg.start_level() == 1 && cfg.concatenated_tables() == 2,
+        format_args!(
+            "start level {}, {} tables",
+            cfg.start_level(),
+            cfg.concatenated_tables()
+        ),
+    );
+    let (src, high, low) = (buffer(0x1000), buffer(0x1000), buffer(0x1000));
+    let high_iova = 0x80_0000_7000;
+    let _ = dom.map(SOURCE_IOVA, src.start, 0x1000, Prot::RW);
+    let _ = dom.map(high_iova, high.start, 0x1000, Prot::RW);
+    let _ = dom.map(0x7000, low.start, 0x1000, Prot::RW);
+    c.check(
+        "the engine's own walk translates the high IPA per the architecture",
+        dom.iova_to_phys(high_iova) == Some(high.start),
+        format_args!("{high_iova:#x} -> {:x?}", dom.iova_to_phys(high_iova)),
+    );
+    let _ = dom.attach(d.sid);
+    d.load(src, PATTERN, 16);
+    let _ = d.edu.write_to(high_iova, 0, 16);
+    let in_low = all_are(low.start, 16, PATTERN);
+    let in_high = all_are(high.start, 16, PATTERN);
+    c.check(
+        "QEMU defect 1 still present: DMA to the high IPA lands in the page mapped at the low IPA",
+        in_low && !in_high,
+        format_args!("landed in the low page: {in_low}, in the high page: {in_high}"),
+    );
+    let _ = dom.detach(d.sid);
+    c.finish()
+}
+
 /// Runs every scenario; returns the exit status.
 pub fn run() -> u32 {
     let mut c = Checks::new("el2", print);
