@@ -169,3 +169,14 @@ fn qemu_concatenated_root_defect_is_pinned() {
         .expect("el2: ok   QEMU defect 1 still present")
         .expect_passed_el2(3);
 }
+
+#[test]
+fn unmap_issues_one_sync_and_few_tlbis() {
+    Boot::new("test=smmu-bench")
+        .without_payload()
+        .run()
+        .expect_status(SUCCESS)
+        .expect("smmu-bench: unmap 4K x 262144: leaves=262144")
+        .expect("el2: ok   1G block: 1 TLBI, 1 CMD_SYNC")
+        .expect_passed_el2(8);
+}

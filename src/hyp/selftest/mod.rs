@@ -1,6 +1,7 @@
 //! EL2 scenarios selected with `test=<name>` in bootargs, used by the QEMU
 //! tests to check behaviour that only EL2 itself can show.
 
+mod smmu_bench;
 mod smmu_dma;
 
 /// Runs the scenario named in bootargs, if it is one of EL2's.
@@ -8,6 +9,7 @@ pub fn run(name: &str) {
     match name {
         "smmu" => super::end_run(smmu_dma::run()),
         "smmu-concat" => super::end_run(smmu_dma::run_concatenation_pin()),
+        "smmu-bench" => super::end_run(smmu_bench::run()),
         "el2-fault" => {
             log::info!("selftest: reading an unmapped address at EL2");
             // SAFETY: deliberately unsound: the address is unmapped and the
