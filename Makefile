@@ -56,8 +56,11 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(MAKE) --no-print-directory clippy
 
-bench: setup
-	$(CARGO) bench
+# Host benchmarks (page tables vs aarch64-paging), then what unmap costs in
+# SMMU commands on QEMU.
+bench: images
+	$(CARGO) bench --bench pgtable
+	$(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) -append "$(BOARD_BOOTARGS) test=smmu-bench" | grep -E 'smmu-bench|el2:' 
 
 debug: images
 	@echo "QEMU waits for gdb on :1234. In another shell:"

@@ -459,6 +459,7 @@ impl Harness {
                     t.pa,
                     t.level
                 );
+                assert_eq!(Some(t.valid), t.recorded, "occupancy of {:#x}", t.pa);
             }
         });
         assert_eq!(tables, self.pt.table_count(), "table count");

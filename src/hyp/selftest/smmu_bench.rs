@@ -21,9 +21,10 @@ fn print(args: core::fmt::Arguments<'_>) {
     crate::console::print(args);
 }
 
-fn counts() -> (u64, u64) {
+/// (TLBI_S2_IPA, TLBI_S12_VMALL, CMD_SYNC) issued so far.
+fn counts() -> (u64, u64, u64) {
     let c = smmu(SMMU).map(|s| s.lock().counters()).unwrap_or_default();
-    (c.tlbis(), c.syncs())
+    (c.cmdq.issued.tlbi_s2_ipa, c.cmdq.issued.tlbi_s12_vmall, c.syncs())
 }
 
 fn ceil_log2(n: u64) -> u64 {
@@ -38,14 +39,15 @@ fn case(c: &mut Checks, dom: &mut Domain, name: &str, size: u64, leaf: u64) {
         c.check(name, false, format_args!("map failed: {e:?}"));
         return;
     }
-    let (tlbi0, sync0) = counts();
+    let (ipa0, vmall0, sync0) = counts();
     let unmapped = dom.unmap(IOVA_BASE, size, UnmapFlags::EXACT);
-    let (tlbi1, sync1) = counts();
-    let (tlbis, syncs) = (tlbi1 - tlbi0, sync1 - sync0);
+    let (ipa1, vmall1, sync1) = counts();
+    let (by_ipa, vmall, syncs) = (ipa1 - ipa0, vmall1 - vmall0, sync1 - sync0);
+    let tlbis = by_ipa + vmall;
     let leaves = size / leaf;
     let limit = if ril { ceil_log2(leaves) + 1 } else { leaves };
     print(format_args!(
-        "smmu-bench: unmap {name}: leaves={leaves} tlbi={tlbis} sync={syncs} tlbi_limit={limit} ril={ril}\n"
+        "smmu-bench: unmap {name}: leaves={leaves} tlbi={tlbis} (s2_ipa={by_ipa} s12_vmall={vmall}) sync={syncs} tlbi_limit={limit} ril={ril}\n"
     ));
     c.check(
         name,
