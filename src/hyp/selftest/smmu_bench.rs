@@ -24,7 +24,11 @@ fn print(args: core::fmt::Arguments<'_>) {
 /// (TLBI_S2_IPA, TLBI_S12_VMALL, CMD_SYNC) issued so far.
 fn counts() -> (u64, u64, u64) {
     let c = smmu(SMMU).map(|s| s.lock().counters()).unwrap_or_default();
-    (c.cmdq.issued.tlbi_s2_ipa, c.cmdq.issued.tlbi_s12_vmall, c.syncs())
+    (
+        c.cmdq.issued.tlbi_s2_ipa,
+        c.cmdq.issued.tlbi_s12_vmall,
+        c.syncs(),
+    )
 }
 
 fn ceil_log2(n: u64) -> u64 {
@@ -72,6 +76,10 @@ pub fn run() -> u32 {
     }
     case(&mut c, &mut dom, "2M block", 0x20_0000, 0x20_0000);
     case(&mut c, &mut dom, "1G block", 0x4000_0000, 0x4000_0000);
-    c.check("every table freed", dom.table_bytes() == 4096, format_args!("{} bytes of tables left", dom.table_bytes()));
+    c.check(
+        "every table freed",
+        dom.table_bytes() == 4096,
+        format_args!("{} bytes of tables left", dom.table_bytes()),
+    );
     c.finish()
 }
