@@ -95,7 +95,7 @@ impl CpuTable {
             return Err(psci::INVALID_PARAMETERS);
         }
         let index = self.index_of(target).ok_or(psci::INVALID_PARAMETERS)?;
-        if start.entry % 4 != 0 || el2_owned.iter().any(|r| r.contains(start.entry)) {
+        if !start.entry.is_multiple_of(4) || el2_owned.iter().any(|r| r.contains(start.entry)) {
             return Err(INVALID_ADDRESS);
         }
         let slot = &self.slots[index];
