@@ -17,6 +17,7 @@ pub mod image;
 pub mod iommu;
 pub mod layout;
 pub mod memmap;
+pub mod ownership;
 pub mod page_pool;
 pub mod pci;
 pub mod pgtable;

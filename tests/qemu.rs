@@ -180,3 +180,14 @@ fn unmap_issues_one_sync_and_few_tlbis() {
         .expect("el2: ok   1G block: 1 TLBI, 1 CMD_SYNC")
         .expect_passed_el2(8);
 }
+
+#[test]
+fn iommu_hypercalls_from_el1() {
+    Boot::new("suite=iommu")
+        .run()
+        .expect_status(SUCCESS)
+        .expect("el1: ok   MAP: Ok(4096)")
+        .expect("el1: ok   EL2 image DENIED: Err(-3)")
+        .expect("el1: ok   SMMU regs DENIED: Err(-3)")
+        .expect_passed(13);
+}

@@ -249,6 +249,7 @@ pub fn start(dtb_pa: u64) -> ! {
     scan_pci(&platform);
     super::smmu::probe_all(&platform);
     let layout = LAYOUT.call_once(|| layout);
+    super::iommu::init(&platform, layout);
 
     let test = bootargs::value(platform.bootargs, "test").unwrap_or("");
     selftest::run(test);

@@ -7,7 +7,8 @@ use crate::{hypercall, smccc};
 pub fn hvc(frame: &mut TrapFrame) {
     let mut args = [0u64; 8];
     args.copy_from_slice(&frame.x[..8]);
-    let result = hypercall::dispatch(&args);
+    let iommu = super::iommu::service().map(|s| s as &dyn hypercall::IommuCalls);
+    let result = hypercall::dispatch_with(&args, iommu);
     frame.x[..4].copy_from_slice(&result);
 }
 

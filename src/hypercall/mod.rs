@@ -1,12 +1,32 @@
 //! Dispatch of `hvc` calls from EL1.
+//!
+//! * [`abi`]: function IDs, status codes, argument and result encodings.
+//! * [`client`]: the pure encoding side for EL1 clients (argument arrays
+//!   in, decoded results out); the `hvc` itself stays with the client.
+//! * [`iommu`]: the IOMMU calls as a trait ([`IommuCalls`]), implemented
+//!   by [`crate::iommu::IommuService`].
 
 pub mod abi;
+pub mod client;
+pub mod iommu;
+
+#[cfg(test)]
+mod header;
+
+pub use iommu::{CallResult, IommuCalls};
 
 use crate::smccc;
 
-/// Handles one hypercall: `args` are x0..x7 at the `hvc`, the result is
-/// x0..x3 to return. Never panics, whatever the arguments.
+/// Handles one hypercall without an IOMMU service: the IOMMU calls return
+/// NOT_SUPPORTED. Same as `dispatch_with(args, None)`.
 pub fn dispatch(args: &[u64; 8]) -> [u64; 4] {
+    dispatch_with(args, None)
+}
+
+/// Handles one hypercall: `args` are x0..x7 at the `hvc`, the result is
+/// x0..x3 to return. IOMMU calls go to `iommu` (NOT_SUPPORTED without
+/// one). Never panics, whatever the arguments.
+pub fn dispatch_with(args: &[u64; 8], iommu: Option<&dyn IommuCalls>) -> [u64; 4] {
     let fid = smccc::function_id(args[0]).0;
     if let Some(result) = smccc::handle_arch_call(fid, args[1]) {
         return [result, 0, 0, 0];
@@ -14,7 +34,23 @@ pub fn dispatch(args: &[u64; 8]) -> [u64; 4] {
     match fid {
         abi::HYP_ABI_VERSION => [abi::ABI_VERSION, 0, 0, 0],
         abi::HYP_ECHO => [0, args[1], args[2], args[3]],
-        _ => [abi::NOT_SUPPORTED as u64, 0, 0, 0],
+        abi::HYP_FEATURES => {
+            let queried = smccc::function_id(args[1]).0;
+            let known = matches!(
+                queried,
+                abi::HYP_ABI_VERSION | abi::HYP_ECHO | abi::HYP_FEATURES
+            ) || (iommu.is_some() && abi::IOMMU_CALLS.contains(&queried));
+            let status = if known {
+                abi::SUCCESS
+            } else {
+                abi::NOT_SUPPORTED
+            };
+            [status as u64, 0, 0, 0]
+        }
+        _ => match iommu.and_then(|svc| iommu::call(svc, fid, args)) {
+            Some(r) => iommu::encode(r),
+            None => [abi::NOT_SUPPORTED as u64, 0, 0, 0],
+        },
     }
 }
 
@@ -37,6 +73,40 @@ mod tests {
     fn unknown_ids_return_not_supported() {
         for fid in [0xc600_ffffu32, 0x8600_0000, 0, 0xffff_ffff, 0xc400_0003] {
             assert_eq!(call(fid, 0)[0], u64::MAX, "{fid:#x}");
+        }
+    }
+
+    #[test]
+    fn without_a_service_iommu_calls_are_not_supported_and_not_advertised() {
+        for fid in abi::IOMMU_CALLS {
+            assert_eq!(call(fid, 0)[0] as i64, abi::NOT_SUPPORTED, "{fid:#x}");
+            assert_eq!(
+                call(abi::HYP_FEATURES, u64::from(fid))[0] as i64,
+                abi::NOT_SUPPORTED
+            );
+        }
+        for fid in [abi::HYP_ABI_VERSION, abi::HYP_ECHO, abi::HYP_FEATURES] {
+            assert_eq!(
+                call(abi::HYP_FEATURES, u64::from(fid))[0] as i64,
+                abi::SUCCESS
+            );
+        }
+        assert_eq!(
+            call(abi::HYP_FEATURES, 0xc600_0fff)[0] as i64,
+            abi::NOT_SUPPORTED
+        );
+    }
+
+    #[test]
+    fn function_ids_are_fast_smc64_vendor_hyp_and_distinct() {
+        for (i, fid) in abi::ALL_CALLS.iter().enumerate() {
+            let f = smccc::FunctionId(*fid);
+            assert!(f.is_fast() && f.is_smc64(), "{fid:#x}");
+            assert_eq!(f.owner(), smccc::OWNER_VENDOR_HYP);
+            assert!(!abi::ALL_CALLS[..i].contains(fid));
+        }
+        for fid in abi::IOMMU_CALLS {
+            assert!(abi::ALL_CALLS.contains(&fid));
         }
     }
 }

@@ -6,17 +6,21 @@
 //! commands are written in batches without syncs, and `sync` ends the
 //! operation with exactly one `CMD_SYNC` per SMMU. Only after every SMMU's
 //! sync completed does the engine free the tables it unlinked.
+//!
+//! Generic over [`SmmuBackend`], so it drives the real driver
+//! ([`crate::smmu::Smmu`]) and the service's test mocks alike.
 
+use super::backend::SmmuBackend;
 use crate::pgtable::{Invalidation, TlbMaintenance};
-use crate::smmu::{Clock, Command, DmaMemory, Smmu, SmmuError, SmmuRegs};
+use crate::smmu::{Command, SmmuError};
 use heapless::Vec;
 
 /// Commands held before they are written to the queues.
 const BATCH: usize = 32;
 
 /// The SMMUs caching one domain's tables, and the domain's VMID.
-pub struct SmmuTlb<'a, 'b, R: SmmuRegs, M: DmaMemory, C: Clock, const L: usize> {
-    smmus: &'a mut [&'b mut Smmu<R, M, C, L>],
+pub struct SmmuTlb<'a, 'b, S: SmmuBackend> {
+    smmus: &'a mut [&'b mut S],
     vmid: u16,
     pending: Vec<Command, BATCH>,
     /// The first error, reported by `sync` (the engine then keeps its
@@ -24,8 +28,8 @@ pub struct SmmuTlb<'a, 'b, R: SmmuRegs, M: DmaMemory, C: Clock, const L: usize> 
     error: Option<SmmuError>,
 }
 
-impl<'a, 'b, R: SmmuRegs, M: DmaMemory, C: Clock, const L: usize> SmmuTlb<'a, 'b, R, M, C, L> {
-    pub fn new(smmus: &'a mut [&'b mut Smmu<R, M, C, L>], vmid: u16) -> Self {
+impl<'a, 'b, S: SmmuBackend> SmmuTlb<'a, 'b, S> {
+    pub fn new(smmus: &'a mut [&'b mut S], vmid: u16) -> Self {
         Self {
             smmus,
             vmid,
@@ -69,9 +73,7 @@ impl<'a, 'b, R: SmmuRegs, M: DmaMemory, C: Clock, const L: usize> SmmuTlb<'a, 'b
     }
 }
 
-impl<R: SmmuRegs, M: DmaMemory, C: Clock, const L: usize> TlbMaintenance
-    for SmmuTlb<'_, '_, R, M, C, L>
-{
+impl<S: SmmuBackend> TlbMaintenance for SmmuTlb<'_, '_, S> {
     type Error = SmmuError;
 
     fn range_invalidation(&self) -> bool {

@@ -43,7 +43,7 @@
 
 extern crate alloc;
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 use core::cell::RefCell;
@@ -51,7 +51,7 @@ use core::cell::RefCell;
 use super::config::Config;
 use super::descriptor as desc;
 use super::gather::{Invalidation, TlbMaintenance};
-use super::hostmem::HostMemory;
+use super::hostmem::{HOST_BASE, HostMemory};
 use super::memory::{PhysAddr, TableMemory};
 
 /// One break of the rules.
@@ -163,12 +163,18 @@ pub struct Auditor {
     tg: u8,
     leaf_levels: u8,
     oa_limit: u64,
-    pages: BTreeMap<PhysAddr, Page>,
-    stale: [BTreeMap<u64, Vec<u64>>; 4],
-    stale_count: usize,
+    /// State of every arena page (`None`: not allocated).
+    pages: Vec<Option<Page>>,
+    /// Per level, (span base, descriptor) the walker may still hold.
+    stale: [BTreeSet<(u64, u64)>; 4],
+    /// Stale table descriptors pointing at each page.
     stale_refs: BTreeMap<PhysAddr, u32>,
     pending: Vec<Invalidation>,
-    dirty: BTreeMap<PhysAddr, u64>,
+    /// What a non-coherent walker reads: each slot's last published value.
+    shadow: Vec<u64>,
+    /// Slots written since the last `check_published`, and a bitmap of them.
+    dirty: Vec<PhysAddr>,
+    dirty_bits: Vec<u64>,
     violations: Vec<Violation>,
     violation_count: usize,
     /// Syncs completed.
@@ -197,12 +203,13 @@ impl Auditor {
             tg: g.tlbi_tg(),
             leaf_levels,
             oa_limit: 1 << cfg.oas_bits(),
-            pages: BTreeMap::new(),
+            pages: Vec::new(),
             stale: Default::default(),
-            stale_count: 0,
             stale_refs: BTreeMap::new(),
             pending: Vec::new(),
-            dirty: BTreeMap::new(),
+            shadow: Vec::new(),
+            dirty: Vec::new(),
+            dirty_bits: Vec::new(),
             violations: Vec::new(),
             violation_count: 0,
             syncs: 0,
@@ -218,6 +225,23 @@ impl Auditor {
 
     fn page_of(&self, addr: u64) -> PhysAddr {
         addr & !((1 << self.granule_shift) - 1)
+    }
+
+    fn page(&self, pa: PhysAddr) -> Option<Page> {
+        let i = (pa.checked_sub(HOST_BASE)? >> self.granule_shift) as usize;
+        self.pages.get(i).copied().flatten()
+    }
+
+    fn set_page(&mut self, pa: PhysAddr, state: Option<Page>) {
+        let i = ((pa - HOST_BASE) >> self.granule_shift) as usize;
+        if i >= self.pages.len() {
+            self.pages.resize(i + 1, None);
+        }
+        self.pages[i] = state;
+    }
+
+    fn slot(addr: u64) -> usize {
+        ((addr - HOST_BASE) / 8) as usize
     }
 
     fn violate(&mut self, v: Violation) {
@@ -250,7 +274,7 @@ impl Auditor {
 
     /// Descriptors the walker may hold that are no longer in memory.
     pub fn stale_count(&self) -> usize {
-        self.stale_count
+        self.stale.iter().map(BTreeSet::len).sum()
     }
 
     /// Rule 5: after an operation's sync nothing may remain stale and
@@ -263,14 +287,8 @@ impl Auditor {
         }
         let mut missed = Vec::new();
         for level in 0..4u32 {
-            for (&ipa, v) in &self.stale[level as usize] {
-                for &d in v {
-                    missed.push(Violation::Missed {
-                        ipa,
-                        level,
-                        desc: d,
-                    });
-                }
+            for &(ipa, desc) in &self.stale[level as usize] {
+                missed.push(Violation::Missed { ipa, level, desc });
             }
         }
         for v in missed {
@@ -283,38 +301,34 @@ impl Auditor {
         for m in &mut self.stale {
             m.clear();
         }
-        self.stale_count = 0;
         self.stale_refs.clear();
     }
 
     fn push_stale(&mut self, level: u32, base: u64, d: u64) {
-        self.stale[level as usize].entry(base).or_default().push(d);
-        self.stale_count += 1;
-        if desc::is_table(d, level) {
+        if self.stale[level as usize].insert((base, d)) && desc::is_table(d, level) {
             *self.stale_refs.entry(desc::address(d)).or_default() += 1;
         }
     }
 
     /// Rule 2 for a make of `new` at `level` over `[base, base + span)`.
     fn check_make(&mut self, level: u32, base: u64, new: u64) {
-        if self.stale_count == 0 {
-            return;
-        }
         let end = base + self.span(level);
         let mut found = Vec::new();
         for l in self.start..=3 {
+            let set = &self.stale[l as usize];
+            if set.is_empty() {
+                continue;
+            }
             let lo = base & !(self.span(l) - 1);
-            for (&k, v) in self.stale[l as usize].range(lo..end) {
-                for &d in v {
-                    if !(l == level && k == base && d == new) {
-                        found.push(Violation::MakeBeforeInvalidate {
-                            ipa: base,
-                            level,
-                            new,
-                            stale_level: l,
-                            stale: d,
-                        });
-                    }
+            for &(k, d) in set.range((lo, 0)..(end, 0)) {
+                if !(l == level && k == base && d == new) {
+                    found.push(Violation::MakeBeforeInvalidate {
+                        ipa: base,
+                        level,
+                        new,
+                        stale_level: l,
+                        stale: d,
+                    });
                 }
             }
         }
@@ -350,65 +364,63 @@ impl Auditor {
         }
     }
 
-    fn locate(&self, table: PhysAddr, index: usize) -> (PhysAddr, usize) {
-        let addr = table + 8 * index as u64;
-        let page = self.page_of(addr);
-        (page, ((addr - page) / 8) as usize)
-    }
-
     fn on_alloc(&mut self, pa: PhysAddr, size: u64) {
         let mut p = pa;
         while p < pa + size {
             assert!(
-                self.pages.insert(p, Page::Fresh).is_none(),
+                self.page(p).is_none(),
                 "allocator handed out page {p:#x} twice"
             );
+            self.set_page(p, Some(Page::Fresh));
             p += 1 << self.granule_shift;
         }
+        // The allocator hands out zeroed memory the walker also reads as zero.
+        let (lo, hi) = (Self::slot(pa), Self::slot(pa + size));
+        if hi > self.shadow.len() {
+            self.shadow.resize(hi, 0);
+            self.dirty_bits.resize(hi.div_ceil(64), 0);
+        }
+        self.shadow[lo..hi].fill(0);
     }
 
     fn on_free(&mut self, pa: PhysAddr, size: u64) {
         let mut p = pa;
         while p < pa + size {
-            match self.pages.remove(&p) {
+            match self.page(p) {
                 Some(Page::Live { .. }) => self.violate(Violation::FreeLive { pa: p }),
                 Some(_) => {}
                 None => panic!("free of unallocated page {p:#x}"),
             }
+            self.set_page(p, None);
             if self.stale_refs.get(&p).copied().unwrap_or(0) > 0 {
                 self.violate(Violation::FreeCached { pa: p });
             }
-            let next = p + (1 << self.granule_shift);
-            let gone: Vec<u64> = self.dirty.range(p..next).map(|(&k, _)| k).collect();
-            for k in gone {
-                self.dirty.remove(&k);
-            }
-            p = next;
+            p += 1 << self.granule_shift;
         }
     }
 
     fn on_write(&mut self, host: &HostMemory, table: PhysAddr, index: usize, old: u64, new: u64) {
         self.writes += 1;
-        let (page, slot) = self.locate(table, index);
-        let (level, base, live) = match self.pages.get(&page).copied() {
+        let addr = table + 8 * index as u64;
+        let page = self.page_of(addr);
+        let slot_in_page = ((addr - page) / 8) as usize;
+        let (level, base, live) = match self.page(page) {
             None => {
                 self.violate(Violation::WriteToFree { table, index });
                 return;
             }
-            Some(Page::Fresh) => {
-                // Unreachable: anything goes, but it must be published before
-                // the table is linked.
-                self.dirty.entry(table + 8 * index as u64).or_insert(old);
-                return;
-            }
+            Some(Page::Fresh) => return,
             Some(Page::Live { level, base }) => (level, base, true),
             Some(Page::Detached { level, base }) => (level, base, false),
         };
-        let slot_base = base + slot as u64 * self.span(level);
+        let slot_base = base + slot_in_page as u64 * self.span(level);
         if live {
             self.live_writes += 1;
-            // What the walker reads from memory until the line is published.
-            self.dirty.entry(table + 8 * index as u64).or_insert(old);
+            let s = Self::slot(addr);
+            if self.dirty_bits[s / 64] & (1 << (s % 64)) == 0 {
+                self.dirty_bits[s / 64] |= 1 << (s % 64);
+                self.dirty.push(addr);
+            }
         }
         match (desc::is_valid(old), desc::is_valid(new)) {
             (true, true) => {
@@ -456,10 +468,8 @@ impl Auditor {
     }
 
     fn detach(&mut self, host: &HostMemory, table: PhysAddr, level: u32, base: u64) {
-        match self.pages.get(&table).copied() {
-            Some(Page::Live { .. }) => {
-                self.pages.insert(table, Page::Detached { level, base });
-            }
+        match self.page(table) {
+            Some(Page::Live { .. }) => self.set_page(table, Some(Page::Detached { level, base })),
             _ => panic!("tree corrupt: detached table {table:#x} was not live"),
         }
         let span = self.span(level);
@@ -476,17 +486,18 @@ impl Auditor {
     }
 
     fn link(&mut self, host: &HostMemory, table: PhysAddr, level: u32, base: u64) {
-        if self.pages.get(&table) != Some(&Page::Fresh) {
+        if self.page(table) != Some(Page::Fresh) {
             self.violate(Violation::LinkNotFresh { table });
             return;
         }
-        self.pages.insert(table, Page::Live { level, base });
+        self.set_page(table, Some(Page::Live { level, base }));
         let span = self.span(level);
+        let first = Self::slot(table);
         for i in 0..self.entries {
             let d = host.read(table, i);
-            if let Some(published) = self.dirty.remove(&(table + 8 * i as u64))
-                && Self::view(published, level) != Self::view(d, level)
-            {
+            // Everything the walker will read from the new table must be
+            // what was written: published before the link.
+            if Self::view(d, level) != Self::view(self.shadow[first + i], level) {
                 self.violate(Violation::Unpublished { table, index: i });
             }
             if desc::is_valid(d) {
@@ -499,9 +510,10 @@ impl Auditor {
         }
     }
 
-    fn on_publish(&mut self, table: PhysAddr, first: usize, count: usize) {
+    fn on_publish(&mut self, host: &HostMemory, table: PhysAddr, first: usize, count: usize) {
+        let s = Self::slot(table);
         for i in first..first + count {
-            self.dirty.remove(&(table + 8 * i as u64));
+            self.shadow[s + i] = host.read(table, i);
         }
     }
 
@@ -541,38 +553,27 @@ impl Auditor {
 
     /// Drops stale entries an invalidation of `[lo, hi)` reaches.
     fn forget(&mut self, lo: u64, hi: u64, leaf_only: bool, ttl: u32) {
-        if self.stale_count == 0 {
-            return;
-        }
         for level in self.start..=3 {
+            let set = &self.stale[level as usize];
+            if set.is_empty() {
+                continue;
+            }
             let key_lo = lo & !(self.span(level) - 1);
-            let keys: Vec<u64> = self.stale[level as usize]
-                .range(key_lo..hi)
-                .map(|(&k, _)| k)
-                .collect();
-            for k in keys {
-                let Some(v) = self.stale[level as usize].get_mut(&k) else {
-                    continue;
-                };
-                let mut removed_tables = Vec::new();
-                let before = v.len();
-                v.retain(|&d| {
-                    let hit = if desc::is_table(d, level) {
+            let hits: Vec<(u64, u64)> = set
+                .range((key_lo, 0)..(hi, 0))
+                .filter(|&&(_, d)| {
+                    if desc::is_table(d, level) {
                         !leaf_only && ttl == 0
                     } else {
                         ttl == 0 || ttl == level
-                    };
-                    if hit && desc::is_table(d, level) {
-                        removed_tables.push(desc::address(d));
                     }
-                    !hit
-                });
-                let removed = before - v.len();
-                if v.is_empty() {
-                    self.stale[level as usize].remove(&k);
-                }
-                self.stale_count -= removed;
-                for t in removed_tables {
+                })
+                .copied()
+                .collect();
+            for (b, d) in hits {
+                self.stale[level as usize].remove(&(b, d));
+                if desc::is_table(d, level) {
+                    let t = desc::address(d);
                     if let Some(c) = self.stale_refs.get_mut(&t) {
                         *c -= 1;
                         if *c == 0 {
@@ -631,19 +632,19 @@ impl AuditedMemory {
     /// concatenated, root of `size` bytes): its pages become live.
     pub fn attach_root(&mut self, root: PhysAddr, size: u64) {
         let mut a = self.audit.borrow_mut();
-        let entries_per_page = a.entries as u64;
         let span = a.span(a.start);
         let start = a.start;
+        let per_page = a.entries as u64 * span;
         let mut p = root;
         let mut k = 0;
         while p < root + size {
-            assert_eq!(a.pages.get(&p), Some(&Page::Fresh), "root not fresh");
-            a.pages.insert(
+            assert_eq!(a.page(p), Some(Page::Fresh), "root not fresh");
+            a.set_page(
                 p,
-                Page::Live {
+                Some(Page::Live {
                     level: start,
-                    base: k * entries_per_page * span,
-                },
+                    base: k * per_page,
+                }),
             );
             p += 1 << a.granule_shift;
             k += 1;
@@ -662,7 +663,7 @@ impl AuditedMemory {
         let mut k = 0;
         while p < root + size {
             let base = k * entries as u64 * span;
-            a.pages.insert(p, Page::Detached { level: start, base });
+            a.set_page(p, Some(Page::Detached { level: start, base }));
             for i in 0..entries {
                 let d = self.host.read(p, i);
                 if desc::is_valid(d) {
@@ -679,20 +680,25 @@ impl AuditedMemory {
     }
 
     /// Rule 7: every descriptor written into a live table since the last
-    /// check was published (or memory already held the same value).
+    /// check was published (or the walker cannot tell the difference).
     pub fn check_published(&self) {
         let mut a = self.audit.borrow_mut();
         let dirty = core::mem::take(&mut a.dirty);
-        for (addr, published) in dirty {
+        for &addr in &dirty {
+            let s = Auditor::slot(addr);
+            a.dirty_bits[s / 64] &= !(1 << (s % 64));
             let page = a.page_of(addr);
-            if let Some(Page::Live { level, .. }) = a.pages.get(&page).copied() {
+            if let Some(Page::Live { level, .. }) = a.page(page) {
                 let index = ((addr - page) / 8) as usize;
                 let now = self.host.read(page, index);
-                if Auditor::view(now, level) != Auditor::view(published, level) {
+                if Auditor::view(now, level) != Auditor::view(a.shadow[s], level) {
                     a.violate(Violation::Unpublished { table: page, index });
                 }
             }
         }
+        // Keep the allocation for next time.
+        a.dirty = dirty;
+        a.dirty.clear();
     }
 }
 
@@ -727,7 +733,9 @@ impl TableMemory for AuditedMemory {
     }
 
     fn publish(&mut self, table: PhysAddr, first: usize, count: usize) {
-        self.audit.borrow_mut().on_publish(table, first, count);
+        self.audit
+            .borrow_mut()
+            .on_publish(&self.host, table, first, count);
     }
 }
 

@@ -6,13 +6,16 @@
 //!   it first checks the whole range and reserves every table it will need,
 //!   so a failure (overlap or allocation) happens before the first write:
 //!   the tables are left exactly as they were and the gather stays empty.
-//!   A new table is linked while still empty, then filled; every write is
-//!   invalid -> valid, which needs no invalidation because the SMMU does not
-//!   cache translation faults.
+//!   A new table is filled while unreachable, then linked; every write into
+//!   a reachable table is invalid -> valid, which needs no invalidation
+//!   because the SMMU does not cache translation faults.
 //! * `unmap` never splits a block and never rewrites a valid descriptor
 //!   with another valid one: it only writes invalid descriptors, records
 //!   what the walker may still cache in the gather, and queues tables that
 //!   became empty for release after the sync.
+//! * The only valid -> valid writes are occupancy-count updates in the
+//!   ignored bits of table descriptors (see `descriptor.rs`), which the
+//!   walker cannot observe.
 //! * `map` refuses ([`Error::SyncPending`]) to write where an unmap's
 //!   invalidation is still pending, so "make" can only follow a completed
 //!   "invalidate + sync".
@@ -26,7 +29,7 @@ use core::fmt;
 use super::config::Config;
 use super::descriptor::{self as desc, Prot};
 use super::error::Error;
-use super::gather::{Gather, LEVEL_MIXED, TlbMaintenance};
+use super::gather::{Gather, LEVEL_MIXED, SUBTREE_CAPACITY, TlbMaintenance};
 use super::memory::{PhysAddr, TableMemory};
 
 /// Options of [`PageTable::unmap`].
@@ -725,23 +728,99 @@ impl<M: TableMemory> PageTable<M> {
     }
 
     /// Unlinked subtree with `occupancy` valid descriptors at its top:
-    /// count and invalidate its leaves (with walk-cache entries) and queue
-    /// every table in it for release.
+    /// records its leaves for invalidation (with walk-cache entries) and
+    /// queues it for release after the sync. Returns the bytes it mapped.
     fn free_subtree(&mut self, table: PhysAddr, level: u32, base: u64, occupancy: usize) -> u64 {
+        let (bytes, tables) = self.scan_subtree(table, level, base, occupancy);
+        self.tables -= tables;
+        self.leaf_table = None;
+        let g = &mut self.gather;
+        if g.subtree_count < SUBTREE_CAPACITY {
+            // Occupancy 0 marks a table without child tables: released
+            // without reading it.
+            let walk = if tables == 1 { 0 } else { occupancy as u16 };
+            g.subtrees[g.subtree_count] = (table, level as u8, walk);
+            g.subtree_count += 1;
+            g.subtree_tables += tables;
+        } else {
+            self.tables += tables;
+            self.thread_subtree(table, level, occupancy);
+        }
+        bytes
+    }
+
+    /// Records the leaves of an unlinked subtree in the gather (non-leaf
+    /// invalidations). Returns its bytes and its number of tables. Full
+    /// level-3 tables are not read at all: their occupancy says it all.
+    fn scan_subtree(
+        &mut self,
+        table: PhysAddr,
+        level: u32,
+        base: u64,
+        occupancy: usize,
+    ) -> (u64, usize) {
         let span = 1u64 << self.shift(level);
         if level == 3 && occupancy == self.entries {
-            // A full table of pages: one run, known without reading it.
             let end = base + span * self.entries as u64;
             self.gather.add(base, end, 3, false);
-            self.push_free(table);
-            return end - base;
+            return (end - base, 1);
+        }
+        let n = self.entries;
+        if occupancy == n {
+            // A full table of blocks, or of full level-3 tables: one run,
+            // found by a simple counting loop the compiler vectorises (with
+            // plain loads). The first entry tells which loop to try.
+            let first = self.mem.read(table, 0);
+            if level == 2 && desc::is_table(first, 2) {
+                let full = (0..n)
+                    .filter(|&i| {
+                        let d = self.mem.read(table, i);
+                        desc::is_table(d, 2) && desc::occupancy(d) == n
+                    })
+                    .count();
+                if full == n {
+                    self.gather.add(base, base + span * n as u64, 3, false);
+                    return (span * n as u64, n + 1);
+                }
+            } else if !desc::is_table(first, level) {
+                let leaves = (0..n)
+                    .filter(|&i| !desc::is_table(self.mem.read(table, i), level))
+                    .count();
+                if leaves == n {
+                    // All valid (occupancy) and none a table: all leaves.
+                    self.gather
+                        .add(base, base + span * n as u64, level as u8, false);
+                    return (span * n as u64, 1);
+                }
+            }
         }
         let mut bytes = 0;
+        let mut tables = 1;
         let mut run: Option<u64> = None;
+        // Consecutive full level-3 children form one run of pages, found
+        // without reading them (the common case of a big unmap).
+        let mut full_run: Option<u64> = None;
         let mut addr = base;
         let mut seen = 0;
         for idx in 0..self.entries {
             let d = self.mem.read(table, idx);
+            if level == 2 && desc::is_table(d, 2) && desc::occupancy(d) == self.entries {
+                seen += 1;
+                tables += 1;
+                if let Some(rs) = run.take() {
+                    self.gather.add(rs, addr, 2, false);
+                    bytes += addr - rs;
+                }
+                if full_run.is_none() {
+                    full_run = Some(addr);
+                }
+                addr += span;
+                continue;
+            }
+            if let Some(rs) = full_run.take() {
+                self.gather.add(rs, addr, 3, false);
+                bytes += addr - rs;
+            }
             if desc::is_valid(d) && !desc::is_table(d, level) {
                 seen += 1;
                 if run.is_none() {
@@ -755,7 +834,9 @@ impl<M: TableMemory> PageTable<M> {
                 if desc::is_valid(d) {
                     seen += 1;
                     let child = desc::address(d);
-                    bytes += self.free_subtree(child, level + 1, addr, desc::occupancy(d));
+                    let (b, t) = self.scan_subtree(child, level + 1, addr, desc::occupancy(d));
+                    bytes += b;
+                    tables += t;
                 }
             }
             addr += span;
@@ -768,14 +849,56 @@ impl<M: TableMemory> PageTable<M> {
             self.gather.add(rs, addr, level as u8, false);
             bytes += addr - rs;
         }
+        if let Some(rs) = full_run {
+            self.gather.add(rs, addr, 3, false);
+            bytes += addr - rs;
+        }
         if bytes == 0 {
             // Cannot happen (empty tables are always freed), but if it did the
             // walk cache would still need a non-leaf invalidation.
             self.gather
                 .add(base, base + self.granule_size(), LEVEL_MIXED, false);
         }
-        self.push_free(table);
-        bytes
+        (bytes, tables)
+    }
+
+    /// Calls `f` on every table of an unlinked subtree, children before
+    /// parents (so a table is visited after its descriptors were read).
+    fn for_each_table<F: FnMut(&mut Self, PhysAddr)>(
+        &mut self,
+        table: PhysAddr,
+        level: u32,
+        occupancy: usize,
+        f: &mut F,
+    ) {
+        if level < 3 {
+            let mut seen = 0;
+            for idx in 0..self.entries {
+                if seen == occupancy {
+                    break;
+                }
+                let d = self.mem.read(table, idx);
+                if desc::is_valid(d) {
+                    seen += 1;
+                    if desc::is_table(d, level) {
+                        let child = desc::address(d);
+                        if level == 2 {
+                            // Level-3 tables have no children: no need to recurse.
+                            f(self, child);
+                        } else {
+                            self.for_each_table(child, level + 1, desc::occupancy(d), f);
+                        }
+                    }
+                }
+            }
+        }
+        f(self, table);
+    }
+
+    /// Out of subtree slots: thread every table of the subtree into the
+    /// free list instead.
+    fn thread_subtree(&mut self, table: PhysAddr, level: u32, occupancy: usize) {
+        self.for_each_table(table, level, occupancy, &mut |pt, t| pt.push_free(t));
     }
 
     fn push_free(&mut self, table: PhysAddr) {
@@ -808,6 +931,15 @@ impl<M: TableMemory> PageTable<M> {
             let next = self.mem.read(pa, 0);
             self.mem.free_table(pa, size);
             pa = next;
+        }
+        for i in 0..self.gather.subtree_count {
+            let (root, level, occupancy) = self.gather.subtrees[i];
+            self.for_each_table(
+                root,
+                u32::from(level),
+                usize::from(occupancy),
+                &mut |pt, t| pt.mem.free_table(t, size),
+            );
         }
         self.gather.clear();
         Ok(())

@@ -46,6 +46,10 @@ pub const GATHER_CAPACITY: usize = 32;
 /// VMID-wide invalidation.
 pub const PER_PAGE_LIMIT: u64 = 512;
 
+/// Whole subtrees a gather keeps by their root; more are threaded into the
+/// free list table by table.
+pub const SUBTREE_CAPACITY: usize = 8;
+
 /// `level` of a range whose leaves are not all at one level.
 pub const LEVEL_MIXED: u8 = 0xff;
 
@@ -141,6 +145,12 @@ pub struct Gather {
     /// still holding a stale pointer to the page.
     pub(crate) free_head: PhysAddr,
     pub(crate) free_count: usize,
+    /// Whole subtrees unlinked by `unmap`, as (root, level, occupancy):
+    /// released after the sync by walking them, so their pages are not
+    /// touched before.
+    pub(crate) subtrees: [(PhysAddr, u8, u16); SUBTREE_CAPACITY],
+    pub(crate) subtree_count: usize,
+    pub(crate) subtree_tables: usize,
 }
 
 impl Gather {
@@ -156,12 +166,15 @@ impl Gather {
             tg: cfg.granule().tlbi_tg(),
             free_head: 0,
             free_count: 0,
+            subtrees: [(0, 0, 0); SUBTREE_CAPACITY],
+            subtree_count: 0,
+            subtree_tables: 0,
         }
     }
 
     /// Nothing to invalidate and nothing to free.
     pub fn is_empty(&self) -> bool {
-        self.len == 0 && !self.vmid_all && self.free_count == 0
+        self.len == 0 && !self.vmid_all && self.free_count == 0 && self.subtree_count == 0
     }
 
     /// Number of `CMD_SYNC`s the gather needs: 1 if anything is pending,
@@ -182,7 +195,7 @@ impl Gather {
 
     /// Tables waiting to be freed after the sync.
     pub fn freed_tables(&self) -> usize {
-        self.free_count
+        self.free_count + self.subtree_tables
     }
 
     /// Whether `[start, end)` touches anything pending: a range to
@@ -367,6 +380,8 @@ impl Gather {
         self.hull = (u64::MAX, 0);
         self.free_head = 0;
         self.free_count = 0;
+        self.subtree_count = 0;
+        self.subtree_tables = 0;
     }
 }
 

@@ -735,7 +735,7 @@ pub fn fuzz_configs() -> Vec<(Config, u64, u64)> {
             1 << 30
         ),
         (c(Size64K, 42, 44, FewestLevels), 0, 4 << 30),
-        (c(Size64K, 33, 40, FewestLevels), 0, 1 << 33),
+        (c(Size64K, 32, 40, FewestLevels), 0, 4 << 30),
     ]
 }
 

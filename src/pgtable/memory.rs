@@ -31,7 +31,9 @@ pub trait TableMemory {
     fn free_table(&mut self, pa: PhysAddr, size: u64);
 
     /// Reads descriptor `index` of the table at `table`. For a concatenated
-    /// root `index` runs over all its tables.
+    /// root `index` runs over all its tables. A plain load is enough: only
+    /// the engine writes descriptors (no hardware access/dirty updates are
+    /// enabled), and plain loads let the compiler vectorise scans.
     fn read(&self, table: PhysAddr, index: usize) -> u64;
 
     /// Writes descriptor `index` of the table at `table` with one 64-bit
@@ -43,9 +45,10 @@ pub trait TableMemory {
     /// returns from `map`/`unmap`, so before any invalidation for them is
     /// issued). A non-coherent SMMU cleans those lines to the point of
     /// coherency here (`DC CVAC` + `DSB ISHST`); a coherent one needs
-    /// nothing, hence the empty default. Writes that do not matter to the
-    /// walker (free-list links in pages that are already unreachable) are not
-    /// published.
+    /// nothing, hence the empty default. A new table is published before the
+    /// descriptor linking it is written. Writes the walker cannot observe
+    /// are not published: free-list links in unreachable pages and
+    /// occupancy counts in ignored bits of table descriptors.
     #[inline(always)]
     fn publish(&mut self, table: PhysAddr, first: usize, count: usize) {
         let _ = (table, first, count);

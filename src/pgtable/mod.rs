@@ -47,6 +47,6 @@ pub use engine::{Leaf, PageTable, TableInfo, UnmapFlags, Unmapped};
 pub use error::Error;
 pub use gather::{
     GATHER_CAPACITY, Gather, InvRange, Invalidation, Invalidations, LEVEL_MIXED, PER_PAGE_LIMIT,
-    TlbMaintenance,
+    SUBTREE_CAPACITY, TlbMaintenance,
 };
 pub use memory::{PhysAddr, TableMemory};

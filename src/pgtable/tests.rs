@@ -1041,6 +1041,28 @@ fn invalidations_per_unmap() {
 }
 
 #[test]
+fn many_subtrees_in_one_unmap() {
+    // More fully covered subtrees than the gather keeps by root: the rest
+    // are threaded into the free list. Either way they go after the sync.
+    for ril in [false, true] {
+        let mut t = T::new(cfg(Size4K, 39, 48, FewestLevels), ril);
+        let n = SUBTREE_CAPACITY as u64 + 5;
+        t.map(2 * G, 4 * K, n * 2 * M).unwrap(); // pages: one level-3 table per 2 MiB
+        t.map(2 * G + n * 2 * M, 0, 4 * K).unwrap(); // keeps the level-2 table alive
+        assert_eq!(t.pt.table_count(), n as usize + 2);
+        let r = t.pt.unmap(2 * G, n * 2 * M, UnmapFlags::EXACT).unwrap();
+        assert_eq!(r.bytes, n * 2 * M);
+        assert_eq!(t.pt.gather().freed_tables(), n as usize);
+        assert_eq!(t.live_pages(), n as usize + 3);
+        assert_eq!(t.flush(), 1);
+        assert_eq!(t.live_pages(), 3);
+        t.unmap(2 * G + n * 2 * M, 4 * K).unwrap();
+        assert_eq!(t.live_pages(), 1);
+        t.finish();
+    }
+}
+
+#[test]
 fn walk_and_dump() {
     let mut t = T::new(cfg(Size4K, 39, 48, FewestLevels), false);
     t.map(G, 3 * G, 2 * M + 4 * K).unwrap();
@@ -1302,6 +1324,61 @@ fn auditor_catches_illegal_commands_unpublished_and_malformed_writes() {
         t.violations()[..],
         [Violation::WriteToFree { .. }]
     ));
+}
+
+#[test]
+fn auditor_allows_occupancy_updates_but_not_unpublished_links() {
+    // Ignored bits of a live table descriptor may change in place.
+    let (mut t, _, _) = one_page();
+    let l2 = t.table_of(IOVA, 2);
+    let j = t.index(IOVA, 2);
+    let d = t.read(l2, j);
+    assert_eq!(desc::occupancy(d), 2);
+    t.pt.memory_mut().write(l2, j, desc::with_occupancy(d, 7));
+    t.pt.memory().check_published();
+    assert!(t.violations().is_empty());
+    // A new table whose contents were never published before linking.
+    let fresh = t.pt.memory_mut().alloc_table(4 * K).unwrap();
+    t.pt.memory_mut().write(fresh, 3, page_desc(0x5000));
+    t.pt.memory_mut().write(l2, 200, desc::table(fresh));
+    assert!(matches!(
+        t.violations()[..],
+        [Violation::Unpublished { .. }]
+    ));
+}
+
+/// A TLB whose sync times out.
+struct FailingSync(AuditedTlb);
+
+impl TlbMaintenance for FailingSync {
+    type Error = &'static str;
+    fn range_invalidation(&self) -> bool {
+        false
+    }
+    fn invalidate(&mut self, inv: Invalidation) {
+        self.0.invalidate(inv);
+    }
+    fn sync(&mut self) -> Result<(), &'static str> {
+        Err("CMD_SYNC timeout")
+    }
+}
+
+#[test]
+fn failed_sync_keeps_tables() {
+    let mut t = T::new(cfg(Size4K, 39, 48, FewestLevels), false);
+    t.map(G, 0, 4 * K).unwrap();
+    t.pt.unmap(G, 4 * K, UnmapFlags::EXACT).unwrap();
+    let (mem, tlb) = AuditedMemory::new(&t.cfg, false);
+    drop(mem);
+    let mut bad = FailingSync(tlb);
+    assert_eq!(t.pt.flush(&mut bad), Err("CMD_SYNC timeout"));
+    // Nothing released: the walker may still hold the tables.
+    assert_eq!(t.live_pages(), 3);
+    assert_eq!(t.pt.gather().freed_tables(), 2);
+    assert_eq!(t.pt.map(G, 0, 4 * K, Prot::RW), Err(Error::SyncPending));
+    assert_eq!(t.flush(), 1);
+    assert_eq!(t.live_pages(), 1);
+    t.finish();
 }
 
 #[test]

@@ -33,3 +33,18 @@ pub fn smc(args: [u64; 4]) -> [u64; 4] {
     };
     r
 }
+
+/// An SMCCC call with x0..x6 through `hvc #0`; returns x0..x3.
+pub fn hvc8(args: [u64; 8]) -> [u64; 4] {
+    let mut r = args;
+    // SAFETY: as for `hvc`.
+    unsafe {
+        asm!("hvc #0",
+            inout("x0") r[0], inout("x1") r[1], inout("x2") r[2], inout("x3") r[3],
+            inout("x4") r[4], inout("x5") r[5], inout("x6") r[6], inout("x7") r[7],
+            out("x8") _, out("x9") _, out("x10") _, out("x11") _, out("x12") _,
+            out("x13") _, out("x14") _, out("x15") _, out("x16") _, out("x17") _,
+            options(nostack))
+    };
+    [r[0], r[1], r[2], r[3]]
+}

@@ -12,6 +12,7 @@ use smmu_hyp::smccc::{self, psci};
 pub fn run(suite: &str, platform: &Platform<'_>, report: &mut Report) {
     match suite {
         "demo" => demo(report),
+        "iommu" => iommu(report),
         "smccc" => smccc_calls(report),
         "psci" => psci_calls(report),
         "system-off" => system_off(),
@@ -113,4 +114,87 @@ fn boot_info(platform: &Platform<'_>, report: &mut Report) {
         ram > 0,
         format_args!("{} MiB of RAM, {} CPU(s)", ram >> 20, platform.cpus.len()),
     );
+}
+
+/// A page-aligned buffer; only its address is used (devices fill it).
+#[repr(align(4096))]
+struct Page(#[allow(dead_code)] [u8; 4096]);
+static mut BUF: Page = Page([0; 4096]);
+
+fn iommu(report: &mut Report) {
+    use crate::hyp_client::hvc8;
+    use smmu_hyp::hypercall::{abi::prot, client};
+    let info = client::decode_iommu_info(hvc8(client::iommu_info()));
+    report.check(
+        "IOMMU_INFO",
+        matches!(info, Ok(i) if i.smmus == 1),
+        format_args!("{info:?}"),
+    );
+    let s = client::decode_smmu_info(hvc8(client::smmu_info(0)));
+    report.check("SMMU_INFO", s.is_ok(), format_args!("{s:x?}"));
+    let d = client::decode_domain_alloc(hvc8(client::domain_alloc(40, 0)));
+    report.check("DOMAIN_ALLOC", d.is_ok(), format_args!("{d:x?}"));
+    let Ok(d) = d else { return };
+    let a = client::decode_unit(hvc8(client::attach(0, 8, d.id)));
+    report.check("ATTACH", a.is_ok(), format_args!("{a:?}"));
+    let buf = core::ptr::addr_of!(BUF) as u64;
+    let m = client::decode_map(hvc8(client::map(
+        d.id,
+        0x10_0000,
+        buf,
+        4096,
+        1,
+        prot::READ | prot::WRITE,
+    )));
+    report.check("MAP", m == Ok(4096), format_args!("{m:?} buf {buf:#x}"));
+    let t = client::decode_iova_to_phys(hvc8(client::iova_to_phys(d.id, 0x10_0010)));
+    report.check(
+        "IOVA_TO_PHYS",
+        matches!(t, Ok(t) if t.pa == buf + 0x10),
+        format_args!("{t:x?}"),
+    );
+    let e = client::decode_map(hvc8(client::map(
+        d.id,
+        0x20_0000,
+        0x4020_0000,
+        4096,
+        1,
+        prot::READ,
+    )));
+    report.check(
+        "EL2 image DENIED",
+        e == Err(abi::DENIED),
+        format_args!("{e:?}"),
+    );
+    let e = client::decode_map(hvc8(client::map(
+        d.id,
+        0x20_0000,
+        0x905_0000,
+        4096,
+        1,
+        prot::READ | prot::MMIO,
+    )));
+    report.check(
+        "SMMU regs DENIED",
+        e == Err(abi::DENIED),
+        format_args!("{e:?}"),
+    );
+    let u = client::decode_unmap(hvc8(client::unmap(d.id, 0x10_0000, 4096, 1, 0)));
+    report.check(
+        "UNMAP",
+        matches!(u, Ok(u) if u.bytes == 4096),
+        format_args!("{u:?}"),
+    );
+    let st = client::decode_stats(hvc8(client::stats(abi::stats::MEMORY, 0)));
+    report.check(
+        "no references left",
+        matches!(st, Ok(s) if s[1] == 0),
+        format_args!("{st:?}"),
+    );
+    let st = client::decode_stats(hvc8(client::stats(abi::stats::SMMU_COMMANDS, 0)));
+    report.check("SMMU commands", st.is_ok(), format_args!("{st:?}"));
+    let r = client::decode_unit(hvc8(client::detach(0, 8)));
+    report.check("DETACH", r.is_ok(), format_args!("{r:?}"));
+    let r = client::decode_unit(hvc8(client::domain_free(d.id)));
+    report.check("DOMAIN_FREE", r.is_ok(), format_args!("{r:?}"));
 }
