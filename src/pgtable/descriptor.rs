@@ -38,9 +38,9 @@
 pub const VALID: u64 = 1 << 0;
 /// Table (levels 0-2) or page (level 3) when set, block when clear.
 pub const TABLE_OR_PAGE: u64 = 1 << 1;
-/// S2AP[0]: read permission.
+/// S2AP bit 0: read permission.
 pub const S2AP_READ: u64 = 1 << 6;
-/// S2AP[1]: write permission.
+/// S2AP bit 1: write permission.
 pub const S2AP_WRITE: u64 = 1 << 7;
 /// SH = outer shareable.
 pub const SH_OUTER: u64 = 0b10 << 8;
@@ -48,7 +48,7 @@ pub const SH_OUTER: u64 = 0b10 << 8;
 pub const SH_INNER: u64 = 0b11 << 8;
 /// Access flag.
 pub const AF: u64 = 1 << 10;
-/// XN[1]: not executable at any exception level.
+/// XN bit 1 (descriptor bit 54): not executable at any exception level.
 pub const XN: u64 = 1 << 54;
 /// MemAttr field (bits 5:2).
 pub const MEMATTR_MASK: u64 = 0b1111 << 2;

@@ -3,7 +3,9 @@
 //! `unmap` records, for every run of leaves it cleared, an IPA range with
 //! the leaf level (the TTL hint) and whether walk-cache entries must go too
 //! (`leaf = false`, needed whenever a table was freed). It also collects the
-//! freed tables in a free list. The SMMU driver turns the gather into
+//! freed tables: single tables in a free list threaded through their first
+//! descriptor, whole subtrees (up to [`SUBTREE_CAPACITY`]) by their root, so
+//! their pages are not even touched before the sync. The SMMU driver turns the gather into
 //! commands through [`Gather::invalidations`] (or lets
 //! [`PageTable::flush`](super::PageTable::flush) do it through
 //! [`TlbMaintenance`]), issues **one** `CMD_SYNC`, and only then are the

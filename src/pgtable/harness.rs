@@ -20,6 +20,23 @@ use super::engine::{Leaf, PageTable, UnmapFlags, Unmapped};
 use super::error::Error;
 use super::gather::{Invalidation, PER_PAGE_LIMIT};
 
+/// A run of `count` equal-sized leaves with contiguous output addresses
+/// and one protection: how the model stores mappings (a 1 GiB map of pages
+/// is one extent, not 262,144 entries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Extent {
+    count: u64,
+    size: u64,
+    pa: u64,
+    prot: Prot,
+}
+
+impl Extent {
+    fn len(&self) -> u64 {
+        self.count * self.size
+    }
+}
+
 /// The reference model.
 #[derive(Clone, Debug)]
 pub struct RefModel {
@@ -28,7 +45,8 @@ pub struct RefModel {
     granule: u64,
     ipa_limit: u64,
     oa_limit: u64,
-    leaves: BTreeMap<u64, (u64, u64, Prot)>,
+    extents: BTreeMap<u64, Extent>,
+    leaves: usize,
 }
 
 impl RefModel {
@@ -45,32 +63,41 @@ impl RefModel {
             granule: cfg.granule().size(),
             ipa_limit: 1 << cfg.ipa_bits(),
             oa_limit: 1 << cfg.oas_bits(),
-            leaves: BTreeMap::new(),
+            extents: BTreeMap::new(),
+            leaves: 0,
         }
     }
 
     /// Number of leaves.
     pub fn len(&self) -> usize {
-        self.leaves.len()
+        self.leaves
     }
 
     /// Whether nothing is mapped.
     pub fn is_empty(&self) -> bool {
-        self.leaves.is_empty()
+        self.leaves == 0
     }
 
     /// All leaves as (iova, size, pa, prot), in IOVA order.
     pub fn leaves(&self) -> impl Iterator<Item = (u64, u64, u64, Prot)> + '_ {
-        self.leaves.iter().map(|(&i, &(s, p, pr))| (i, s, p, pr))
+        self.extents.iter().flat_map(|(&start, e)| {
+            (0..e.count).map(move |k| (start + k * e.size, e.size, e.pa + k * e.size, e.prot))
+        })
+    }
+
+    /// The extent containing `addr`, as (its start, it).
+    fn extent_at(&self, addr: u64) -> Option<(u64, Extent)> {
+        let (&start, &e) = self.extents.range(..=addr).next_back()?;
+        (addr < start + e.len()).then_some((start, e))
     }
 
     fn leaf_containing(&self, addr: u64) -> Option<(u64, u64)> {
-        let (&base, &(size, _, _)) = self.leaves.range(..=addr).next_back()?;
-        (addr < base + size).then_some((base, size))
+        let (start, e) = self.extent_at(addr)?;
+        Some((start + (addr - start) / e.size * e.size, e.size))
     }
 
     fn any_in(&self, start: u64, end: u64) -> bool {
-        self.leaf_containing(start).is_some() || self.leaves.range(start..end).next().is_some()
+        self.extent_at(start).is_some() || self.extents.range(start..end).next().is_some()
     }
 
     /// What `map` must return, without changing the model.
@@ -95,19 +122,41 @@ impl RefModel {
         Ok(())
     }
 
-    /// Maps like the engine.
+    /// Maps like the engine: at each address the largest leaf size that
+    /// the IOVA, the PA and the remaining size allow.
     pub fn map(&mut self, iova: u64, pa: u64, size: u64, prot: Prot) -> Result<(), Error> {
         self.check_map(iova, pa, size)?;
         let (mut addr, mut out, end) = (iova, pa, iova + size);
+        let mut cur: Option<(u64, Extent)> = None;
         while addr < end {
             let s = *self
                 .leaf_sizes
                 .iter()
                 .find(|&&s| addr.is_multiple_of(s) && out.is_multiple_of(s) && end - addr >= s)
                 .expect("the granule always fits");
-            self.leaves.insert(addr, (s, out, prot));
+            match &mut cur {
+                Some((_, e)) if e.size == s => e.count += 1,
+                _ => {
+                    if let Some((start, e)) = cur.take() {
+                        self.extents.insert(start, e);
+                    }
+                    cur = Some((
+                        addr,
+                        Extent {
+                            count: 1,
+                            size: s,
+                            pa: out,
+                            prot,
+                        },
+                    ));
+                }
+            }
+            self.leaves += 1;
             addr += s;
             out += s;
+        }
+        if let Some((start, e)) = cur {
+            self.extents.insert(start, e);
         }
         Ok(())
     }
@@ -141,10 +190,33 @@ impl RefModel {
             }
             end = base + len;
         }
-        let gone: Vec<u64> = self.leaves.range(start..end).map(|(&k, _)| k).collect();
+        // Extents touching [start, end): both ends fall on leaf boundaries,
+        // so an extent sticking out keeps whole leaves on its outer side.
+        let mut touched: Vec<(u64, Extent)> = Vec::new();
+        if let Some((s0, e0)) = self.extent_at(start) {
+            touched.push((s0, e0));
+        }
+        for (&s1, &e1) in self.extents.range(start..end) {
+            if touched.first().is_none_or(|&(s0, _)| s0 != s1) {
+                touched.push((s1, e1));
+            }
+        }
         let mut bytes = 0;
-        for k in gone {
-            bytes += self.leaves.remove(&k).map_or(0, |l| l.0);
+        for (s0, e) in touched {
+            self.extents.remove(&s0);
+            let e_end = s0 + e.len();
+            let (lo, hi) = (s0.max(start), e_end.min(end));
+            bytes += hi - lo;
+            self.leaves -= ((hi - lo) / e.size) as usize;
+            if s0 < lo {
+                let count = (lo - s0) / e.size;
+                self.extents.insert(s0, Extent { count, ..e });
+            }
+            if hi < e_end {
+                let count = (e_end - hi) / e.size;
+                let pa = e.pa + (hi - s0);
+                self.extents.insert(hi, Extent { count, pa, ..e });
+            }
         }
         if bytes == 0 {
             return Err(Error::NotMapped);
@@ -158,9 +230,9 @@ impl RefModel {
 
     /// The leaf containing `iova` as (iova, size, pa, prot).
     pub fn leaf_at(&self, iova: u64) -> Option<(u64, u64, u64, Prot)> {
-        let (base, size) = self.leaf_containing(iova)?;
-        let (_, pa, prot) = self.leaves[&base];
-        Some((base, size, pa, prot))
+        let (start, e) = self.extent_at(iova)?;
+        let base = start + (iova - start) / e.size * e.size;
+        Some((base, e.size, e.pa + (base - start), e.prot))
     }
 
     /// Translation of `iova`.
@@ -238,6 +310,16 @@ pub enum Op {
     Translate {
         /// IOVA.
         iova: u64,
+    },
+    /// Clear a whole aligned block-sized region (whole leaves), then map it
+    /// back as pages: builds full subtrees that later unmaps remove whole.
+    Remap {
+        /// IOVA (aligned to `size`).
+        iova: u64,
+        /// Size (a block size).
+        size: u64,
+        /// PA (deliberately not aligned to `size`).
+        pa: u64,
     },
     /// Full comparison of every leaf and table invariant.
     Check,
@@ -433,6 +515,20 @@ impl Harness {
                     .map(|l| (l.iova, l.size, l.pa, l.prot));
                 assert_eq!(got, self.model.leaf_at(iova), "{op:?}");
                 assert_eq!(self.pt.iova_to_phys(iova), self.model.translate(iova));
+            }
+            Op::Remap { iova, size, pa } => {
+                self.apply(Op::Unmap {
+                    iova,
+                    size,
+                    whole: true,
+                });
+                self.apply(Op::Map {
+                    iova,
+                    pa,
+                    size,
+                    prot: Prot::RW,
+                    fail_after: None,
+                });
             }
             Op::Check => self.check_full(),
         }
@@ -632,9 +728,28 @@ impl Harness {
                 };
                 Op::Unmap { iova, size, whole }
             }
-            85..=94 => Op::Translate {
+            85..=93 | 95..=96 => Op::Translate {
                 iova: wbase + Self::below(e, wsize)?,
             },
+            94 => {
+                // Mostly the smallest block (a full level-3 table of pages),
+                // rarely the largest that fits the window twice (a full
+                // level-2 table of full level-3 tables: costly to audit).
+                let fits: Vec<u64> = blocks.iter().copied().filter(|&b| 2 * b <= wsize).collect();
+                let size = match (fits.first(), fits.last()) {
+                    (Some(&big), _) if Self::below(e, 100)? == 0 => big,
+                    (_, Some(&small)) => small,
+                    _ => g,
+                };
+                let first = wbase.next_multiple_of(size);
+                let n = (wbase + wsize - first) / size;
+                if n == 0 {
+                    return Some(Op::Check);
+                }
+                let iova = first + Self::below(e, n)? * size;
+                let pa = (Self::below(e, oa_limit / size - 1)? * size) + g;
+                Op::Remap { iova, size, pa }
+            }
             _ => {
                 // Bad arguments.
                 let r = Self::below(e, 10)?;
