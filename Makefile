@@ -57,10 +57,12 @@ lint: setup
 	$(MAKE) --no-print-directory clippy
 
 # Host benchmarks (page tables vs aarch64-paging), then what unmap costs in
-# SMMU commands on QEMU.
+# SMMU commands on QEMU, then what hypercalls cost in guest instructions,
+# measured from the EL1 test kernel (deterministic under -icount).
 bench: images
 	$(CARGO) bench --bench pgtable
 	$(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) -append "$(BOARD_BOOTARGS) test=smmu-bench" | grep -E 'smmu-bench|el2:' 
+	$(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) -initrd $(EL1_BIN) -append "$(BOARD_BOOTARGS) suite=bench" | grep -E '^bench:|^el1: ([0-9]+ passed|FAIL)'
 
 debug: images
 	@echo "QEMU waits for gdb on :1234. In another shell:"

@@ -83,7 +83,22 @@ pub fn probe_all(platform: &Platform<'_>) {
                     smmu.sid_limit()
                 );
             }
-            Err(e) => log::error!("smmu{i}: not used: {e:?}"),
+            Err(e) => {
+                log::error!("smmu{i}: not used: {e:?}");
+                // Its devices must not bypass it to physical memory.
+                // SAFETY: as above; the driver did not take the SMMU.
+                let regs = unsafe { MmioRegs::new(node.regs.start as usize) };
+                match crate::smmu::driver::abort_all_traffic(
+                    &regs,
+                    &CounterClock,
+                    Budget::DEFAULT.poll,
+                ) {
+                    Ok(()) => {
+                        log::warn!("smmu{i}: disabled with GBPA.ABORT: its devices cannot DMA")
+                    }
+                    Err(e) => log::error!("smmu{i}: could not block its traffic: {e:?}"),
+                }
+            }
         }
     }
 }

@@ -426,6 +426,9 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         }
         let (mask, vmid) = (dom.tlb_mask, dom.vmid);
         let limit = 1u64 << dom.pt.config().ipa_bits();
+        // Every table of the domain, including those the unmap below frees,
+        // leaves the table-bytes counter.
+        let tables = dom.pt.table_bytes();
         let unmapped = unmap_and_release(
             &mut dom.pt,
             0,
@@ -438,7 +441,7 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         };
         self.counters.domains.fetch_sub(1, Ordering::Relaxed);
         adjust(&self.counters.mapped, dom.mapped, 0);
-        adjust(&self.counters.table_bytes, dom.pt.table_bytes(), 0);
+        adjust(&self.counters.table_bytes, tables, 0);
         if let Err(stopped) = unmapped {
             // Dropping the table leaks its memory, which is safe.
             self.vmids.lock().free(vmid, false);

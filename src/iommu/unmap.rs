@@ -5,7 +5,8 @@
 //! then the descriptors naming them are gone. So their physical runs are
 //! collected from a walk *before* unmapping, in a fixed buffer of
 //! [`MAX_RUNS`] runs (leaves with consecutive physical addresses share a
-//! run, so a physically contiguous unmap is one run whatever its size).
+//! run, so a physically contiguous unmap is one run whatever its size;
+//! MMIO leaves hold no references and are not collected).
 //!
 //! The range is walked in windows. Each window's leaves are added to the
 //! buffer and the window is unmapped (the invalidations accumulate in the
@@ -21,7 +22,7 @@
 //! rest of the window in which the buffer fills.
 
 use super::error::IommuError;
-use crate::pgtable::{PageTable, TableMemory, UnmapFlags};
+use crate::pgtable::{MemType, PageTable, TableMemory, UnmapFlags};
 use crate::smmu::SmmuError;
 
 /// Physical runs held before a flush.
@@ -135,7 +136,13 @@ pub fn unmap_and_release<M: TableMemory>(
             if full_at.is_some() {
                 return;
             }
-            if runs.push(leaf.pa, leaf.size) {
+            if leaf.prot.mem == MemType::Device {
+                // MMIO holds no page references: nothing to release, and
+                // it must not join a RAM run that ends where it starts (the
+                // release of a run that is not all RAM does nothing).
+                last_end = leaf.iova + leaf.size;
+                leaves += 1;
+            } else if runs.push(leaf.pa, leaf.size) {
                 last_end = leaf.iova + leaf.size;
                 leaves += 1;
             } else {

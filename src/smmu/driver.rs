@@ -690,3 +690,39 @@ where
         Ok(drained)
     }
 }
+
+/// DMA memory for register-only work: has none to give.
+struct NoDma;
+
+// SAFETY: never hands out memory.
+unsafe impl DmaMemory for NoDma {
+    fn alloc_zeroed(
+        &self,
+        _size: usize,
+        _align: usize,
+    ) -> Result<DmaRegion, crate::smmu::DmaError> {
+        Err(crate::smmu::DmaError::Exhausted)
+    }
+    unsafe fn free(&self, _region: DmaRegion) {}
+    fn clean_for_device(&self, _region: &DmaRegion, _offset: usize, _len: usize) {}
+    fn invalidate_for_cpu(&self, _region: &DmaRegion, _offset: usize, _len: usize) {}
+}
+
+/// For an SMMU the driver refuses: sets GBPA.ABORT (with the UPDATE
+/// handshake) so that, while it stays disabled, its devices' traffic is
+/// aborted instead of bypassing to physical memory, which is the reset
+/// state of many parts (QEMU included). Writes nothing else.
+pub fn abort_all_traffic<R: SmmuRegs, C: Clock>(
+    regs: &R,
+    clock: &C,
+    poll: PollBudget,
+) -> Result<(), SmmuError> {
+    let hw = Hw {
+        regs,
+        mem: &NoDma,
+        clock,
+        poll,
+        coherent: true,
+    };
+    hw.set_gbpa_abort()
+}

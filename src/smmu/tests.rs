@@ -1032,3 +1032,19 @@ fn ste_readback_matches_config() {
     assert_eq!(ste.s2_config(), Some(s2(5, 0x4000_2000)));
     assert_eq!(ste, fake.fetch_ste(0x12).unwrap());
 }
+
+#[test]
+fn a_refused_smmu_can_still_be_made_to_abort_traffic() {
+    let dma = FakeDma::new();
+    let fake = FakeSmmu::new(&dma, QEMU_STAGE1_ONLY);
+    let clock = FakeClock::new(1000);
+    let r: Result<TestSmmu, _> = Smmu::probe(&fake, &dma, &clock, budget());
+    assert!(r.is_err());
+    super::driver::abort_all_traffic(&&fake, &&clock, super::PollBudget::DEFAULT).unwrap();
+    assert_ne!(
+        super::SmmuRegs::read32(&&fake, super::regs::offset::GBPA) & (1 << 20),
+        0,
+        "GBPA.ABORT set"
+    );
+    assert_eq!(dma.live_regions(), 0);
+}

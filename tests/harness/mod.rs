@@ -90,6 +90,27 @@ impl Boot {
         self
     }
 
+    /// Writes the device tree QEMU would generate for this boot to `path`
+    /// (`-M <machine>,dumpdtb=<path>`), e.g. to boot a patched copy with
+    /// `.qemu("-dtb", path)`.
+    pub fn dump_dtb(&self, path: &std::path::Path) {
+        let mut args = qemu_args(&self.extra);
+        let m = args
+            .iter()
+            .position(|a| a == "-M")
+            .expect("-M in qemu-args");
+        args[m + 1] = format!("{},dumpdtb={}", args[m + 1], path.display());
+        let status = Command::new("qemu-system-aarch64")
+            .args(args)
+            .args(&self.added)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("qemu-system-aarch64");
+        assert!(status.success() && path.exists(), "dumpdtb failed");
+    }
+
     pub fn run(self) -> Run {
         let images = image_dir();
         let hyp = images.join("smmu-hyp.bin");

@@ -767,3 +767,61 @@ fn a_stuck_smmu_keeps_unmapped_pages_referenced() {
         assert_eq!(storage.refcount(EL1_RAM), 0);
     });
 }
+
+#[test]
+fn freeing_a_domain_with_mappings_returns_all_its_table_bytes() {
+    with_fakes(1, true, |_fakes, smmus| {
+        let storage = Storage::new(8);
+        let budget = TableBudget::new(UNLIMITED);
+        let svc = service(smmus, &storage, &budget);
+        let id = alloc(&svc, 40);
+        let root = call(&svc, client::stats(stats::MEMORY, 0)).unwrap()[0];
+        for gib in 0..4u64 {
+            let r = call(&svc, client::map(id, gib << 30, EL1_RAM, K4, 1, RW));
+            assert_eq!(r, Ok([K4, 0, 0]));
+        }
+        let mapped = call(&svc, client::stats(stats::MEMORY, 0)).unwrap()[0];
+        assert!(mapped > root, "{mapped:#x} table bytes with 4 GiB regions");
+        assert_eq!(call(&svc, client::domain_free(id)), Ok([0; 3]));
+        assert_eq!(budget.live(), 0, "every table freed");
+        assert_eq!(
+            call(&svc, client::stats(stats::MEMORY, 0)),
+            Ok([0, 0, EL2_MEM.size / K4]),
+            "the counter follows the tables"
+        );
+    });
+}
+
+/// A RAM page that ends where RAM ends and an MMIO page that starts
+/// there, mapped back to back: one unmap (or the domain's free) must drop
+/// the RAM page's reference although the two are physically contiguous.
+#[test]
+fn ram_and_mmio_leaves_that_touch_physically_release_the_ram_references() {
+    with_fakes(1, true, |_fakes, smmus| {
+        let storage = Storage::new(8);
+        let budget = TableBudget::new(UNLIMITED);
+        let svc = service(smmus, &storage, &budget);
+        let last = RAM.end() - K4;
+        for free in [false, true] {
+            let id = alloc(&svc, 40);
+            let ram = client::map(id, 0x10_0000, last, K4, 1, RW);
+            let mmio = client::map(id, 0x10_1000, RAM.end(), K4, 1, RW | prot::MMIO);
+            assert_eq!(call(&svc, ram), Ok([K4, 0, 0]));
+            assert_eq!(call(&svc, mmio), Ok([K4, 0, 0]));
+            assert_eq!(storage.refcount(last), 1);
+            if free {
+                assert_eq!(call(&svc, client::domain_free(id)), Ok([0; 3]));
+            } else {
+                let u = call(&svc, client::unmap(id, 0x10_0000, K4, 2, 0));
+                assert_eq!(u, Ok([2 * K4, 0x10_0000, 2 * K4]));
+                assert_eq!(call(&svc, client::domain_free(id)), Ok([0; 3]));
+            }
+            assert_eq!(storage.refcount(last), 0, "free: {free}");
+            assert_eq!(
+                call(&svc, client::stats(stats::MEMORY, 0)).unwrap()[1],
+                0,
+                "free: {free}"
+            );
+        }
+    });
+}

@@ -6,10 +6,21 @@
 #![no_std]
 #![no_main]
 
+mod arena;
 mod console;
+mod dma_device;
+mod el2_layout;
+mod fixture;
+mod fuzz_gen;
 mod hyp_client;
+mod hyp_state;
+mod iommu;
+mod model;
+mod msi_frames;
 mod report;
+mod rng;
 mod suites;
+mod timer;
 
 use core::arch::global_asm;
 use smmu_hyp::arch::aarch64::semihosting;

@@ -1,6 +1,13 @@
 //! The test suites, selected with `suite=<name>`.
 
+pub mod bad_input;
+pub mod bench;
+pub mod demo;
+pub mod deny;
+pub mod dma;
+pub mod fuzz;
 pub mod smp;
+pub mod smp_stress;
 
 use crate::hyp_client::{hvc, smc};
 use crate::println;
@@ -11,33 +18,32 @@ use smmu_hyp::smccc::{self, psci};
 
 pub fn run(suite: &str, platform: &Platform<'_>, report: &mut Report) {
     match suite {
-        "demo" => demo(report),
+        "demo" => demo::run(platform, report),
         "iommu" => iommu(report),
         "smccc" => smccc_calls(report),
         "psci" => psci_calls(report),
         "system-off" => system_off(),
         "boot-info" => boot_info(platform, report),
         "smp" => smp::run(platform, report),
+        "dma" => dma::run(platform, report),
+        "bad-input" => bad_input::run(platform, report),
+        "deny" => deny::run(platform, report),
+        "fuzz" => fuzz::run(platform, report),
+        "smp-stress" => smp_stress::run(platform, report),
+        "bench" => bench::run(platform, report),
         _ => {
             report.check("known suite", false, format_args!("unknown suite {suite}"));
         }
     }
 }
 
-/// The hypercall round trip `make run` shows.
-fn demo(report: &mut Report) {
-    let version = hvc([u64::from(abi::HYP_ABI_VERSION), 0, 0, 0]);
-    report.check(
-        "HYP_ABI_VERSION round trip",
-        version[0] == abi::ABI_VERSION,
-        format_args!("x0 = {:#x}", version[0]),
-    );
-    let echo = hvc([u64::from(abi::HYP_ECHO), 0x1111, 0x2222, 0x3333]);
-    report.check(
-        "HYP_ECHO returns its arguments",
-        echo == [0, 0x1111, 0x2222, 0x3333],
-        format_args!("x0..x3 = {:x?}", echo),
-    );
+/// A number from bootargs (`key=`), decimal or 0x-prefixed hex.
+pub fn number(platform: &Platform<'_>, key: &str) -> Option<u64> {
+    let v = smmu_hyp::bootargs::value(platform.bootargs, key)?;
+    match v.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => v.parse().ok(),
+    }
 }
 
 /// SMCCC conventions over `hvc`: version, features, unknown IDs.

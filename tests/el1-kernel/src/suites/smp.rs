@@ -25,6 +25,9 @@ fn arrived(cpu: usize) -> u64 {
 
 /// Where CPU_ON starts a secondary CPU (from `entry.S`).
 pub extern "C" fn secondary_main(cpu: u64) -> ! {
+    if super::smp_stress::active() {
+        super::smp_stress::worker(cpu as usize);
+    }
     let el = crate::current_el();
     println!("el1: cpu{cpu} up at EL{el}");
     // SAFETY: each CPU writes only its own slot.
@@ -41,22 +44,30 @@ pub extern "C" fn secondary_main(cpu: u64) -> ! {
     }
 }
 
+/// Where CPU_ON should start an EL1 CPU: `el1_secondary_entry` in
+/// `entry.S` (stack, vectors, then [`secondary_main`]).
+pub fn entry_point() -> u64 {
+    el1_secondary_entry as *const () as u64
+}
+
 fn cpu_on(mpidr: u64, entry: u64, context: u64) -> i64 {
     smc([u64::from(psci::CPU_ON), mpidr, entry, context])[0] as i64
 }
 
 pub fn run(platform: &Platform<'_>, report: &mut Report) {
-    let entry = el1_secondary_entry as *const () as u64;
+    let entry = entry_point();
     let cpus = platform.cpus.len();
     report.check("more than one CPU", cpus > 1, format_args!("{cpus} CPUs"));
     for cpu in 1..cpus.min(8) {
         let r = cpu_on(platform.cpus[cpu], entry, cpu as u64);
-        report.check("CPU_ON accepted", r == 0, format_args!("cpu{cpu}: {r}"));
+        // Wait before printing: the new CPU prints its own line first (the
+        // console has no lock).
         let mut polls = 0u64;
-        while arrived(cpu) == 0 && polls < 100_000_000 {
+        while r == 0 && arrived(cpu) == 0 && polls < 100_000_000 {
             polls += 1;
             core::hint::spin_loop();
         }
+        report.check("CPU_ON accepted", r == 0, format_args!("cpu{cpu}: {r}"));
         let seen = arrived(cpu);
         report.check(
             "secondary CPU entered EL1 at the requested entry with its context",

@@ -1,0 +1,82 @@
+//! EL1-owned RAM for DMA: one 4 MiB, 2 MiB-aligned static in the test
+//! kernel's BSS. The hyp loads the kernel at a 2 MiB-aligned base, so the
+//! arena's physical address keeps that alignment and its first 2 MiB can
+//! be mapped as one block.
+//!
+//! EL1 runs with its MMU off: every access here is to Device memory, so
+//! only aligned, volatile accesses (devices write this memory behind the
+//! compiler's back).
+
+use core::cell::UnsafeCell;
+
+/// Bytes in the arena.
+pub const SIZE: u64 = 4 << 20;
+/// The 2 MiB-aligned half used for block mappings.
+pub const BLOCK: u64 = 0;
+/// The other half: 512 pages, `page(i)` for `i < 512`.
+pub const PAGES_OFFSET: u64 = 2 << 20;
+pub const PAGE: u64 = 4096;
+
+#[repr(C, align(0x20_0000))]
+struct Arena(UnsafeCell<[u8; SIZE as usize]>);
+
+// SAFETY: the arena is plain memory shared with devices; every access goes
+// through the volatile helpers below, and CPUs only ever touch the parts
+// their suite gives them.
+unsafe impl Sync for Arena {}
+
+static ARENA: Arena = Arena(UnsafeCell::new([0; SIZE as usize]));
+
+/// Physical address of the arena byte at `offset` (EL1 runs with its MMU
+/// off, so addresses are physical).
+pub fn pa(offset: u64) -> u64 {
+    ARENA.0.get() as u64 + offset
+}
+
+/// Offset of page `i` of the page half.
+pub const fn page(i: u64) -> u64 {
+    PAGES_OFFSET + i * PAGE
+}
+
+fn ptr(offset: u64) -> *mut u8 {
+    assert!(offset < SIZE, "arena offset {offset:#x}");
+    pa(offset) as *mut u8
+}
+
+pub fn read(offset: u64) -> u8 {
+    // SAFETY: inside the arena (checked), a byte access is always aligned.
+    unsafe { core::ptr::read_volatile(ptr(offset)) }
+}
+
+pub fn write(offset: u64, value: u8) {
+    // SAFETY: as for `read`.
+    unsafe { core::ptr::write_volatile(ptr(offset), value) }
+}
+
+/// Sets `len` bytes from `offset` to `value`.
+pub fn fill(offset: u64, len: u64, value: u8) {
+    assert!(offset + len <= SIZE);
+    for i in 0..len {
+        write(offset + i, value);
+    }
+}
+
+/// Writes `bytes` at `offset`.
+pub fn put(offset: u64, bytes: &[u8]) {
+    for (i, b) in bytes.iter().enumerate() {
+        write(offset + i as u64, *b);
+    }
+}
+
+/// Whether the `len` bytes at `offset` all hold `value`.
+pub fn all_are(offset: u64, len: u64, value: u8) -> bool {
+    (0..len).all(|i| read(offset + i) == value)
+}
+
+/// Whether the bytes at `offset` are `bytes`.
+pub fn holds(offset: u64, bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .enumerate()
+        .all(|(i, b)| read(offset + i as u64) == *b)
+}
