@@ -194,7 +194,6 @@ where
     /// use it).
     pub fn probe(regs: R, mem: M, clock: C, budget: Budget) -> Result<Self, SmmuError> {
         let features = Features::read(&regs);
-        log::info!("SMMU: {features}");
         features.check()?;
 
         let hw = Hw {
