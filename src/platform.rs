@@ -309,7 +309,11 @@ impl<'a> Platform<'a> {
                 uart = first_reg(&node);
             } else if is_compatible(&node, "arm,gic-v3")
                 || is_compatible(&node, "arm,cortex-a15-gic")
+                || is_compatible(&node, "arm,gic-v3-its")
+                || is_compatible(&node, "arm,gic-v2m-frame")
             {
+                // The ITS and v2m frames are the GIC's doorbells: part of
+                // it for every purpose the hyp has (never mapped for DMA).
                 for r in regs_of(&node) {
                     gic.push(r)
                         .map_err(|_| PlatformError::TooMany("GIC regions"))?;
@@ -342,7 +346,9 @@ impl<'a> Platform<'a> {
             }
         }
 
-        let chosen = fdt.find_node("/chosen");
+        // Not `find_node`: fdt 0.1.5's path lookup stops at FDT_NOP tokens,
+        // which QEMU's `-dtb` and boot loaders' tree edits leave behind.
+        let chosen = fdt.all_nodes().find(|n| n.name == "chosen");
         let bootargs = chosen
             .and_then(|c| c.property("bootargs"))
             .and_then(|p| p.as_str())

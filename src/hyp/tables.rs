@@ -30,6 +30,14 @@ impl TableMemory for PoolTables {
         PAGE_POOL.lock().free(PhysRange::new(pa, size), size);
     }
 
+    fn free_tables(&mut self, tables: &[PhysAddr], size: u64) {
+        let size = size.next_power_of_two().max(4096);
+        let mut pool = PAGE_POOL.lock();
+        for &pa in tables {
+            pool.free(PhysRange::new(pa, size), size);
+        }
+    }
+
     fn read(&self, table: PhysAddr, index: usize) -> u64 {
         // SAFETY: `table` is a table this memory allocated (the engine's
         // contract) and `index` is inside it.

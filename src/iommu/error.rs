@@ -75,7 +75,9 @@ impl From<SmmuError> for IommuError {
         match e {
             SmmuError::SidOutOfRange { .. } => Self::OutOfRange,
             SmmuError::InvalidS2Config(_) => Self::InvalidParameter,
-            SmmuError::OutOfMemory { .. } | SmmuError::TooManyL2Tables => Self::NoMemory,
+            SmmuError::OutOfMemory { .. } => Self::NoMemory,
+            // The stream table's fixed set of level-2 tables is full.
+            SmmuError::TooManyL2Tables => Self::TooMany,
             other => Self::Smmu(other),
         }
     }

@@ -924,12 +924,18 @@ impl<M: TableMemory> PageTable<M> {
         self.gather
             .for_each_invalidation(tlb.range_invalidation(), |inv| tlb.invalidate(inv));
         tlb.sync()?;
-        // The walker cannot reach these tables any more.
+        // The walker cannot reach these tables any more: release them in
+        // batches (one allocator call, so one lock, per batch).
+        if self.gather.free_count == 0 && self.gather.subtree_count == 0 {
+            self.gather.clear();
+            return Ok(());
+        }
         let size = self.granule_size();
+        let mut batch = FreeBatch::new();
         let mut pa = self.gather.free_head;
         for _ in 0..self.gather.free_count {
             let next = self.mem.read(pa, 0);
-            self.mem.free_table(pa, size);
+            batch.push(&mut self.mem, pa, size);
             pa = next;
         }
         for i in 0..self.gather.subtree_count {
@@ -938,9 +944,10 @@ impl<M: TableMemory> PageTable<M> {
                 root,
                 u32::from(level),
                 usize::from(occupancy),
-                &mut |pt, t| pt.mem.free_table(t, size),
+                &mut |pt, t| batch.push(&mut pt.mem, t, size),
             );
         }
+        batch.finish(&mut self.mem, size);
         self.gather.clear();
         Ok(())
     }
@@ -1138,5 +1145,37 @@ impl<M: TableMemory> PageTable<M> {
             }
         }
         Ok(())
+    }
+}
+
+/// Tables waiting to go back to the allocator in one call.
+struct FreeBatch {
+    tables: [PhysAddr; FreeBatch::CAPACITY],
+    len: usize,
+}
+
+impl FreeBatch {
+    const CAPACITY: usize = 32;
+
+    fn new() -> Self {
+        Self {
+            tables: [0; Self::CAPACITY],
+            len: 0,
+        }
+    }
+
+    fn push<M: TableMemory>(&mut self, mem: &mut M, pa: PhysAddr, size: u64) {
+        if self.len == Self::CAPACITY {
+            self.finish(mem, size);
+        }
+        self.tables[self.len] = pa;
+        self.len += 1;
+    }
+
+    fn finish<M: TableMemory>(&mut self, mem: &mut M, size: u64) {
+        if self.len > 0 {
+            mem.free_tables(&self.tables[..self.len], size);
+            self.len = 0;
+        }
     }
 }

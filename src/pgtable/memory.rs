@@ -30,6 +30,15 @@ pub trait TableMemory {
     /// removed it and its sync completed). The page contents are arbitrary.
     fn free_table(&mut self, pa: PhysAddr, size: u64);
 
+    /// Returns several tables of `size` bytes at once, under the same
+    /// conditions as [`free_table`](Self::free_table). The default frees
+    /// them one by one; an allocator behind a lock takes it once per batch.
+    fn free_tables(&mut self, tables: &[PhysAddr], size: u64) {
+        for &pa in tables {
+            self.free_table(pa, size);
+        }
+    }
+
     /// Reads descriptor `index` of the table at `table`. For a concatenated
     /// root `index` runs over all its tables. A plain load is enough: only
     /// the engine writes descriptors (no hardware access/dirty updates are

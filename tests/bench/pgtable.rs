@@ -137,6 +137,23 @@ impl TableMemory for BenchMemory {
         unsafe { page_free(self.alloc, pa as *mut u8) }
     }
 
+    fn free_tables(&mut self, tables: &[PhysAddr], _size: u64) {
+        self.live -= tables.len();
+        match self.alloc {
+            // One pool borrow for the batch, as the hypervisor takes its
+            // pool lock once per batch.
+            Alloc::Pool => {
+                POOL.with_borrow_mut(|p| p.free.extend(tables.iter().map(|&pa| pa as *mut u8)))
+            }
+            Alloc::Global => {
+                for &pa in tables {
+                    // SAFETY: as in `free_table`.
+                    unsafe { page_free(self.alloc, pa as *mut u8) }
+                }
+            }
+        }
+    }
+
     #[inline(always)]
     fn read(&self, table: PhysAddr, index: usize) -> u64 {
         // A plain load: nothing but this engine writes the tables (no HTTU),
