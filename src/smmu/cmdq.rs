@@ -29,8 +29,8 @@ use super::dma::{DmaMemory, DmaRegion};
 use super::error::{SmmuError, WaitFor};
 use super::hw::Hw;
 use super::poll::Clock;
-use super::queue::QueueGeometry;
-use super::regs::{CMDQ_CONS, GERROR, Q_BASE, SmmuRegs, offset};
+use super::queue::{QueueGeometry, QueueRing};
+use super::regs::{CMDQ_CONS, GERROR, SmmuRegs, offset};
 
 /// Bytes per command.
 pub const CMD_BYTES: usize = 16;
@@ -172,8 +172,7 @@ pub struct CmdqStats {
 }
 
 pub struct CommandQueue {
-    region: DmaRegion,
-    geo: QueueGeometry,
+    ring: QueueRing,
     /// Our producer pointer (index and wrap); the SMMU has seen it once it
     /// is published.
     prod: u32,
@@ -188,19 +187,14 @@ const CMDQ_ERR_BIT: u32 = 1 << GERROR::CMDQ_ERR.shift;
 
 impl CommandQueue {
     /// Allocates a queue of 2^log2 entries (clamped to the architectural
-    /// maximum), aligned to its size as the SMMU requires (minimum 32
-    /// bytes: Q_BASE.ADDR starts at bit 5).
+    /// maximum; alignment as in `QueueRing::new`).
     pub(crate) fn new<R, M: DmaMemory, C>(hw: &Hw<'_, R, M, C>, log2: u8) -> Result<Self, SmmuError>
     where
         R: SmmuRegs,
         C: Clock,
     {
-        let geo = QueueGeometry::clamped(log2);
-        let bytes = (CMD_BYTES << geo.log2()).max(32);
-        let region = hw.alloc(bytes, bytes)?;
         Ok(Self {
-            region,
-            geo,
+            ring: QueueRing::new(hw, log2, CMD_BYTES)?,
             prod: 0,
             cons: 0,
             stats: CmdqStats::default(),
@@ -210,14 +204,11 @@ impl CommandQueue {
 
     /// SMMU_CMDQ_BASE value: address, LOG2SIZE and the read-allocate hint.
     pub fn q_base(&self) -> u64 {
-        (Q_BASE::RWA::SET
-            + Q_BASE::ADDR.val(self.region.pa() >> 5)
-            + Q_BASE::LOG2SIZE.val(self.geo.log2().into()))
-        .value
+        self.ring.q_base()
     }
 
     pub fn geometry(&self) -> QueueGeometry {
-        self.geo
+        self.ring.geo
     }
 
     pub fn stats(&self) -> CmdqStats {
@@ -225,18 +216,21 @@ impl CommandQueue {
     }
 
     pub(crate) fn into_region(self) -> DmaRegion {
-        self.region
+        self.ring.region
     }
 
     fn write_entry(&self, slot: u32, cmd: Command) {
         let off = slot as usize * CMD_BYTES;
-        self.region.write_u64(off, cmd.0[0]);
-        self.region.write_u64(off + 8, cmd.0[1]);
+        self.ring.region.write_u64(off, cmd.0[0]);
+        self.ring.region.write_u64(off + 8, cmd.0[1]);
     }
 
     fn read_entry(&self, slot: u32) -> Command {
         let off = slot as usize * CMD_BYTES;
-        Command([self.region.read_u64(off), self.region.read_u64(off + 8)])
+        Command([
+            self.ring.region.read_u64(off),
+            self.ring.region.read_u64(off + 8),
+        ])
     }
 
     /// Cleans `n` entries starting at pointer `first` (two ranges when the
@@ -247,23 +241,23 @@ impl CommandQueue {
         M: DmaMemory,
         C: Clock,
     {
-        let start = self.geo.index(first);
-        let head = n.min(self.geo.entries() - start);
+        let start = self.ring.geo.index(first);
+        let head = n.min(self.ring.geo.entries() - start);
         hw.clean(
-            &self.region,
+            &self.ring.region,
             start as usize * CMD_BYTES,
             head as usize * CMD_BYTES,
         );
         if head < n {
-            hw.clean(&self.region, 0, (n - head) as usize * CMD_BYTES);
+            hw.clean(&self.ring.region, 0, (n - head) as usize * CMD_BYTES);
         }
     }
 
     fn refresh_cons<R: SmmuRegs, M, C>(&mut self, hw: &Hw<'_, R, M, C>) {
-        let cons = hw.regs.read32(offset::CMDQ_CONS) & self.geo.ptr_mask();
+        let cons = hw.regs.read32(offset::CMDQ_CONS) & self.ring.geo.ptr_mask();
         // A value that is not within one queue behind PROD cannot be right;
         // keep the last good one and let the wait time out if it persists.
-        if self.geo.consistent(self.prod, cons) {
+        if self.ring.geo.consistent(self.prod, cons) {
             self.cons = cons;
         }
     }
@@ -291,18 +285,18 @@ impl CommandQueue {
     {
         let raw =
             LocalRegisterCopy::<u32, CMDQ_CONS::Register>::new(hw.regs.read32(offset::CMDQ_CONS));
-        let cons = raw.get() & self.geo.ptr_mask();
-        if self.geo.consistent(self.prod, cons) {
+        let cons = raw.get() & self.ring.geo.ptr_mask();
+        if self.ring.geo.consistent(self.prod, cons) {
             self.cons = cons;
         }
         let error = CmdqError::from_code(raw.read(CMDQ_CONS::ERR) as u8);
-        let slot = self.geo.index(cons);
+        let slot = self.ring.geo.index(cons);
         let command = self.read_entry(slot);
         log::error!("SMMU: command queue error {error:?} at CONS {cons:#x}: {command}");
         match error {
             CmdqError::Illegal | CmdqError::Unknown(_) => {
                 self.write_entry(slot, Command::sync());
-                hw.clean(&self.region, slot as usize * CMD_BYTES, CMD_BYTES);
+                hw.clean(&self.ring.region, slot as usize * CMD_BYTES, CMD_BYTES);
                 self.stats.replaced += 1;
                 // The command will never take effect: tell the caller.
                 if self.pending_error.is_none() {
@@ -329,12 +323,12 @@ impl CommandQueue {
         M: DmaMemory,
         C: Clock,
     {
-        if self.geo.free(self.prod, self.cons) >= n {
+        if self.ring.geo.free(self.prod, self.cons) >= n {
             return Ok(());
         }
         let r = hw.wait(WaitFor::CmdqSpace, || {
             self.refresh_cons(hw);
-            if self.geo.free(self.prod, self.cons) >= n {
+            if self.ring.geo.free(self.prod, self.cons) >= n {
                 return Some(());
             }
             self.check_error(hw);
@@ -348,7 +342,7 @@ impl CommandQueue {
 
     /// Whether CONS has reached `target` (a pointer at or before PROD).
     fn reached(&self, target: u32) -> bool {
-        self.geo.used(self.prod, self.cons) <= self.geo.used(self.prod, target)
+        self.ring.geo.used(self.prod, self.cons) <= self.ring.geo.used(self.prod, target)
     }
 
     fn wait_for_sync<R, M, C>(
@@ -361,7 +355,7 @@ impl CommandQueue {
         M: DmaMemory,
         C: Clock,
     {
-        let after = self.geo.advance(sync_ptr, 1);
+        let after = self.ring.geo.advance(sync_ptr, 1);
         let r = hw.wait(WaitFor::CmdSync, || {
             self.refresh_cons(hw);
             if self.reached(after) {
@@ -394,7 +388,7 @@ impl CommandQueue {
         C: Clock,
     {
         let total = cmds.len() + usize::from(sync);
-        let cap = self.geo.entries() as usize;
+        let cap = self.ring.geo.entries() as usize;
         let mut done = 0;
         let mut sync_ptr = None;
         while done < total {
@@ -409,9 +403,9 @@ impl CommandQueue {
                         Command::sync()
                     }
                 };
-                self.write_entry(self.geo.index(self.prod), cmd);
+                self.write_entry(self.ring.geo.index(self.prod), cmd);
                 self.stats.issued.count(&cmd);
-                self.prod = self.geo.advance(self.prod, 1);
+                self.prod = self.ring.geo.advance(self.prod, 1);
             }
             self.clean_entries(hw, first, n as u32);
             hw.regs.write32(offset::CMDQ_PROD, self.prod);

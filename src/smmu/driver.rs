@@ -14,7 +14,7 @@ use super::error::SmmuError;
 use super::evtq::{EventQueue, EvtqStats};
 use super::fault_log::{FaultLog, OverflowPolicy};
 use super::features::Features;
-use super::hw::Hw;
+use super::hw::{Hw, HwParts};
 use super::poll::{Clock, PollBudget};
 use super::regs::{CR0, CR1, CR2, GERROR, SmmuRegs, offset};
 use super::ste::{S2Config, STE_BYTES, Ste, SteUpdate, SteWriter, write_ste};
@@ -131,10 +131,9 @@ where
     M: DmaMemory,
     C: Clock,
 {
-    regs: R,
-    mem: M,
-    clock: C,
-    poll: PollBudget,
+    /// Registers, DMA memory, clock, wait budget and coherency: what every
+    /// operation's [`Hw`] is built from.
+    parts: HwParts<R, M, C>,
     features: Features,
     cmdq: CommandQueue,
     evtq: EventQueue,
@@ -196,13 +195,14 @@ where
         let features = Features::read(&regs);
         features.check()?;
 
-        let hw = Hw {
-            regs: &regs,
-            mem: &mem,
-            clock: &clock,
+        let parts = HwParts {
+            regs,
+            mem,
+            clock,
             poll: budget.poll,
             coherent: features.coherent,
         };
+        let hw = parts.hw();
         // Close the bypass window first: with SMMUEN = 0 traffic follows
         // GBPA, which resets to bypass on QEMU and many parts.
         hw.set_gbpa_abort()?;
@@ -210,6 +210,7 @@ where
         hw.write_cr0(0)?;
         // Polled operation for now; interrupts are wired later.
         hw.write_irq_ctrl(0)?;
+        let regs = hw.regs;
         let stale = regs.read32(offset::GERROR) ^ regs.read32(offset::GERRORN);
         if stale != 0 {
             log::warn!("SMMU: acknowledging stale global errors {stale:#x}");
@@ -223,7 +224,7 @@ where
             Ok(q) => q,
             Err(e) => {
                 // SAFETY: never shown to the SMMU.
-                unsafe { mem.free(cmdq.into_region()) };
+                unsafe { hw.mem.free(cmdq.into_region()) };
                 return Err(e);
             }
         };
@@ -232,18 +233,15 @@ where
             Err(e) => {
                 // SAFETY: never shown to the SMMU.
                 unsafe {
-                    mem.free(cmdq.into_region());
-                    mem.free(evtq.into_region());
+                    hw.mem.free(cmdq.into_region());
+                    hw.mem.free(evtq.into_region());
                 }
                 return Err(e);
             }
         };
 
         let mut smmu = Self {
-            regs,
-            mem,
-            clock,
-            poll: budget.poll,
+            parts,
             features,
             cmdq,
             evtq,
@@ -266,24 +264,15 @@ where
     /// The enable sequence (queues and tables already allocated, SMMU
     /// disabled, GBPA aborting).
     fn enable(&mut self) -> Result<(), SmmuError> {
+        let hw = self.parts.hw();
+        let regs = hw.regs;
         let Self {
-            regs,
-            mem,
-            clock,
-            poll,
             features,
             cmdq,
             evtq,
             strtab,
             ..
         } = self;
-        let hw = Hw {
-            regs: &*regs,
-            mem: &*mem,
-            clock: &*clock,
-            poll: *poll,
-            coherent: features.coherent,
-        };
         // Table walks and queue accesses: cacheable and inner shareable
         // when the SMMU is coherent; otherwise non-cacheable (EL2 cleans
         // everything it writes to PoC and invalidates what it reads).
@@ -340,18 +329,11 @@ where
     /// Failure after programming: disable, and free memory only if the SMMU
     /// confirmed it stopped using it.
     fn abandon(self) {
-        let hw = Hw {
-            regs: &self.regs,
-            mem: &self.mem,
-            clock: &self.clock,
-            poll: self.poll,
-            coherent: self.features.coherent,
-        };
-        if hw.write_cr0(0).is_err() {
+        if self.parts.hw().write_cr0(0).is_err() {
             log::error!("SMMU: disable not acknowledged; leaking its DMA memory");
             return;
         }
-        let mem = &self.mem;
+        let mem = &self.parts.mem;
         // SAFETY: CR0ACK confirms SMMUEN, CMDQEN and EVENTQEN are 0, so the
         // SMMU no longer reads the stream table or queues, and nothing else
         // refers to these regions once `self` is consumed.
@@ -440,50 +422,23 @@ where
     }
 
     fn ensure_l2(&mut self, sid: u32) -> Result<(), SmmuError> {
-        let Self {
-            regs,
-            mem,
-            clock,
-            poll,
-            features,
-            cmdq,
-            strtab,
-            counters,
-            ..
-        } = self;
-        let hw = Hw {
-            regs: &*regs,
-            mem: &*mem,
-            clock: &*clock,
-            poll: *poll,
-            coherent: features.coherent,
-        };
-        if let Some((first, range)) = strtab.ensure_l2(&hw, sid)? {
-            counters.l2_tables += 1;
-            cmdq.submit(&hw, &[Command::cfgi_ste_range(first, range)?], true)?;
+        let hw = self.parts.hw();
+        if let Some((first, range)) = self.strtab.ensure_l2(&hw, sid)? {
+            self.counters.l2_tables += 1;
+            let cmd = Command::cfgi_ste_range(first, range)?;
+            self.cmdq.submit(&hw, &[cmd], true)?;
         }
         Ok(())
     }
 
     fn update_ste(&mut self, sid: u32, target: &Ste) -> Result<SteUpdate, SmmuError> {
+        let hw = self.parts.hw();
         let Self {
-            regs,
-            mem,
-            clock,
-            poll,
-            features,
             cmdq,
             strtab,
             counters,
             ..
         } = self;
-        let hw = Hw {
-            regs: &*regs,
-            mem: &*mem,
-            clock: &*clock,
-            poll: *poll,
-            coherent: features.coherent,
-        };
         let (region, offset) = strtab.ste_location(sid).ok_or(SmmuError::SidOutOfRange {
             sid,
             limit: strtab.sid_limit(),
@@ -554,23 +509,7 @@ where
     }
 
     fn submit(&mut self, cmds: &[Command], sync: bool) -> Result<(), SmmuError> {
-        let Self {
-            regs,
-            mem,
-            clock,
-            poll,
-            features,
-            cmdq,
-            ..
-        } = self;
-        let hw = Hw {
-            regs: &*regs,
-            mem: &*mem,
-            clock: &*clock,
-            poll: *poll,
-            coherent: features.coherent,
-        };
-        cmdq.submit(&hw, cmds, sync)
+        self.cmdq.submit(&self.parts.hw(), cmds, sync)
     }
 
     /// Issues commands without the invalidation filter, then a sync. Only
@@ -589,25 +528,11 @@ where
     }
 
     fn drain_some(&mut self) -> usize {
-        let Self {
-            regs,
-            mem,
-            clock,
-            poll,
-            features,
-            evtq,
-            faults,
-            max_events_per_drain,
-            ..
-        } = self;
-        let hw = Hw {
-            regs: &*regs,
-            mem: &*mem,
-            clock: &*clock,
-            poll: *poll,
-            coherent: features.coherent,
-        };
-        evtq.drain(&hw, faults, *max_events_per_drain)
+        self.evtq.drain(
+            &self.parts.hw(),
+            &mut self.faults,
+            self.max_events_per_drain,
+        )
     }
 
     /// Handles active global errors (GERROR != GERRORN). Returns the number
@@ -624,16 +549,13 @@ where
     ///   every time (counted once), left unacknowledged.
     /// - PRIQ/MSI aborts: counted and acknowledged (neither is used).
     pub fn service_gerror(&mut self) -> Result<usize, SmmuError> {
-        let active = self.regs.read32(offset::GERROR) ^ self.regs.read32(offset::GERRORN);
+        let hw = self.parts.hw();
+        let regs = hw.regs;
+        let active = regs.read32(offset::GERROR) ^ regs.read32(offset::GERRORN);
         if active == 0 {
             return Ok(0);
         }
         let Self {
-            regs,
-            mem,
-            clock,
-            poll,
-            features,
             cmdq,
             evtq,
             faults,
@@ -642,13 +564,6 @@ where
             in_sfm,
             ..
         } = self;
-        let hw = Hw {
-            regs: &*regs,
-            mem: &*mem,
-            clock: &*clock,
-            poll: *poll,
-            coherent: features.coherent,
-        };
         let mut ack = 0;
         let mut drained = 0;
         if active & CMDQ_ERR != 0 {

@@ -14,8 +14,8 @@ use super::event::{EVENT_BYTES, Event, EventKind};
 use super::fault_log::FaultLog;
 use super::hw::Hw;
 use super::poll::Clock;
-use super::queue::QueueGeometry;
-use super::regs::{EVENTQ_CONS, EVENTQ_PROD, Q_BASE, SmmuRegs, offset};
+use super::queue::{QueueGeometry, QueueRing};
+use super::regs::{EVENTQ_CONS, EVENTQ_PROD, SmmuRegs, offset};
 
 /// Events seen, by the kinds a stage-2-only configuration produces.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,8 +57,7 @@ pub struct EvtqStats {
 }
 
 pub struct EventQueue {
-    region: DmaRegion,
-    geo: QueueGeometry,
+    ring: QueueRing,
     /// Our consumer pointer (index and wrap).
     cons: u32,
     /// The OVACKFLG value we write back.
@@ -73,12 +72,8 @@ impl EventQueue {
         M: DmaMemory,
         C: Clock,
     {
-        let geo = QueueGeometry::clamped(log2);
-        let bytes = (EVENT_BYTES << geo.log2()).max(32);
-        let region = hw.alloc(bytes, bytes)?;
         Ok(Self {
-            region,
-            geo,
+            ring: QueueRing::new(hw, log2, EVENT_BYTES)?,
             cons: 0,
             ovack: false,
             stats: EvtqStats::default(),
@@ -87,14 +82,11 @@ impl EventQueue {
 
     /// SMMU_EVENTQ_BASE value: address, LOG2SIZE and the write-allocate hint.
     pub fn q_base(&self) -> u64 {
-        (Q_BASE::RWA::SET
-            + Q_BASE::ADDR.val(self.region.pa() >> 5)
-            + Q_BASE::LOG2SIZE.val(self.geo.log2().into()))
-        .value
+        self.ring.q_base()
     }
 
     pub fn geometry(&self) -> QueueGeometry {
-        self.geo
+        self.ring.geo
     }
 
     pub fn stats(&self) -> EvtqStats {
@@ -102,7 +94,7 @@ impl EventQueue {
     }
 
     pub(crate) fn into_region(self) -> DmaRegion {
-        self.region
+        self.ring.region
     }
 
     /// Forgets our pointers; the caller has disabled the queue and is about
@@ -145,8 +137,8 @@ impl EventQueue {
                 ack_needed = true;
                 log::warn!("SMMU: event queue overflowed; events were lost");
             }
-            let prod = prod_reg.get() & self.geo.ptr_mask();
-            if !self.geo.consistent(prod, self.cons) {
+            let prod = prod_reg.get() & self.ring.geo.ptr_mask();
+            if !self.ring.geo.consistent(prod, self.cons) {
                 // PROD cannot be more than a queue ahead of us.
                 log::error!(
                     "SMMU: inconsistent EVENTQ_PROD {prod:#x} (cons {:#x})",
@@ -156,20 +148,20 @@ impl EventQueue {
             }
             let mut batch = 0;
             while self.cons != prod && drained < max {
-                let off = self.geo.index(self.cons) as usize * EVENT_BYTES;
-                hw.invalidate(&self.region, off, EVENT_BYTES);
+                let off = self.ring.geo.index(self.cons) as usize * EVENT_BYTES;
+                hw.invalidate(&self.ring.region, off, EVENT_BYTES);
                 let raw = [
-                    self.region.read_u64(off),
-                    self.region.read_u64(off + 8),
-                    self.region.read_u64(off + 16),
-                    self.region.read_u64(off + 24),
+                    self.ring.region.read_u64(off),
+                    self.ring.region.read_u64(off + 8),
+                    self.ring.region.read_u64(off + 16),
+                    self.ring.region.read_u64(off + 24),
                 ];
                 let event = Event::decode(raw);
                 log::debug!("SMMU event: {event}");
                 self.stats.events += 1;
                 self.stats.by_kind.count(event.kind);
                 log.push(event);
-                self.cons = self.geo.advance(self.cons, 1);
+                self.cons = self.ring.geo.advance(self.cons, 1);
                 drained += 1;
                 batch += 1;
             }

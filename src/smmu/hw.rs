@@ -26,6 +26,30 @@ pub(crate) struct Hw<'a, R, M, C> {
     pub coherent: bool,
 }
 
+/// What a [`Hw`] borrows, owned: the driver keeps one and builds the context
+/// of each operation from it with [`HwParts::hw`], which borrows only this
+/// field and leaves the rest of the driver free to be borrowed mutably.
+pub(crate) struct HwParts<R, M, C> {
+    pub regs: R,
+    pub mem: M,
+    pub clock: C,
+    pub poll: PollBudget,
+    /// See [`Hw::coherent`].
+    pub coherent: bool,
+}
+
+impl<R, M, C> HwParts<R, M, C> {
+    pub fn hw(&self) -> Hw<'_, R, M, C> {
+        Hw {
+            regs: &self.regs,
+            mem: &self.mem,
+            clock: &self.clock,
+            poll: self.poll,
+            coherent: self.coherent,
+        }
+    }
+}
+
 impl<R: SmmuRegs, M: DmaMemory, C: Clock> Hw<'_, R, M, C> {
     /// Bounded wait; an expired budget becomes `Timeout(what)`.
     pub fn wait<T>(&self, what: WaitFor, poll: impl FnMut() -> Option<T>) -> Result<T, SmmuError> {

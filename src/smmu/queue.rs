@@ -5,6 +5,15 @@
 //! index with different wrap bits means full. Comparing only index bits
 //! makes a full queue look empty (a bug seen in the wild), so every
 //! computation here uses the index *and* the wrap bit.
+//!
+//! [`QueueRing`] holds what the two queues share beyond the arithmetic: the
+//! ring's DMA memory, its allocation and its Q_BASE value.
+
+use super::dma::{DmaMemory, DmaRegion};
+use super::error::SmmuError;
+use super::hw::Hw;
+use super::poll::Clock;
+use super::regs::{Q_BASE, SmmuRegs};
 
 /// Geometry of one queue. `log2` is the LOG2SIZE programmed into Q_BASE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +93,43 @@ impl QueueGeometry {
     /// it is at most one queue behind it.
     pub const fn consistent(self, prod: u32, cons: u32) -> bool {
         self.used(prod, cons) <= self.entries()
+    }
+}
+
+/// A queue's ring of 2^log2 entries in DMA memory.
+pub(crate) struct QueueRing {
+    pub region: DmaRegion,
+    pub geo: QueueGeometry,
+}
+
+impl QueueRing {
+    /// Allocates a zeroed ring of 2^log2 entries of `entry_bytes` each
+    /// (`log2` clamped to the architectural maximum), aligned to its size as
+    /// the SMMU requires (minimum 32 bytes: Q_BASE.ADDR starts at bit 5).
+    pub fn new<R, M, C>(
+        hw: &Hw<'_, R, M, C>,
+        log2: u8,
+        entry_bytes: usize,
+    ) -> Result<Self, SmmuError>
+    where
+        R: SmmuRegs,
+        M: DmaMemory,
+        C: Clock,
+    {
+        let geo = QueueGeometry::clamped(log2);
+        let bytes = (entry_bytes << geo.log2()).max(32);
+        let region = hw.alloc(bytes, bytes)?;
+        Ok(Self { region, geo })
+    }
+
+    /// SMMU_CMDQ_BASE/SMMU_EVENTQ_BASE value: address, LOG2SIZE and the
+    /// allocate hint (read-allocate for the command queue, write-allocate
+    /// for the event queue: the same bit).
+    pub fn q_base(&self) -> u64 {
+        (Q_BASE::RWA::SET
+            + Q_BASE::ADDR.val(self.region.pa() >> 5)
+            + Q_BASE::LOG2SIZE.val(self.geo.log2().into()))
+        .value
     }
 }
 
