@@ -931,6 +931,15 @@ impl<M: TableMemory> PageTable<M> {
             return Ok(());
         }
         let size = self.granule_size();
+        if self.gather.free_count == 0
+            && self.gather.subtree_count == 1
+            && self.gather.subtree_tables == 1
+        {
+            // One table (e.g. a table of blocks): no batch to set up.
+            self.mem.free_table(self.gather.subtrees[0].0, size);
+            self.gather.clear();
+            return Ok(());
+        }
         let mut batch = FreeBatch::new();
         let mut pa = self.gather.free_head;
         for _ in 0..self.gather.free_count {
