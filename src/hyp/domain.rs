@@ -69,15 +69,7 @@ impl Domain {
 
     /// The STE fields for this domain.
     pub fn s2_config(&self) -> S2Config {
-        let cfg = self.pt.config();
-        S2Config {
-            vmid: self.vmid,
-            t0sz: cfg.s2t0sz(),
-            sl0: cfg.s2sl0(),
-            tg: cfg.s2tg(),
-            ps: cfg.s2ps(),
-            ttb: self.pt.root(),
-        }
+        crate::iommu::domain::s2_config(&self.pt, self.vmid)
     }
 
     pub fn attach(&mut self, sid: u32) -> Result<(), DomainError> {

@@ -60,15 +60,7 @@ impl<M: TableMemory> Domain<M> {
 
     /// The STE fields for this domain.
     pub fn s2_config(&self) -> S2Config {
-        let cfg = self.pt.config();
-        S2Config {
-            vmid: self.vmid,
-            t0sz: cfg.s2t0sz(),
-            sl0: cfg.s2sl0(),
-            tg: cfg.s2tg(),
-            ps: cfg.s2ps(),
-            ttb: self.pt.root(),
-        }
+        s2_config(&self.pt, self.vmid)
     }
 
     /// The page table (read-only: every change goes through the service).
@@ -105,6 +97,19 @@ impl<M: TableMemory> DomainSlot<M> {
 impl<M: TableMemory> Default for DomainSlot<M> {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The stage-2 STE fields for page table `pt` translated with `vmid`.
+pub fn s2_config<M: TableMemory>(pt: &PageTable<M>, vmid: u16) -> S2Config {
+    let cfg = pt.config();
+    S2Config {
+        vmid,
+        t0sz: cfg.s2t0sz(),
+        sl0: cfg.s2sl0(),
+        tg: cfg.s2tg(),
+        ps: cfg.s2ps(),
+        ttb: pt.root(),
     }
 }
 

@@ -194,20 +194,10 @@ impl EventKind {
         )
     }
 
-    /// Faults that carry the S2/CLASS/RnW/PnU/InD/Stall details.
+    /// Faults that carry the S2/CLASS/RnW/PnU/InD/Stall details: those
+    /// with an input address, except page requests.
     const fn has_access_info(self) -> bool {
-        matches!(
-            self,
-            Self::Uut
-                | Self::BadAtsTreq
-                | Self::TranslForbidden
-                | Self::WalkEabt
-                | Self::Translation
-                | Self::AddrSize
-                | Self::Access
-                | Self::Permission
-                | Self::TlbConflict
-        )
+        self.has_input_addr() && !matches!(self, Self::PageRequest)
     }
 }
 
