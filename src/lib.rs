@@ -5,6 +5,8 @@
 //! unit-tested on the host. Code that touches system registers lives under
 //! `arch` and only builds for `aarch64-unknown-none`.
 #![cfg_attr(not(test), no_std)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod bootargs;
 pub mod checks;

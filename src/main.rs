@@ -1,6 +1,8 @@
 //! The EL2 image. All logic lives in the `smmu_hyp` library; this file holds
 //! the assembly entry points and the panic handler.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(target_os = "none")]
 mod el2 {

@@ -19,6 +19,8 @@
 //! `speedup=` (aarch64-paging time / ours), and the table memory each used
 //! after mapping (root included). Median of `PGTABLE_BENCH_ITERS` runs
 //! (default 7); `PGTABLE_BENCH_FILTER` selects cases by name.
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::cell::RefCell;
