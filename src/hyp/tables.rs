@@ -13,7 +13,11 @@ pub struct PoolTables {
     pub coherent: bool,
 }
 
-impl TableMemory for PoolTables {
+// SAFETY: tables are pool pages, handed out once until freed, zeroed (and
+// cleaned for a non-coherent walker) before they are returned, identity
+// mapped so the address returned is the one the walker reads; `write` is
+// one aligned 64-bit volatile store.
+unsafe impl TableMemory for PoolTables {
     fn alloc_table(&mut self, size: u64) -> Option<PhysAddr> {
         let range = PAGE_POOL.lock().alloc(size, size).ok()?;
         // SAFETY: the pool just handed this range to us; it is mapped

@@ -123,7 +123,10 @@ struct BenchMemory {
     live: usize,
 }
 
-impl TableMemory for BenchMemory {
+// SAFETY: pages come zeroed from the pool or the global allocator, 4 KiB
+// aligned, one table each until freed; no walker reads them (the bench
+// counts TLB commands only); `write` is one volatile 64-bit store.
+unsafe impl TableMemory for BenchMemory {
     fn alloc_table(&mut self, size: u64) -> Option<PhysAddr> {
         // Only 4 KiB tables here: the bench configuration has no
         // concatenated root.

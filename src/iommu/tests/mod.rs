@@ -117,7 +117,9 @@ pub struct BudgetMemory {
     budget: Arc<TableBudget>,
 }
 
-impl TableMemory for BudgetMemory {
+// SAFETY: forwards to `HostMemory`, which upholds the contract; the
+// budget only refuses allocations.
+unsafe impl TableMemory for BudgetMemory {
     fn alloc_table(&mut self, size: u64) -> Option<PhysAddr> {
         if !self.budget.take(size as i64) {
             return None;
