@@ -9,6 +9,7 @@
 //! device tree, the initrd it is copied from or reserved memory.
 
 use crate::image::ImageHeader;
+use crate::mem::PAGE_SIZE;
 use crate::memmap::{PhysRange, RangeSet};
 use crate::platform::Platform;
 use core::fmt;
@@ -70,7 +71,7 @@ impl BootLayout {
             .chain([platform.dtb, image])
             .chain(platform.initrd);
         for hole in holes {
-            free.remove(hole.align_out(4096))
+            free.remove(hole.align_out(PAGE_SIZE))
                 .map_err(|_| LayoutError::TooFragmented)?;
         }
         let pool = free

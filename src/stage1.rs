@@ -7,9 +7,9 @@
 //! works on a caller-provided pool of tables and refuses to map a page twice,
 //! so every address has exactly one meaning.
 
+use crate::mem::PAGE_SIZE;
 use crate::memmap::PhysRange;
 
-pub const PAGE_SIZE: u64 = 4096;
 const ENTRIES: usize = 512;
 const VA_BITS: u32 = 48;
 
@@ -71,6 +71,8 @@ pub enum MapError {
 /// One 4 KiB translation table.
 #[repr(C, align(4096))]
 pub struct Table(pub [u64; ENTRIES]);
+// The 4 KiB granule is the hyp's page.
+const _: () = assert!(core::mem::size_of::<Table>() as u64 == PAGE_SIZE);
 
 impl Table {
     pub const EMPTY: Table = Table([0; ENTRIES]);

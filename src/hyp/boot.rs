@@ -1,12 +1,13 @@
 //! The primary CPU's boot, from the first Rust instruction to EL1.
 
+use super::mem::PAGE_POOL;
 use super::{CONFIG, RunConfig, board, payload, selftest};
 use crate::arch::aarch64::{self, el1, image, mmu};
 use crate::bootargs;
 use crate::console;
 use crate::layout::BootLayout;
+use crate::mem::{PAGE_SIZE, forbidden_mmio};
 use crate::memmap::PhysRange;
-use crate::page_pool::PagePool;
 use crate::pci::ecam::Ecam;
 use crate::pci::enumerate::{Function, MAX_FUNCTIONS, enumerate};
 use crate::platform::{self, Platform};
@@ -33,9 +34,6 @@ pub static LAYOUT: spin::Once<BootLayout> = spin::Once::new();
 
 /// Root of the EL2 identity map, for secondary CPUs.
 pub static ID_MAP_ROOT: AtomicU64 = AtomicU64::new(0);
-
-/// The hyp's page pool.
-pub static PAGE_POOL: spin::Mutex<PagePool> = spin::Mutex::new(PagePool::new());
 
 /// Reports a failure that happens before the console exists (MMU off) and
 /// stops. Nothing can end a QEMU run yet, so the test harness's timeout
@@ -102,14 +100,8 @@ fn build_id_map(
     let pcie = platform.pcie.iter().flat_map(|p| {
         core::iter::once(p.ecam).chain(p.windows.iter().map(|w| PhysRange::new(w.cpu_addr, w.size)))
     });
-    let devices = platform
-        .uart
-        .into_iter()
-        .chain(platform.smmus.iter().map(|s| s.regs))
-        .chain(platform.gic.iter().copied())
-        .chain(pcie);
-    for device in devices {
-        map.map(device.align_out(4096), Kind::Device)?;
+    for device in forbidden_mmio(platform).chain(pcie) {
+        map.map(device.align_out(PAGE_SIZE), Kind::Device)?;
     }
     Ok((map.root_pa(), map.tables_used()))
 }
@@ -249,7 +241,10 @@ pub fn start(dtb_pa: u64) -> ! {
     scan_pci(&platform);
     super::smmu::probe_all(&platform);
     let layout = LAYOUT.call_once(|| layout);
-    super::iommu::init(&platform, layout);
+    if let Err(e) = super::mem::init_ownership(&platform, layout) {
+        log::error!("mem: no page ownership record: {e}");
+    }
+    super::iommu::init(&platform);
 
     let test = bootargs::value(platform.bootargs, "test").unwrap_or("");
     selftest::run(test);

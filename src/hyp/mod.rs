@@ -4,6 +4,7 @@ pub mod boot;
 pub mod cpus;
 pub mod domain;
 pub mod iommu;
+pub mod mem;
 mod payload;
 mod selftest;
 pub mod smmu;

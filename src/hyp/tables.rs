@@ -1,8 +1,9 @@
 //! Stage-2 table memory for the page-table engine: pages from the hyp's
 //! pool, identity mapped, read and written with single 64-bit accesses.
 
-use super::boot::PAGE_POOL;
+use super::mem::PAGE_POOL;
 use crate::arch::aarch64::cache;
+use crate::mem::PAGE_SIZE;
 use crate::memmap::PhysRange;
 use crate::pgtable::{PhysAddr, TableMemory};
 
@@ -30,12 +31,12 @@ unsafe impl TableMemory for PoolTables {
     }
 
     fn free_table(&mut self, pa: PhysAddr, size: u64) {
-        let size = size.next_power_of_two().max(4096);
+        let size = size.next_power_of_two().max(PAGE_SIZE);
         PAGE_POOL.lock().free(PhysRange::new(pa, size), size);
     }
 
     fn free_tables(&mut self, tables: &[PhysAddr], size: u64) {
-        let size = size.next_power_of_two().max(4096);
+        let size = size.next_power_of_two().max(PAGE_SIZE);
         let mut pool = PAGE_POOL.lock();
         for &pa in tables {
             pool.free(PhysRange::new(pa, size), size);

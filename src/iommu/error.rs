@@ -2,7 +2,7 @@
 //! ownership errors become ABI status codes.
 
 use crate::hypercall::abi;
-use crate::ownership::OwnershipError;
+use crate::mem::OwnershipError;
 use crate::pgtable;
 use crate::smmu::SmmuError;
 

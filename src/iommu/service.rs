@@ -1,5 +1,6 @@
 //! The IOMMU service: one method per IOMMU hypercall, over the SMMU
-//! drivers, the page-table engine and the RAM ownership records.
+//! drivers, the page-table engine and the RAM ownership record it shares
+//! with every other user of RAM pages (`crate::mem::ownership`).
 //!
 //! Every method validates all of its arguments before it changes anything,
 //! in the order `docs/hypercall-abi.md` gives, and an error other than
@@ -31,7 +32,7 @@ use super::unmap::unmap_and_release;
 use super::vmid::VmidAllocator;
 use crate::hypercall::abi::{self, smmu_feat, stats};
 use crate::hypercall::client::{self, FaultRecord};
-use crate::ownership::{OwnershipTracker, PaClass, PhysPolicy};
+use crate::mem::{OwnershipTracker, PaClass, PhysPolicy};
 use crate::pgtable::{
     Config, Granule, Invalidation, MIN_IPA_BITS, MemType, PageTable, StartLevelPolicy,
     TlbMaintenance,
@@ -125,7 +126,7 @@ pub struct IommuService<'a, S: SmmuBackend, A: TableAllocator> {
     slots: &'a [DomainSlot<A::Memory>],
     attachments: spin::Mutex<Attachments>,
     vmids: spin::Mutex<VmidAllocator>,
-    tracker: OwnershipTracker<'a>,
+    tracker: &'a OwnershipTracker<'a>,
     policy: PhysPolicy,
     tables: A,
     start_level: StartLevelPolicy,
@@ -142,8 +143,9 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
     ///   policy;
     /// * `slots`: one [`DomainSlot`] per domain EL1 may have at once (at
     ///   most 255 are usable: one VMID each);
-    /// * `tracker`: RAM ownership, with the hyp's own memory (image, page
-    ///   pool) already marked EL2-owned;
+    /// * `tracker`: the RAM ownership record, shared with every other user
+    ///   of RAM pages, with the hyp's own memory (image, page pool) already
+    ///   marked EL2-owned;
     /// * `policy`: the MMIO ranges no device may be given (every SMMU's
     ///   registers, the GIC, the hyp's UART, ...);
     /// * `tables`: where domains get table memory.
@@ -152,7 +154,7 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
     pub fn new(
         cfg: ServiceConfig<'_, 'a, S>,
         slots: &'a [DomainSlot<A::Memory>],
-        tracker: OwnershipTracker<'a>,
+        tracker: &'a OwnershipTracker<'a>,
         policy: PhysPolicy,
         tables: A,
     ) -> Result<Self, ServiceError> {
@@ -212,9 +214,9 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         })
     }
 
-    /// The RAM ownership records (for ownership changes and checks).
-    pub fn tracker(&self) -> &OwnershipTracker<'a> {
-        &self.tracker
+    /// The RAM ownership record the service shares.
+    pub fn tracker(&self) -> &'a OwnershipTracker<'a> {
+        self.tracker
     }
 
     /// Counts a refused call (for `HYP_STATS`).
@@ -556,7 +558,7 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         if pa_end > 1u64 << cfg.oas_bits() {
             return Err(IommuError::OutOfRange);
         }
-        let ram = match self.policy.classify(&self.tracker, pa, size) {
+        let ram = match self.policy.classify(self.tracker, pa, size) {
             PaClass::Forbidden => return Err(IommuError::Denied),
             PaClass::Ram if prot.mem == MemType::Device => {
                 return Err(IommuError::InvalidParameter);

@@ -8,8 +8,9 @@
 
 use crate::checks::Checks;
 use crate::drivers::edu::{self, Edu};
-use crate::hyp::boot::{PAGE_POOL, PCI_FUNCTIONS};
+use crate::hyp::boot::PCI_FUNCTIONS;
 use crate::hyp::domain::Domain;
+use crate::hyp::mem::PAGE_POOL;
 use crate::hyp::smmu::{HypSmmu, smmu};
 use crate::memmap::PhysRange;
 use crate::pgtable::{Prot, UnmapFlags};

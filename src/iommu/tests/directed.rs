@@ -519,7 +519,7 @@ fn refcounts_drop_only_after_the_sync_completed() {
     // An ownership change refuses the pinned page.
     assert_eq!(
         svc.tracker().set_owner(page, K4, Owner::El2),
-        Err(crate::ownership::OwnershipError::Mapped)
+        Err(crate::mem::OwnershipError::Mapped)
     );
 }
 
@@ -824,4 +824,49 @@ fn ram_and_mmio_leaves_that_touch_physically_release_the_ram_references() {
             );
         }
     });
+}
+
+#[test]
+fn services_over_one_ownership_record_see_each_others_pages() {
+    let storage = Storage::new(4);
+    let (m1, m2) = (
+        spin::Mutex::new(MockSmmu::new()),
+        spin::Mutex::new(MockSmmu::new()),
+    );
+    let (smmus1, smmus2) = ([Some(&m1)], [Some(&m2)]);
+    let budget = TableBudget::new(UNLIMITED);
+    let first = service(&smmus1, &storage, &budget);
+    // A second user of the same record, with its own domains.
+    let slots: Vec<DomainSlot<BudgetMemory>> = (0..4).map(|_| DomainSlot::new()).collect();
+    let second = IommuService::new(
+        ServiceConfig {
+            smmus: &smmus2,
+            streams: &STREAMS[..2],
+            start_level: StartLevelPolicy::NoConcatenation,
+        },
+        &slots,
+        &storage.tracker,
+        PhysPolicy::default(),
+        HostTables(Arc::clone(&budget)),
+    )
+    .expect("second service");
+    assert!(std::ptr::eq(first.tracker(), second.tracker()));
+    let page = EL1_RAM + 0x50_0000;
+    let (a, b) = (alloc(&first, 40), alloc(&second, 40));
+    call(&first, client::map(a, 0x5000, page, K4, 1, RW)).unwrap();
+    call(&second, client::map(b, 0x5000, page, K4, 1, RW)).unwrap();
+    assert_eq!(storage.refcount(page), 2, "one record counts both mappings");
+    call(&first, client::unmap(a, 0x5000, K4, 1, 0)).unwrap();
+    assert_eq!(
+        storage.tracker.set_owner(page, K4, Owner::El2),
+        Err(crate::mem::OwnershipError::Mapped),
+        "still mapped by the second user"
+    );
+    call(&second, client::unmap(b, 0x5000, K4, 1, 0)).unwrap();
+    storage.tracker.set_owner(page, K4, Owner::El2).unwrap();
+    assert_eq!(
+        call(&first, client::map(a, 0x5000, page, K4, 1, RW)),
+        Err(abi::DENIED),
+        "EL2's page, whoever gave it to EL2"
+    );
 }

@@ -21,8 +21,8 @@ use super::backend::{SmmuBackend, SmmuStats, TableAllocator};
 use super::domain::DomainSlot;
 use super::service::{IommuService, ServiceConfig};
 use crate::hypercall::{self, client};
+use crate::mem::{Owner, OwnershipTracker, PhysPolicy};
 use crate::memmap::PhysRange;
-use crate::ownership::{Owner, OwnershipTracker, PhysPolicy};
 use crate::pgtable::hostmem::HostMemory;
 use crate::pgtable::{Granule, PhysAddr, StartLevelPolicy, TableMemory};
 use crate::smmu::fake::{FakeClock, FakeDma, FakeSmmu, QEMU_VIRT, Trail};
@@ -152,17 +152,27 @@ impl TableAllocator for HostTables {
 
 pub type Svc<'a, S> = IommuService<'a, S, HostTables>;
 
-/// The storage of a service: RAM records and domain slots.
+/// What a service borrows: the RAM ownership record (with the hyp's own
+/// memory marked EL2-owned, as at boot) and domain slots.
 pub struct Storage {
-    pub records: Vec<AtomicU32>,
+    /// The tracker's records (leaked: the tracker borrows them for as long
+    /// as the test runs).
+    pub records: &'static [AtomicU32],
+    pub tracker: OwnershipTracker<'static>,
     pub slots: Vec<DomainSlot<BudgetMemory>>,
 }
 
 impl Storage {
     pub fn new(slots: usize) -> Self {
         let n = OwnershipTracker::pages_needed(&[RAM]).unwrap_or(0);
+        let records: &'static [AtomicU32] = Vec::leak((0..n).map(|_| AtomicU32::new(0)).collect());
+        let tracker = OwnershipTracker::new(&[RAM], records).expect("tracker");
+        tracker
+            .set_owner(EL2_MEM.start, EL2_MEM.size, Owner::El2)
+            .expect("EL2 memory");
         Self {
-            records: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            records,
+            tracker,
             slots: (0..slots).map(|_| DomainSlot::new()).collect(),
         }
     }
@@ -181,10 +191,6 @@ pub fn service<'a, S: SmmuBackend>(
     storage: &'a Storage,
     budget: &Arc<TableBudget>,
 ) -> Svc<'a, S> {
-    let tracker = OwnershipTracker::new(&[RAM], &storage.records).expect("tracker");
-    tracker
-        .set_owner(EL2_MEM.start, EL2_MEM.size, Owner::El2)
-        .expect("EL2 memory");
     let policy = PhysPolicy::new(&[GIC, smmu_regs(0), smmu_regs(1), smmu_regs(2)]).expect("policy");
     let n = STREAMS.iter().filter(|r| r.smmu < smmus.len()).count();
     IommuService::new(
@@ -194,7 +200,7 @@ pub fn service<'a, S: SmmuBackend>(
             start_level: StartLevelPolicy::NoConcatenation,
         },
         &storage.slots,
-        tracker,
+        &storage.tracker,
         policy,
         HostTables(Arc::clone(budget)),
     )

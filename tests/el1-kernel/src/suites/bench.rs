@@ -19,7 +19,7 @@ use core::hint::black_box;
 use smmu_hyp::hypercall::abi;
 use smmu_hyp::platform::Platform;
 
-const PAGE: u64 = 0x1000;
+use smmu_hyp::mem::PAGE_SIZE as PAGE;
 const SZ_2M: u64 = 0x20_0000;
 const ECHO_CALLS: u64 = 2000;
 const PAGE_ROUNDS: u64 = 200;

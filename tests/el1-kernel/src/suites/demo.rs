@@ -11,7 +11,7 @@ use crate::report::Report;
 use smmu_hyp::hypercall::abi::{self, prot};
 use smmu_hyp::platform::Platform;
 
-const PAGE: u64 = 0x1000;
+use smmu_hyp::mem::PAGE_SIZE as PAGE;
 const SRC_IOVA: u64 = 0x10_0000;
 const DST_IOVA: u64 = 0x20_0000;
 const SRC: u64 = arena::page(0);
