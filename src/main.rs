@@ -8,6 +8,7 @@
 mod el2 {
     use core::arch::global_asm;
     use smmu_hyp::arch::aarch64::{self, exception};
+    use smmu_hyp::hyp::trap;
 
     global_asm!(
         include_str!("arch/aarch64/boot.S"),
@@ -20,7 +21,7 @@ mod el2 {
     global_asm!(
         include_str!("arch/aarch64/vectors.S"),
         FRAME_SIZE = const exception::FRAME_SIZE,
-        handler = sym exception::handle_exception,
+        handler = sym trap::handle_exception,
     );
 
     extern "C" fn rust_main(dtb_pa: u64) -> ! {

@@ -1,7 +1,8 @@
-//! The hyp itself: boot, traps from EL1, and how a run ends.
+//! The hyp itself: boot, traps from EL1, crash reports, and how a run ends.
 
 pub mod boot;
 pub mod cpus;
+mod crash;
 pub mod domain;
 pub mod iommu;
 pub mod mem;

@@ -1,8 +1,9 @@
 /*
  * The EL2 vector table. Every entry saves the interrupted context into a
- * TrapFrame on the current stack and calls the Rust handler with the entry's
- * kind; the handler may edit the frame (x0..x3 for hypercall results, ELR to
- * skip an instruction) before the context is restored.
+ * TrapFrame on the current stack and calls {handler} (whose symbol the image,
+ * main.rs, supplies) with the frame and the entry's index in the table; the
+ * handler may edit the frame (x0..x3 for hypercall results, ELR to skip an
+ * instruction) before the context is restored.
  */
 
 .macro vector kind
