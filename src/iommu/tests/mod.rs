@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::vec::Vec;
 
+use super::api::{DomainId, StatsQuery};
 use super::attach::StreamRange;
 use super::backend::{SmmuBackend, SmmuStats, TableAllocator};
 use super::domain::DomainSlot;
@@ -399,13 +400,13 @@ impl Snapshot {
         storage: &Storage,
         budget: &TableBudget,
     ) -> Self {
-        let stat = |sel| svc.stats(sel, 0).expect("stats");
-        let calls = stat(crate::hypercall::abi::stats::CALLS);
+        let stat = |query| svc.stats(query).expect("stats");
+        let calls = stat(StatsQuery::Calls);
         Self {
             domains: ids
                 .iter()
                 .map(|&id| {
-                    svc.with_domain(id, |d| {
+                    svc.with_domain(DomainId(id), |d| {
                         (
                             d.table().memory().host.fingerprint(),
                             d.mapped,
@@ -419,8 +420,8 @@ impl Snapshot {
                 .iter()
                 .map(|r| r.load(Ordering::SeqCst))
                 .collect(),
-            objects: stat(crate::hypercall::abi::stats::OBJECTS),
-            memory: stat(crate::hypercall::abi::stats::MEMORY),
+            objects: stat(StatsQuery::Objects),
+            memory: stat(StatsQuery::Memory),
             calls_ok: [calls[0], calls[1]],
             table_live: budget.live(),
             vmids: svc.vmids_in_use(),
