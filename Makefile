@@ -17,6 +17,7 @@ CARGO ?= cargo
 ELF_DIR := target/$(TARGET)/release
 IMAGE_DIR := target/images/$(BOARD)
 HYP_BIN := $(IMAGE_DIR)/smmu-hyp.bin
+SELFTEST_BIN := $(IMAGE_DIR)/smmu-hyp-selftest.bin
 EL1_BIN := $(IMAGE_DIR)/el1-test-kernel.bin
 SYSROOT = $(shell rustc --print sysroot)
 OBJCOPY = $(SYSROOT)/lib/rustlib/x86_64-unknown-linux-gnu/bin/llvm-objcopy
@@ -34,9 +35,19 @@ setup:
 	@rustup component list --installed | grep -q '^llvm-tools' || rustup component add llvm-tools
 	@if [ -n "$(BOARD_SETUP)" ]; then bash $(BOARD_SETUP); fi
 
+# Two EL2 images: smmu-hyp.bin (production: `make run` and every EL1 suite)
+# and smmu-hyp-selftest.bin (with the EL2 self-tests, for the `test=`
+# scenarios). Each in a cargo invocation of its own, the production one
+# last: cargo unifies features across the packages of one build, and
+# $(ELF_DIR)/smmu-hyp (used by `make debug`) is the last one built. The ELFs
+# are kept next to the images for tests/images.rs.
 images: setup
-	$(CARGO) build --release --target $(TARGET) -p smmu-hyp -p el1-test-kernel
 	@mkdir -p $(IMAGE_DIR)
+	$(CARGO) build --release --target $(TARGET) -p smmu-hyp --features selftest
+	cp $(ELF_DIR)/smmu-hyp $(IMAGE_DIR)/smmu-hyp-selftest.elf
+	$(OBJCOPY) -O binary $(ELF_DIR)/smmu-hyp $(SELFTEST_BIN)
+	$(CARGO) build --release --target $(TARGET) -p smmu-hyp -p el1-test-kernel
+	cp $(ELF_DIR)/smmu-hyp $(IMAGE_DIR)/smmu-hyp.elf
 	$(OBJCOPY) -O binary $(ELF_DIR)/smmu-hyp $(HYP_BIN)
 	$(OBJCOPY) -O binary $(ELF_DIR)/el1-test-kernel $(EL1_BIN)
 
@@ -44,10 +55,10 @@ run: images
 	$(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) -initrd $(EL1_BIN) -append "$(BOARD_BOOTARGS) suite=demo $(ARGS)"
 
 unit-test: setup
-	$(CARGO) test --lib
+	$(CARGO) test --lib --test layering
 
 qemu-test: images
-	HYP_IMAGE_DIR=$(CURDIR)/$(IMAGE_DIR) $(CARGO) test --test qemu
+	HYP_IMAGE_DIR=$(CURDIR)/$(IMAGE_DIR) $(CARGO) test --test images --test qemu
 
 test: lint unit-test qemu-test
 
@@ -61,7 +72,7 @@ lint: setup
 # measured from the EL1 test kernel (deterministic under -icount).
 bench: images
 	$(CARGO) bench --bench pgtable
-	$(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) -append "$(BOARD_BOOTARGS) test=smmu-bench" | grep -E 'smmu-bench|el2:' 
+	$(QEMU) $(QEMU_ARGS) -kernel $(SELFTEST_BIN) -append "$(BOARD_BOOTARGS) test=smmu-bench" | grep -E 'smmu-bench|el2:' 
 	$(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) -initrd $(EL1_BIN) -append "$(BOARD_BOOTARGS) suite=bench" | grep -E '^bench:|^el1: ([0-9]+ passed|FAIL)'
 
 debug: images
@@ -71,7 +82,8 @@ debug: images
 
 clippy: setup
 	$(CARGO) clippy --lib --tests --benches -- -D warnings
-	$(CARGO) clippy --release --target $(TARGET) -p smmu-hyp -p el1-test-kernel -- -D warnings
+	$(CARGO) clippy --release --target $(TARGET) -p smmu-hyp -p el1-test-kernel -p qemu-edu -- -D warnings
+	$(CARGO) clippy --release --target $(TARGET) -p smmu-hyp --features selftest -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,7 +1,7 @@
 //! The primary CPU's boot, from the first Rust instruction to EL1.
 
 use super::mem::PAGE_POOL;
-use super::{CONFIG, RunConfig, board, payload, selftest};
+use super::{CONFIG, RunConfig, board, payload};
 use crate::arch::aarch64::{self, el1, image, mmu};
 use crate::bootargs;
 use crate::console;
@@ -246,8 +246,9 @@ pub fn start(dtb_pa: u64) -> ! {
     }
     super::iommu::init(&platform);
 
-    let test = bootargs::value(platform.bootargs, "test").unwrap_or("");
-    selftest::run(test);
+    if let Some(test) = bootargs::value(platform.bootargs, "test") {
+        super::run_selftest(test);
+    }
 
     let entry =
         payload::load(platform.initrd, layout).unwrap_or_else(|e| fail(format_args!("{e}")));

@@ -1,6 +1,9 @@
-//! A DMA domain: one stage-2 page table, its VMID, and the SMMU whose
-//! StreamIDs use it. Every change is complete (tables, invalidation,
-//! CMD_SYNC, freed tables) when a method returns.
+//! A DMA domain for the EL2 self-tests (`smmu-hyp-selftest.bin` only): one
+//! stage-2 page table, its VMID, and the SMMU whose StreamIDs use it. Every
+//! change is complete (tables, invalidation, CMD_SYNC, freed tables) when a
+//! method returns, except [`Domain::unmap_without_invalidation`], which
+//! exists to show that a missing invalidation is observable and which the
+//! production image therefore must not contain.
 
 use super::smmu::{HypSmmu, smmu};
 use super::tables::PoolTables;

@@ -1,9 +1,10 @@
 //! Boots the real images on QEMU and captures what they print.
 //!
 //! Each run gets the board's QEMU command line (`board/<board>/qemu-args`),
-//! the hyp as `-kernel`, the EL1 test kernel as `-initrd`, the scenario's
-//! bootargs, and a wall-clock timeout. A failed expectation prints the tail
-//! of the serial log.
+//! the hyp as `-kernel` (`smmu-hyp-selftest.bin` for a `test=` scenario,
+//! else the production `smmu-hyp.bin`), the EL1 test kernel as `-initrd`,
+//! the scenario's bootargs, and a wall-clock timeout. A failed expectation
+//! prints the tail of the serial log.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -111,9 +112,23 @@ impl Boot {
         assert!(status.success() && path.exists(), "dumpdtb failed");
     }
 
+    /// The EL2 image: the self-test image for a `test=` scenario (the
+    /// production image has no EL2 self-tests), else the production one.
+    fn hyp_image(&self) -> &'static str {
+        if self
+            .bootargs
+            .split_whitespace()
+            .any(|a| a.starts_with("test="))
+        {
+            "smmu-hyp-selftest.bin"
+        } else {
+            "smmu-hyp.bin"
+        }
+    }
+
     pub fn run(self) -> Run {
         let images = image_dir();
-        let hyp = images.join("smmu-hyp.bin");
+        let hyp = images.join(self.hyp_image());
         assert!(
             hyp.exists(),
             "{} is missing: run the QEMU tests with `make test`",

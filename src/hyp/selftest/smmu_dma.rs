@@ -7,7 +7,6 @@
 //! invalidation is visible (scenario 3 shows it).
 
 use crate::checks::Checks;
-use crate::drivers::edu::{self, Edu};
 use crate::hyp::boot::PCI_FUNCTIONS;
 use crate::hyp::domain::Domain;
 use crate::hyp::mem::PAGE_POOL;
@@ -15,6 +14,7 @@ use crate::hyp::smmu::{HypSmmu, smmu};
 use crate::memmap::PhysRange;
 use crate::pgtable::{Prot, UnmapFlags};
 use crate::smmu::{Command, EventKind, SmmuError};
+use qemu_edu::{self as edu, Edu};
 
 const SMMU: usize = 0;
 const IPA_BITS: u32 = 40;
