@@ -52,6 +52,15 @@ pub enum PsciConduit {
     Hvc,
 }
 
+impl fmt::Display for PsciConduit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Smc => "smc",
+            Self::Hvc => "hvc",
+        })
+    }
+}
+
 /// One `arm,smmu-v3` node.
 #[derive(Clone, Debug)]
 pub struct SmmuNode {

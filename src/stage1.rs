@@ -9,6 +9,7 @@
 
 use crate::mem::PAGE_SIZE;
 use crate::memmap::PhysRange;
+use core::fmt;
 
 const ENTRIES: usize = 512;
 const VA_BITS: u32 = 48;
@@ -66,6 +67,16 @@ pub enum MapError {
     AlreadyMapped(u64),
     /// Not page aligned, or beyond the 48-bit VA space.
     BadRange,
+}
+
+impl fmt::Display for MapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoTables => f.write_str("out of translation tables"),
+            Self::AlreadyMapped(va) => write!(f, "{va:#x} is mapped already"),
+            Self::BadRange => f.write_str("range not page aligned or beyond 48 bits"),
+        }
+    }
 }
 
 /// One 4 KiB translation table.

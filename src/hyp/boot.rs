@@ -143,11 +143,10 @@ fn banner(platform: &Platform<'_>, layout: &BootLayout) {
         ),
         None => log::info!("pcie: none"),
     }
-    log::info!(
-        "psci: {:?}; bootargs: \"{}\"",
-        platform.psci,
-        platform.bootargs
-    );
+    match platform.psci {
+        Some(conduit) => log::info!("psci: {conduit}; bootargs: \"{}\"", platform.bootargs),
+        None => log::info!("psci: none; bootargs: \"{}\"", platform.bootargs),
+    }
 }
 
 /// Enumerates the root bus, assigning BARs, and logs each function with
@@ -159,7 +158,7 @@ fn scan_pci(platform: &Platform<'_>) {
     let functions = match enumerate(&ecam, host.bus_start, &host.windows) {
         Ok(f) => f,
         Err(e) => {
-            log::error!("pci: enumeration failed: {e:?}");
+            log::error!("pci: enumeration failed: {e}");
             heapless::Vec::new()
         }
     };
@@ -210,7 +209,7 @@ pub fn start(dtb_pa: u64) -> ! {
     let layout = BootLayout::new(&platform, image.whole, pool_mib << 20)
         .unwrap_or_else(|e| fail_early(format_args!("{e}")));
     let (root, id_map_tables) = build_id_map(&platform, &image)
-        .unwrap_or_else(|e| fail_early(format_args!("identity map: {e:?}")));
+        .unwrap_or_else(|e| fail_early(format_args!("identity map: {e}")));
     // SAFETY: the map covers the image (this code, its stack, its data),
     // RAM and the devices used from here on; everything written so far with
     // the MMU off lies in the image.

@@ -22,6 +22,16 @@ pub enum DomainError {
     Smmu(SmmuError),
 }
 
+impl core::fmt::Display for DomainError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoSmmu => f.write_str("no such SMMU"),
+            Self::Table(e) => write!(f, "page table: {e}"),
+            Self::Smmu(e) => write!(f, "SMMU: {e}"),
+        }
+    }
+}
+
 impl From<Error> for DomainError {
     fn from(e: Error) -> Self {
         Self::Table(e)
@@ -43,7 +53,8 @@ pub struct Domain {
 impl Domain {
     /// A domain with an empty 4 KiB-granule table of `ipa_bits`, translated
     /// by SMMU `smmu_index` with `vmid`. The start level never concatenates
-    /// (QEMU's SMMU walks concatenated roots wrongly; see the facts file).
+    /// (QEMU's SMMU walks concatenated roots wrongly: `docs/qemu.md`,
+    /// defect 1).
     pub fn new(smmu_index: usize, vmid: u16, ipa_bits: u32) -> Result<Self, DomainError> {
         Self::with_policy(
             smmu_index,

@@ -60,7 +60,10 @@ fn try_init(platform: &Platform<'_>) -> Result<(), &'static str> {
         policy,
         tables,
     )
-    .map_err(|_| "bad service configuration")?;
+    .map_err(|e| {
+        log::error!("iommu: {e}");
+        "bad service configuration"
+    })?;
     SERVICE.call_once(|| svc);
     Ok(())
 }

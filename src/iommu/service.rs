@@ -70,6 +70,16 @@ pub enum ServiceError {
     BadSlots,
 }
 
+impl core::fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::TooManySmmus => "more SMMUs than the service can hold",
+            Self::BadStreamRanges => "too many stream ranges, or one naming no SMMU",
+            Self::BadSlots => "no domain slots, or too many",
+        })
+    }
+}
+
 /// What every driven SMMU can do (domains may be attached to any of them).
 #[derive(Clone, Copy, Debug)]
 struct Caps {

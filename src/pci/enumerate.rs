@@ -6,6 +6,7 @@
 
 use super::{Bdf, ConfigSpace, header};
 use crate::platform::{PciSpace, PciWindow};
+use core::fmt;
 use heapless::Vec;
 
 pub const MAX_FUNCTIONS: usize = 32;
@@ -39,6 +40,17 @@ pub enum PciError {
         bdf: Bdf,
         bar: u8,
     },
+}
+
+impl fmt::Display for PciError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooManyFunctions => f.write_str("too many PCI functions"),
+            Self::WindowFull { bdf, bar } => {
+                write!(f, "no room in the memory window for {bdf} BAR{bar}")
+            }
+        }
+    }
 }
 
 /// Hands out BAR addresses from a window, bottom up.

@@ -317,7 +317,7 @@ where
         cmdq.submit(&hw, &inv[..n], true)?;
         hw.write_cr0(queues | CR0::SMMUEN::SET.value)?;
         log::info!(
-            "SMMU: enabled, {} StreamID bits ({:?}), cmdq 2^{}, evtq 2^{}",
+            "SMMU: enabled, {} StreamID bits ({}), cmdq 2^{}, evtq 2^{}",
             strtab.sid_bits(),
             strtab.format(),
             cmdq.geometry().log2(),

@@ -19,6 +19,8 @@
 //! (no allocator): the 2-level format lets a sparse StreamID space cost
 //! memory only where devices are.
 
+use core::fmt;
+
 use tock_registers::register_bitfields;
 
 use super::dma::{DmaMemory, DmaRegion, dma_wmb};
@@ -49,6 +51,15 @@ const L2_BYTES: usize = L2_STES * STE_BYTES;
 pub enum StreamTableFormat {
     Linear,
     TwoLevel { split: u8 },
+}
+
+impl fmt::Display for StreamTableFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Linear => f.write_str("linear"),
+            Self::TwoLevel { split } => write!(f, "two-level (split {split})"),
+        }
+    }
 }
 
 struct L2Table {

@@ -4,6 +4,30 @@
 mod smmu_bench;
 mod smmu_dma;
 
+/// A check's detail for a result: `ok`, or the error.
+struct Outcome<'r, T, E>(&'r Result<T, E>);
+
+impl<T, E: core::fmt::Display> core::fmt::Display for Outcome<'_, T, E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Ok(_) => f.write_str("ok"),
+            Err(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A check's detail for an address that may be missing.
+struct Address(Option<u64>);
+
+impl core::fmt::Display for Address {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(a) => write!(f, "{a:#x}"),
+            None => f.write_str("none"),
+        }
+    }
+}
+
 /// Runs the scenario named in bootargs, if it is one of EL2's.
 pub fn run(name: &str) {
     match name {

@@ -40,7 +40,7 @@ fn ceil_log2(n: u64) -> u64 {
 fn case(c: &mut Checks, dom: &mut Domain, name: &str, size: u64, leaf: u64) {
     let ril = smmu(SMMU).is_some_and(|s| s.lock().features().ril);
     if let Err(e) = dom.map(IOVA_BASE, PA_BASE, size, Prot::RW) {
-        c.check(name, false, format_args!("map failed: {e:?}"));
+        c.check(name, false, format_args!("map failed: {e}"));
         return;
     }
     let (ipa0, vmall0, sync0) = counts();
@@ -65,7 +65,7 @@ pub fn run() -> u32 {
     let mut dom = match Domain::new(SMMU, 9, 40) {
         Ok(d) => d,
         Err(e) => {
-            c.check("domain", false, format_args!("{e:?}"));
+            c.check("domain", false, format_args!("{e}"));
             return c.finish();
         }
     };

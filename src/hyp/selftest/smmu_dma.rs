@@ -6,6 +6,7 @@
 //! EL1 kernel runs). QEMU's SMMU caches translations, so a missing
 //! invalidation is visible (scenario 3 shows it).
 
+use super::{Address, Outcome};
 use crate::checks::Checks;
 use crate::hyp::boot::PCI_FUNCTIONS;
 use crate::hyp::domain::Domain;
@@ -127,7 +128,7 @@ fn lands_where_mapped(c: &mut Checks, d: &Device, dom: &mut Domain, src: PhysRan
     c.check(
         "DMA to a mapped 4 KiB IOVA lands in the mapped page",
         dma.is_ok() && landed,
-        format_args!("{dma:?}"),
+        format_args!("{}", Outcome(&dma)),
     );
     c.check(
         "memory around it is unchanged",
@@ -186,7 +187,7 @@ fn unmap_blocks_and_missing_tlbi_is_visible(
     c.check(
         "the pending invalidation then completes",
         flushed.is_ok(),
-        format_args!("{flushed:?}"),
+        format_args!("{}", Outcome(&flushed)),
     );
 
     // Scenario 2: with the invalidation, the device is blocked.
@@ -197,7 +198,7 @@ fn unmap_blocks_and_missing_tlbi_is_visible(
     c.check(
         "unmap invalidates and syncs",
         unmapped.is_ok(),
-        format_args!("{unmapped:?}"),
+        format_args!("{}", Outcome(&unmapped)),
     );
     fill(page, SENTINEL);
     let _ = d.edu.write_to(iova, 0, 16);
@@ -210,7 +211,11 @@ fn unmap_blocks_and_missing_tlbi_is_visible(
     c.check(
         "an F_TRANSLATION event names the StreamID and the address",
         count > 0 && addr == Some(iova),
-        format_args!("{count} events for sid {:#x}, first at {addr:x?}", d.sid),
+        format_args!(
+            "{count} events for sid {:#x}, first at {}",
+            d.sid,
+            Address(addr)
+        ),
     );
 }
 
@@ -229,7 +234,10 @@ fn detach_blocks(c: &mut Checks, d: &Device, dom: &mut Domain, src: PhysRange) {
     c.check(
         "detach (STE to abort, CFGI_STE + sync) blocks the device",
         before && detached.is_ok() && blocked,
-        format_args!("landed before: {before}, {detached:?}, blocked after: {blocked}"),
+        format_args!(
+            "landed before: {before}, detach: {}, blocked after: {blocked}",
+            Outcome(&detached)
+        ),
     );
     let _ = dom.attach(d.sid);
     let _ = dom.unmap(iova, 0x1000, UnmapFlags::EXACT);
@@ -249,7 +257,7 @@ fn read_only_blocks_writes(c: &mut Checks, d: &Device, dom: &mut Domain, src: Ph
     c.check(
         "a read-only page can be read",
         read.is_ok() && all_are(src.start, 16, SENTINEL),
-        format_args!("{read:?}"),
+        format_args!("{}", Outcome(&read)),
     );
     let _ = events(EventKind::Permission, d.sid);
     d.load(src, PATTERN, 16);
@@ -267,7 +275,7 @@ fn read_only_blocks_writes(c: &mut Checks, d: &Device, dom: &mut Domain, src: Ph
     c.check(
         "on a fresh walk the write records F_PERMISSION",
         count > 0 && addr == Some(iova) && all_are(page.start, 16, SENTINEL),
-        format_args!("{count} events, first at {addr:x?}"),
+        format_args!("{count} events, first at {}", Address(addr)),
     );
     let _ = dom.unmap(iova, 0x1000, UnmapFlags::EXACT);
 }
@@ -326,7 +334,7 @@ fn event_queue_overflow_recovers(c: &mut Checks, d: &Device) {
     c.check(
         "after recovery a new fault is recorded",
         count == 1 && addr == Some(0x1400_0000),
-        format_args!("{count} events at {addr:x?}"),
+        format_args!("{count} events at {}", Address(addr)),
     );
 }
 
@@ -342,13 +350,13 @@ fn illegal_command_recovers(c: &mut Checks) {
         "an illegal command is detected through GERROR.CMDQ_ERR / CERROR_ILL",
         matches!(r, Err(SmmuError::CommandFailed(_)))
             && after.cmdq.errors.illegal == before.cmdq.errors.illegal + 1,
-        format_args!("{r:?}"),
+        format_args!("{}", Outcome(&r)),
     );
     let next = s.invalidate(&[Command::tlbi_s12_vmall(7)]);
     c.check(
         "the queue keeps working after it",
         next.is_ok(),
-        format_args!("{next:?}"),
+        format_args!("{}", Outcome(&next)),
     );
 }
 
@@ -392,7 +400,7 @@ fn domains_are_isolated(
     let _ = dom_b.detach(b.sid);
 }
 
-/// QEMU defect 1 (facts file): with a 40-bit IPA starting at level 1 (two
+/// QEMU defect 1 (`docs/qemu.md`): with a 40-bit IPA starting at level 1 (two
 /// concatenated level-1 tables), QEMU walks IPAs >= 512 GiB in the first
 /// table. The engine builds the tables as the architecture says (checked by
 /// its own walk); this pins what QEMU does with them, so the day QEMU is
@@ -409,7 +417,7 @@ pub fn run_concatenation_pin() -> u32 {
         c.check(
             "a concatenated domain",
             false,
-            format_args!("{:?}", dom.err()),
+            format_args!("{}", Outcome(&dom)),
         );
         return c.finish();
     };
@@ -431,7 +439,7 @@ pub fn run_concatenation_pin() -> u32 {
     c.check(
         "the engine's own walk translates the high IPA per the architecture",
         dom.iova_to_phys(high_iova) == Some(high.start),
-        format_args!("{high_iova:#x} -> {:x?}", dom.iova_to_phys(high_iova)),
+        format_args!("{high_iova:#x} -> {}", Address(dom.iova_to_phys(high_iova))),
     );
     let _ = dom.attach(d.sid);
     d.load(src, PATTERN, 16);
@@ -462,7 +470,7 @@ pub fn run() -> u32 {
     let mut dom = match Domain::new(SMMU, 1, IPA_BITS) {
         Ok(d) => d,
         Err(e) => {
-            c.check("domain created", false, format_args!("{e:?}"));
+            c.check("domain created", false, format_args!("{e}"));
             return c.finish();
         }
     };
@@ -472,7 +480,7 @@ pub fn run() -> u32 {
     c.check(
         "attach the first device (abort -> stage 2)",
         attached.is_ok(),
-        format_args!("{attached:?}"),
+        format_args!("{}", Outcome(&attached)),
     );
     lands_where_mapped(&mut c, a, &mut dom, src);
     unmap_blocks_and_missing_tlbi_is_visible(&mut c, a, &mut dom, src);

@@ -27,6 +27,12 @@ const CMD_TO_RAM: u64 = 1 << 1;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Timeout;
 
+impl core::fmt::Display for Timeout {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("edu DMA timed out")
+    }
+}
+
 pub struct Edu {
     bar0: u64,
 }

@@ -174,7 +174,7 @@ pub fn run(platform: &Platform<'_>, report: &mut Report) {
         errors == 0 && r.iter().all(Result::is_ok),
         format_args!("{errors} failed calls, teardown {r:?}"),
     );
-    // The targets, reported (not pass/fail: they are goals for
+    // The design targets, reported (not pass/fail: they are goals for
     // the hyp, and the figures move with every change to it).
     println!(
         "bench: target null-hypercall <= {ECHO_TARGET} instructions: {} ({null})",
