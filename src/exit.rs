@@ -13,3 +13,6 @@ pub const EL2_PANIC: u32 = 4;
 pub const BOOT_FAILURE: u32 = 5;
 /// The EL1 kernel took an exception it did not expect.
 pub const EL1_EXCEPTION: u32 = 6;
+/// EL2 overflowed a stack into its guard page (the decoded crash report,
+/// made on an emergency stack, precedes it).
+pub const EL2_STACK_OVERFLOW: u32 = 7;

@@ -25,6 +25,7 @@ pub mod pgtable;
 pub mod platform;
 pub mod smccc;
 pub mod smmu;
+pub mod stacks;
 pub mod stage1;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

@@ -21,6 +21,10 @@ mod el2 {
     global_asm!(
         include_str!("arch/aarch64/vectors.S"),
         FRAME_SIZE = const exception::FRAME_SIZE,
+        STACK_SLOT_SIZE = const aarch64::STACK_SLOT_SIZE,
+        EXCEPTION_STACK_MIN = const aarch64::EXCEPTION_STACK_MIN,
+        wild_sp_stack = sym aarch64::WILD_SP_STACK,
+        WILD_SP_STACK_SIZE = const aarch64::WILD_SP_STACK_SIZE,
         handler = sym trap::handle_exception,
     );
 

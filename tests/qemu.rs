@@ -53,6 +53,33 @@ fn el2_panic_prints_message_and_location_with_its_own_status() {
 }
 
 #[test]
+fn el2_stack_overflow_is_reported_from_an_emergency_stack_with_its_own_status() {
+    Boot::new("test=el2-stack-overflow")
+        .run()
+        .expect_status(exit::EL2_STACK_OVERFLOW as i32)
+        .expect("*** EL2 stack overflow: cpu0's stack ran into its guard page [0x")
+        .expect("*** unexpected exception: synchronous, EL2 ***")
+        .expect("EC 0x25 (Data abort from the same EL)")
+        .expect("translation fault at level 3 on write")
+        .expect("SP   0x")
+        .expect("x30 0x")
+        .expect_absent("instead of faulting")
+        .expect_absent("el1:");
+}
+
+#[test]
+fn an_el2_fault_with_sp_outside_every_stack_is_still_reported() {
+    Boot::new("test=el2-wild-sp")
+        .run()
+        .expect_status(exit::EL2_EXCEPTION as i32)
+        .expect("*** unexpected exception: synchronous, EL2 ***")
+        .expect("FAR  0x0000000000000010")
+        .expect("SP   0x0000000000000010")
+        .expect("x30 0x")
+        .expect_absent("stack overflow");
+}
+
+#[test]
 fn unknown_function_ids_return_not_supported() {
     Boot::new("suite=smccc")
         .run()

@@ -14,8 +14,9 @@ pub struct TrapFrame {
     pub x: [u64; 31],
     pub elr: u64,
     pub spsr: u64,
-    /// The stack pointer at the exception, for an exception taken from EL2
-    /// itself (0 for one from a lower EL, whose SP_EL1 is untouched).
+    /// The stack pointer at the exception. Only for an exception taken
+    /// from EL2 itself ([`Vector::from_el2`]): the entry from a lower EL
+    /// does not write it.
     pub sp: u64,
 }
 

@@ -2,6 +2,7 @@
 
 use super::{MAX_CPUS, STACK_GUARD_SIZE, STACK_SLOT_SIZE};
 use crate::memmap::PhysRange;
+use crate::stacks::StackSlots;
 
 unsafe extern "C" {
     static __image_start: u8;
@@ -56,4 +57,14 @@ pub fn layout() -> ImageLayout {
 /// The top of `cpu`'s stack.
 pub fn stack_top(cpu: usize) -> u64 {
     addr(&raw const __stacks_start) + ((cpu + 1) * STACK_SLOT_SIZE) as u64
+}
+
+/// The CPUs' stack slots.
+pub fn stack_slots() -> StackSlots {
+    StackSlots {
+        start: addr(&raw const __stacks_start),
+        slot_size: STACK_SLOT_SIZE as u64,
+        guard_size: STACK_GUARD_SIZE as u64,
+        count: MAX_CPUS,
+    }
 }

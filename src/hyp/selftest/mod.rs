@@ -42,6 +42,38 @@ pub fn run(name: &str) {
             log::error!("selftest: the read returned {value:#x} instead of faulting");
         }
         "el2-panic" => panic!("selftest: deliberate EL2 panic"),
+        "el2-wild-sp" => {
+            log::info!("selftest: faulting at EL2 with SP outside every stack");
+            // SAFETY: deliberately unsound: SP points at unmapped memory and
+            // the load faults; the crash report (on the emergency stack) ends
+            // the run, which is the test.
+            unsafe {
+                core::arch::asm!(
+                    "mov sp, {sp}",
+                    "ldr xzr, [sp]",
+                    "b .",
+                    sp = in(reg) 0x10u64,
+                    options(noreturn)
+                )
+            }
+        }
+        "el2-stack-overflow" => {
+            log::info!("selftest: recursing until EL2's stack overflows");
+            let depth = recurse(0);
+            log::error!("selftest: recursion returned at depth {depth} instead of faulting");
+        }
         _ => {}
     }
+}
+
+/// Recurses with a 1 KiB frame until the stack runs into its guard page
+/// (`black_box` keeps the frames and the recursion real).
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let mut frame = [0u8; 1024];
+    core::hint::black_box(&mut frame);
+    if core::hint::black_box(depth) == u64::MAX {
+        return depth;
+    }
+    recurse(depth + 1) + u64::from(frame[0])
 }
