@@ -9,10 +9,10 @@
 use crate::checks::Checks;
 use crate::hyp::domain::Domain;
 use crate::hyp::smmu::smmu;
+use crate::mem::PAGE_SIZE as PAGE;
 use crate::pgtable::{Prot, UnmapFlags};
 
 const SMMU: usize = 0;
-const PAGE: u64 = 0x1000;
 /// Mappings point at RAM; no device runs, so nothing is ever accessed.
 const PA_BASE: u64 = 0x4000_0000;
 const IOVA_BASE: u64 = 0x80_0000_0000;
@@ -78,7 +78,7 @@ pub fn run() -> u32 {
     case(&mut c, &mut dom, "1G block", 0x4000_0000, 0x4000_0000);
     c.check(
         "every table freed",
-        dom.table_bytes() == 4096,
+        dom.table_bytes() == PAGE,
         format_args!("{} bytes of tables left", dom.table_bytes()),
     );
     c.finish()

@@ -12,6 +12,7 @@ use crate::hyp::boot::PCI_FUNCTIONS;
 use crate::hyp::domain::Domain;
 use crate::hyp::mem::PAGE_POOL;
 use crate::hyp::smmu::{HypSmmu, smmu};
+use crate::mem::PAGE_SIZE as PAGE;
 use crate::memmap::PhysRange;
 use crate::pgtable::{Prot, UnmapFlags};
 use crate::smmu::{Command, EventKind, SmmuError};
@@ -114,7 +115,7 @@ fn lands_where_mapped(c: &mut Checks, d: &Device, dom: &mut Domain, src: PhysRan
     let page = buffer(0x2000);
     fill(page, SENTINEL);
     let iova = 0x1000_0000;
-    let ok = dom.map(iova, page.start, 0x1000, Prot::RW).is_ok();
+    let ok = dom.map(iova, page.start, PAGE, Prot::RW).is_ok();
     c.check(
         "map a 4 KiB page",
         ok,
@@ -155,7 +156,7 @@ fn lands_where_mapped(c: &mut Checks, d: &Device, dom: &mut Domain, src: PhysRan
         format_args!("offset 0x12340"),
     );
     let _ = dom.unmap(block_iova, 0x20_0000, UnmapFlags::EXACT);
-    let _ = dom.unmap(iova, 0x1000, UnmapFlags::EXACT);
+    let _ = dom.unmap(iova, PAGE, UnmapFlags::EXACT);
     let _ = events(EventKind::Translation, d.sid);
 }
 
@@ -167,14 +168,14 @@ fn unmap_blocks_and_missing_tlbi_is_visible(
     dom: &mut Domain,
     src: PhysRange,
 ) {
-    let page = buffer(0x1000);
+    let page = buffer(PAGE);
     let iova = 0x1100_0000;
-    let _ = dom.map(iova, page.start, 0x1000, Prot::RW);
+    let _ = dom.map(iova, page.start, PAGE, Prot::RW);
     d.load(src, PATTERN, 16);
     let _ = d.edu.write_to(iova, 0, 16); // the IOTLB now holds the entry
 
     // Scenario 3: clear the descriptor, but no TLBI.
-    let _ = dom.unmap_without_invalidation(iova, 0x1000);
+    let _ = dom.unmap_without_invalidation(iova, PAGE);
     fill(page, SENTINEL);
     let _ = d.edu.write_to(iova, 0, 16);
     let stale = all_are(page.start, 16, PATTERN);
@@ -192,9 +193,9 @@ fn unmap_blocks_and_missing_tlbi_is_visible(
 
     // Scenario 2: with the invalidation, the device is blocked.
     let _ = events(EventKind::Translation, d.sid);
-    let _ = dom.map(iova, page.start, 0x1000, Prot::RW);
+    let _ = dom.map(iova, page.start, PAGE, Prot::RW);
     let _ = d.edu.write_to(iova, 0, 16);
-    let unmapped = dom.unmap(iova, 0x1000, UnmapFlags::EXACT);
+    let unmapped = dom.unmap(iova, PAGE, UnmapFlags::EXACT);
     c.check(
         "unmap invalidates and syncs",
         unmapped.is_ok(),
@@ -204,7 +205,7 @@ fn unmap_blocks_and_missing_tlbi_is_visible(
     let _ = d.edu.write_to(iova, 0, 16);
     c.check(
         "after unmap the DMA is blocked",
-        all_are(page.start, 0x1000, SENTINEL),
+        all_are(page.start, PAGE, SENTINEL),
         format_args!("page unchanged"),
     );
     let (count, addr) = events(EventKind::Translation, d.sid);
@@ -221,9 +222,9 @@ fn unmap_blocks_and_missing_tlbi_is_visible(
 
 /// Scenario 4: detaching the StreamID (STE back to abort) blocks it.
 fn detach_blocks(c: &mut Checks, d: &Device, dom: &mut Domain, src: PhysRange) {
-    let page = buffer(0x1000);
+    let page = buffer(PAGE);
     let iova = 0x1200_0000;
-    let _ = dom.map(iova, page.start, 0x1000, Prot::RW);
+    let _ = dom.map(iova, page.start, PAGE, Prot::RW);
     d.load(src, PATTERN, 16);
     let _ = d.edu.write_to(iova, 0, 16);
     let before = all_are(page.start, 16, PATTERN);
@@ -240,16 +241,16 @@ fn detach_blocks(c: &mut Checks, d: &Device, dom: &mut Domain, src: PhysRange) {
         ),
     );
     let _ = dom.attach(d.sid);
-    let _ = dom.unmap(iova, 0x1000, UnmapFlags::EXACT);
+    let _ = dom.unmap(iova, PAGE, UnmapFlags::EXACT);
 }
 
 /// Scenario 5: a read-only mapping blocks device writes; QEMU records the
 /// permission fault only on a fresh walk, so the check follows a TLBI.
 fn read_only_blocks_writes(c: &mut Checks, d: &Device, dom: &mut Domain, src: PhysRange) {
-    let page = buffer(0x1000);
+    let page = buffer(PAGE);
     fill(page, SENTINEL);
     let iova = 0x1300_0000;
-    let _ = dom.map(iova, page.start, 0x1000, Prot::RO);
+    let _ = dom.map(iova, page.start, PAGE, Prot::RO);
     // Read the read-only page into the device, then out into the source.
     let read = d.edu.read_from(iova, 0, 16);
     fill(src, 0);
@@ -268,8 +269,8 @@ fn read_only_blocks_writes(c: &mut Checks, d: &Device, dom: &mut Domain, src: Ph
         format_args!("page unchanged"),
     );
     // Drop the cached read-only entry: the next write walks the tables.
-    let _ = dom.unmap(iova, 0x1000, UnmapFlags::EXACT);
-    let _ = dom.map(iova, page.start, 0x1000, Prot::RO);
+    let _ = dom.unmap(iova, PAGE, UnmapFlags::EXACT);
+    let _ = dom.map(iova, page.start, PAGE, Prot::RO);
     let _ = d.edu.write_to(iova, 0, 16);
     let (count, addr) = events(EventKind::Permission, d.sid);
     c.check(
@@ -277,7 +278,7 @@ fn read_only_blocks_writes(c: &mut Checks, d: &Device, dom: &mut Domain, src: Ph
         count > 0 && addr == Some(iova) && all_are(page.start, 16, SENTINEL),
         format_args!("{count} events, first at {}", Address(addr)),
     );
-    let _ = dom.unmap(iova, 0x1000, UnmapFlags::EXACT);
+    let _ = dom.unmap(iova, PAGE, UnmapFlags::EXACT);
 }
 
 /// Scenario 6a: 100,000 commands through the small command queue.
@@ -315,7 +316,7 @@ fn command_queue_wraps(c: &mut Checks) {
 fn event_queue_overflow_recovers(c: &mut Checks, d: &Device) {
     let _ = events(EventKind::Translation, d.sid);
     let before = lock().counters();
-    let _ = d.edu.write_to(0x1400_0000, 0, 0x1000);
+    let _ = d.edu.write_to(0x1400_0000, 0, edu::BUFFER_SIZE);
     let _ = events(EventKind::Translation, d.sid);
     let after = lock().counters();
     let handled = after.gerror.evtq_abort + after.evtq.overflows
@@ -372,25 +373,25 @@ fn domains_are_isolated(
         c.check("second domain", false, format_args!("could not be created"));
         return;
     };
-    let src_b = buffer(0x1000);
-    let _ = dom_b.map(SOURCE_IOVA, src_b.start, 0x1000, Prot::RW);
+    let src_b = buffer(PAGE);
+    let _ = dom_b.map(SOURCE_IOVA, src_b.start, PAGE, Prot::RW);
     let _ = dom_b.attach(b.sid);
-    let (mem_a, mem_b) = (buffer(0x1000), buffer(0x1000));
+    let (mem_a, mem_b) = (buffer(PAGE), buffer(PAGE));
     fill(mem_a, SENTINEL);
     fill(mem_b, SENTINEL);
     let iova = 0x1500_0000;
-    let _ = dom_a.map(iova, mem_a.start, 0x1000, Prot::RW);
-    let _ = dom_b.map(iova + 0x1000, mem_b.start, 0x1000, Prot::RW);
+    let _ = dom_a.map(iova, mem_a.start, PAGE, Prot::RW);
+    let _ = dom_b.map(iova + PAGE, mem_b.start, PAGE, Prot::RW);
     b.load(src_b, PATTERN, 16);
     a.load(src_a, PATTERN ^ 0xff, 16);
     let _ = b.edu.write_to(iova, 0, 16); // A's IOVA, not mapped in B
-    let _ = a.edu.write_to(iova + 0x1000, 0, 16); // B's IOVA, not mapped in A
+    let _ = a.edu.write_to(iova + PAGE, 0, 16); // B's IOVA, not mapped in A
     c.check(
         "a device cannot reach the other domain's memory",
-        all_are(mem_a.start, 0x1000, SENTINEL) && all_are(mem_b.start, 0x1000, SENTINEL),
+        all_are(mem_a.start, PAGE, SENTINEL) && all_are(mem_b.start, PAGE, SENTINEL),
         format_args!("both buffers unchanged"),
     );
-    let _ = b.edu.write_to(iova + 0x1000, 0, 16);
+    let _ = b.edu.write_to(iova + PAGE, 0, 16);
     let _ = a.edu.write_to(iova, 0, 16);
     c.check(
         "each device reaches its own domain's memory",
@@ -431,11 +432,11 @@ pub fn run_concatenation_pin() -> u32 {
             cfg.concatenated_tables()
         ),
     );
-    let (src, high, low) = (buffer(0x1000), buffer(0x1000), buffer(0x1000));
+    let (src, high, low) = (buffer(PAGE), buffer(PAGE), buffer(PAGE));
     let high_iova = 0x80_0000_7000;
-    let _ = dom.map(SOURCE_IOVA, src.start, 0x1000, Prot::RW);
-    let _ = dom.map(high_iova, high.start, 0x1000, Prot::RW);
-    let _ = dom.map(0x7000, low.start, 0x1000, Prot::RW);
+    let _ = dom.map(SOURCE_IOVA, src.start, PAGE, Prot::RW);
+    let _ = dom.map(high_iova, high.start, PAGE, Prot::RW);
+    let _ = dom.map(0x7000, low.start, PAGE, Prot::RW);
     c.check(
         "the engine's own walk translates the high IPA per the architecture",
         dom.iova_to_phys(high_iova) == Some(high.start),
@@ -474,8 +475,8 @@ pub fn run() -> u32 {
             return c.finish();
         }
     };
-    let src = buffer(0x1000);
-    let _ = dom.map(SOURCE_IOVA, src.start, 0x1000, Prot::RW);
+    let src = buffer(PAGE);
+    let _ = dom.map(SOURCE_IOVA, src.start, PAGE, Prot::RW);
     let attached = dom.attach(a.sid);
     c.check(
         "attach the first device (abort -> stage 2)",
