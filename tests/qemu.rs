@@ -363,19 +363,19 @@ fn fuzz_100000_random_hypercalls_all_match_the_model() {
 }
 
 #[test]
-fn smp_stress_four_cpus_map_and_unmap_at_once_with_dma() {
+fn smp_stress_eight_cpus_map_and_unmap_at_once_with_dma() {
     Boot::new("suite=smp-stress")
-        .qemu("-smp", "4")
+        .qemu("-smp", "8")
         .run()
         .expect_status(SUCCESS)
-        .expect("el1: ok   CPU_ON of every other CPU: 3 started, 300 rounds each")
+        .expect("el1: ok   CPU_ON of every other CPU: 7 started, 300 rounds each")
         .expect("el1: ok   every CPU finished in bounded time (no deadlock)")
         .expect("el1: ok   DMA through the shared domain kept landing while it changed")
         .expect("el1: ok   contended maps: each won by one CPU, the others saw EXISTS")
-        .expect("el1: ok   each CPU's last mappings take DMA, in its domain and the shared one: 8 of 8 DMAs landed")
+        .expect("el1: ok   each CPU's last mappings take DMA, in its domain and the shared one: 16 of 16 DMAs landed")
         .expect("el1: ok   the hyp's counters agree")
         .expect("el1: ok   teardown: nothing left")
-        .expect_passed(15);
+        .expect_passed(19);
 }
 
 #[test]
