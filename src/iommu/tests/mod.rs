@@ -134,6 +134,9 @@ impl TableMemory for BudgetMemory {
     fn write(&mut self, table: PhysAddr, index: usize, desc: u64) {
         self.host.write(table, index, desc)
     }
+    fn barrier_before_link(&mut self) {
+        self.host.barrier_before_link()
+    }
 }
 
 impl TableAllocator for HostTables {
