@@ -1048,3 +1048,60 @@ fn a_refused_smmu_can_still_be_made_to_abort_traffic() {
     );
     assert_eq!(dma.live_regions(), 0);
 }
+
+#[test]
+fn a_refused_smmu_that_firmware_left_enabled_ends_disabled_and_aborting() {
+    let dma = FakeDma::new();
+    let fake = FakeSmmu::new(&dma, QEMU_STAGE1_ONLY);
+    let clock = FakeClock::new(1000);
+    {
+        // Firmware enabled it (GBPA still bypass, which SMMUEN overrides).
+        let mut s = fake.state_mut();
+        s.cr0 = 0xd;
+        s.cr0ack = 0xd;
+    }
+    let r: Result<TestSmmu, _> = Smmu::probe(&fake, &dma, &clock, budget());
+    assert!(matches!(r, Err(SmmuError::Unsupported(_))));
+    super::driver::abort_all_traffic(&&fake, &&clock, PollBudget::DEFAULT).unwrap();
+    let (cr0, cr0ack, gbpa) = {
+        let s = fake.state();
+        (s.cr0, s.cr0ack, s.gbpa)
+    };
+    assert_eq!((cr0, cr0ack), (0, 0), "SMMUEN and the queues off");
+    assert_ne!(gbpa & (1 << 20), 0, "GBPA.ABORT set");
+    assert_eq!(fake.translate(0x8), Outcome::Abort);
+    // Disabled after the abort was in place, never before.
+    let writes: Vec<usize> = fake
+        .state()
+        .trail
+        .iter()
+        .filter_map(|t| match t {
+            Trail::Write { off, .. } => Some(*off),
+            Trail::Cmd(_) => None,
+        })
+        .collect();
+    assert_eq!(writes, [offset::GBPA, offset::CR0]);
+    assert_eq!(fake.violations(), Vec::<std::string::String>::new());
+}
+
+#[test]
+fn a_refused_smmu_whose_gbpa_update_never_completes_is_left_enabled() {
+    let dma = FakeDma::new();
+    let fake = FakeSmmu::new(&dma, QEMU_STAGE1_ONLY);
+    let clock = FakeClock::new(1000);
+    {
+        let mut s = fake.state_mut();
+        s.cr0 = 0xd;
+        s.cr0ack = 0xd;
+        s.gbpa = 0x1000 | (1 << 31);
+    }
+    let poll = PollBudget {
+        timeout_ns: 1_000_000,
+        max_polls: 1000,
+    };
+    assert_eq!(
+        super::driver::abort_all_traffic(&&fake, &&clock, poll),
+        Err(SmmuError::Timeout(WaitFor::GbpaUpdate))
+    );
+    assert_eq!(fake.state().cr0, 0xd, "disabling would open the bypass");
+}
