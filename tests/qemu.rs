@@ -420,7 +420,7 @@ fn an_smmu_without_stage_2_is_refused_and_blocked_and_the_hyp_runs_on() {
         .add("-global", "arm-smmuv3.stage=1")
         .run()
         .expect_status(SUCCESS)
-        .expect("smmu0: not used: Unsupported(NoStage2)")
+        .expect("smmu0: not used: SMMU not usable: no stage-2 translation (IDR0.S2P = 0)")
         .expect("smmu0: disabled with GBPA.ABORT: its devices cannot DMA")
         .expect_passed(8);
 }

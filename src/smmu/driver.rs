@@ -316,8 +316,9 @@ where
         let n = if features.hyp { 3 } else { 2 };
         cmdq.submit(&hw, &inv[..n], true)?;
         hw.write_cr0(queues | CR0::SMMUEN::SET.value)?;
-        log::info!(
-            "SMMU: enabled, {} StreamID bits ({:?}), cmdq 2^{}, evtq 2^{}",
+        // The platform announces the SMMU (it knows its name).
+        log::debug!(
+            "SMMU: enabled, {} StreamID bits ({}), cmdq 2^{}, evtq 2^{}",
             strtab.sid_bits(),
             strtab.format(),
             cmdq.geometry().log2(),
