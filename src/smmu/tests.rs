@@ -184,16 +184,16 @@ fn accepts_a_stage2_only_smmu() {
     assert_eq!(fake.translate(8), Outcome::Stage2(s2(1, 0x4000_0000)));
 }
 
+/// QEMU's SMMU without IDR0.COHACC.
+const NON_COHERENT: IdRegs = IdRegs {
+    idr0: QEMU_VIRT.idr0 & !(1 << 4),
+    ..QEMU_VIRT
+};
+
 #[test]
 fn non_coherent_smmu_gets_cache_maintenance() {
     let dma = FakeDma::new();
-    let fake = FakeSmmu::new(
-        &dma,
-        IdRegs {
-            idr0: QEMU_VIRT.idr0 & !(1 << 4),
-            ..QEMU_VIRT
-        },
-    );
+    let fake = FakeSmmu::new(&dma, NON_COHERENT);
     let clock = FakeClock::new(1000);
     let mut smmu: TestSmmu = probe(&fake, &dma, &clock, budget());
     assert_eq!(
@@ -210,6 +210,49 @@ fn non_coherent_smmu_gets_cache_maintenance() {
     fake.inject_event([0x10 | (8 << 32), 0, 0, 0]);
     smmu.drain_events().unwrap();
     assert!(dma.state().invalidates > 0);
+}
+
+#[test]
+fn a_non_coherent_smmu_behind_a_cpu_cache_sees_what_the_driver_wrote() {
+    // The fake's memory holds stale bytes until the driver cleans the
+    // allocator's zeroing and its own writes: a missing clean makes the
+    // SMMU fetch garbage STEs or commands.
+    let dma = FakeDma::with_cpu_cache();
+    let fake = FakeSmmu::new(&dma, NON_COHERENT);
+    let clock = FakeClock::new(1000);
+    let mut smmu: TestSmmu = probe(&fake, &dma, &clock, budget());
+    // No level-2 table yet: the zeroed level-1 descriptor is invalid.
+    assert_eq!(fake.translate(8), Outcome::Fault(EventKind::BadStreamId));
+    smmu.attach_s2(8, &s2(1, 0x4000_0000)).unwrap();
+    assert_eq!(fake.translate(8), Outcome::Stage2(s2(1, 0x4000_0000)));
+    smmu.detach(8).unwrap();
+    assert_eq!(fake.translate(8), Outcome::Abort);
+    assert_eq!(fake.violations(), Vec::<std::string::String>::new());
+}
+
+#[test]
+fn a_non_coherent_smmu_s_event_records_survive_the_cpu_cache() {
+    // The allocator zeroes the event queue through the cache; unless the
+    // driver writes those lines back before the SMMU uses the queue, the
+    // clean+invalidate before each record is read writes the zeros back
+    // over what the SMMU wrote.
+    let dma = FakeDma::with_cpu_cache();
+    let fake = FakeSmmu::new(&dma, NON_COHERENT);
+    let clock = FakeClock::new(1000);
+    let mut smmu: TestSmmu = probe(&fake, &dma, &clock, budget());
+    let records = [
+        translation_fault(8, 0x8000_7000),
+        [0x13 | (9 << 32), 1 << 39, 0x1000, 0x1000],
+    ];
+    for _ in 0..3 {
+        for r in records {
+            assert_eq!(fake.inject_event(r), Inject::Written);
+        }
+        assert_eq!(smmu.drain_events(), Ok(2));
+        for r in records {
+            assert_eq!(smmu.fault_log_mut().pop().map(|e| e.raw), Some(r));
+        }
+    }
 }
 
 #[test]
