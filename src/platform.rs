@@ -97,12 +97,16 @@ pub struct PcieHost {
     pub bus_end: u8,
     pub windows: Vec<PciWindow, MAX_PCI_RANGES>,
     pub iommu_map: Vec<IommuMapEntry, MAX_IOMMU_MAP>,
+    /// `iommu-map-mask`: ANDed into a requester ID before `iommu_map` is
+    /// searched (all ones when absent), as the PCI IOMMU binding and Linux's
+    /// `of_map_id` define it.
+    pub iommu_map_mask: u32,
 }
 
 impl PcieHost {
     /// The SMMU (by phandle) and StreamID a requester ID reaches, if mapped.
     pub fn stream_id(&self, rid: u16) -> Option<(u32, u32)> {
-        let rid = u32::from(rid);
+        let rid = u32::from(rid) & self.iommu_map_mask;
         self.iommu_map.iter().find_map(|e| {
             let offset = rid.checked_sub(e.rid_base)?;
             (offset < e.length).then(|| (e.iommu_phandle, e.sid_base + offset))
@@ -249,12 +253,20 @@ fn parse_pcie(node: &FdtNode<'_, '_>) -> Result<PcieHost, PlatformError> {
             let _ = iommu_map.push(entry);
         }
     }
+    let iommu_map_mask = match node.property("iommu-map-mask") {
+        Some(p) => p
+            .as_usize()
+            .map(|m| m as u32)
+            .ok_or(PlatformError::Malformed("iommu-map-mask"))?,
+        None => u32::MAX,
+    };
     Ok(PcieHost {
         ecam,
         bus_start,
         bus_end,
         windows,
         iommu_map,
+        iommu_map_mask,
     })
 }
 
@@ -480,10 +492,52 @@ mod tests {
                 length: 0x10,
             }])
             .unwrap(),
+            iommu_map_mask: u32::MAX,
         };
         assert_eq!(host.stream_id(0xff), None);
         assert_eq!(host.stream_id(0x100), Some((7, 0x40)));
         assert_eq!(host.stream_id(0x10f), Some((7, 0x4f)));
         assert_eq!(host.stream_id(0x110), None);
+    }
+
+    #[test]
+    fn iommu_map_mask_is_applied_to_the_requester_id_first() {
+        // One StreamID per bus: functions 0x300..=0x3ff all map to 0x43.
+        let host = PcieHost {
+            ecam: PhysRange::new(0, 0),
+            bus_start: 0,
+            bus_end: 255,
+            windows: Vec::new(),
+            iommu_map: Vec::from_slice(&[IommuMapEntry {
+                rid_base: 0,
+                iommu_phandle: 7,
+                sid_base: 0x40,
+                length: 0x10,
+            }])
+            .unwrap(),
+            iommu_map_mask: 0xff00,
+        };
+        assert_eq!(host.stream_id(0x0008), Some((7, 0x40)));
+        // Bus 3 behind a bridge: the mask keeps the bus, drops devfn.
+        assert_eq!(host.stream_id(0x0308), None);
+        let host = PcieHost {
+            iommu_map: Vec::from_slice(&[IommuMapEntry {
+                rid_base: 0x300,
+                iommu_phandle: 7,
+                sid_base: 0x43,
+                length: 1,
+            }])
+            .unwrap(),
+            ..host
+        };
+        assert_eq!(host.stream_id(0x0308), Some((7, 0x43)));
+        assert_eq!(host.stream_id(0x03ff), Some((7, 0x43)));
+        assert_eq!(host.stream_id(0x0408), None);
+    }
+
+    #[test]
+    fn iommu_map_mask_is_read_from_the_host_bridge() {
+        let p = Platform::parse(VIRT_1G, 0x4800_0000).unwrap();
+        assert_eq!(p.pcie.unwrap().iommu_map_mask, u32::MAX, "absent on QEMU");
     }
 }
