@@ -478,22 +478,27 @@ mod tests {
         assert_eq!(dtb_total_size(&[0; 8]), None);
     }
 
-    #[test]
-    fn iommu_map_outside_any_entry_is_none() {
-        let host = PcieHost {
+    /// A host bridge with one `iommu-map` entry to IOMMU 7.
+    fn host_mapping(rid_base: u32, sid_base: u32, length: u32, mask: u32) -> PcieHost {
+        PcieHost {
             ecam: PhysRange::new(0, 0),
             bus_start: 0,
-            bus_end: 0,
+            bus_end: 255,
             windows: Vec::new(),
             iommu_map: Vec::from_slice(&[IommuMapEntry {
-                rid_base: 0x100,
+                rid_base,
                 iommu_phandle: 7,
-                sid_base: 0x40,
-                length: 0x10,
+                sid_base,
+                length,
             }])
             .unwrap(),
-            iommu_map_mask: u32::MAX,
-        };
+            iommu_map_mask: mask,
+        }
+    }
+
+    #[test]
+    fn iommu_map_outside_any_entry_is_none() {
+        let host = host_mapping(0x100, 0x40, 0x10, u32::MAX);
         assert_eq!(host.stream_id(0xff), None);
         assert_eq!(host.stream_id(0x100), Some((7, 0x40)));
         assert_eq!(host.stream_id(0x10f), Some((7, 0x4f)));
@@ -502,34 +507,13 @@ mod tests {
 
     #[test]
     fn iommu_map_mask_is_applied_to_the_requester_id_first() {
-        // One StreamID per bus: functions 0x300..=0x3ff all map to 0x43.
-        let host = PcieHost {
-            ecam: PhysRange::new(0, 0),
-            bus_start: 0,
-            bus_end: 255,
-            windows: Vec::new(),
-            iommu_map: Vec::from_slice(&[IommuMapEntry {
-                rid_base: 0,
-                iommu_phandle: 7,
-                sid_base: 0x40,
-                length: 0x10,
-            }])
-            .unwrap(),
-            iommu_map_mask: 0xff00,
-        };
+        // The mask keeps the bus and drops device and function: the root
+        // bus is one StreamID, bus 3 behind a bridge is beyond the entry.
+        let host = host_mapping(0, 0x40, 0x10, 0xff00);
         assert_eq!(host.stream_id(0x0008), Some((7, 0x40)));
-        // Bus 3 behind a bridge: the mask keeps the bus, drops devfn.
         assert_eq!(host.stream_id(0x0308), None);
-        let host = PcieHost {
-            iommu_map: Vec::from_slice(&[IommuMapEntry {
-                rid_base: 0x300,
-                iommu_phandle: 7,
-                sid_base: 0x43,
-                length: 1,
-            }])
-            .unwrap(),
-            ..host
-        };
+        // One StreamID for all of bus 3.
+        let host = host_mapping(0x300, 0x43, 1, 0xff00);
         assert_eq!(host.stream_id(0x0308), Some((7, 0x43)));
         assert_eq!(host.stream_id(0x03ff), Some((7, 0x43)));
         assert_eq!(host.stream_id(0x0408), None);
