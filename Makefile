@@ -61,8 +61,21 @@ lint: setup
 # measured from the EL1 test kernel (deterministic under -icount).
 bench: images
 	$(CARGO) bench --bench pgtable
-	$(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) -append "$(BOARD_BOOTARGS) test=smmu-bench" | grep -E 'smmu-bench|el2:' 
-	$(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) -initrd $(EL1_BIN) -append "$(BOARD_BOOTARGS) suite=bench" | grep -E '^bench:|^el1: ([0-9]+ passed|FAIL)'
+	$(call qemu_lines,-kernel $(HYP_BIN) -append "$(BOARD_BOOTARGS) test=smmu-bench",smmu-bench|el2:)
+	$(call qemu_lines,-kernel $(HYP_BIN) -initrd $(EL1_BIN) -append "$(BOARD_BOOTARGS) suite=bench",^bench:|^el1: ([0-9]+ passed|FAIL))
+
+# Boots QEMU with the arguments $(1) and prints only the output lines
+# matching the extended regex $(2), failing (with the end of the output)
+# when QEMU exits non-zero: a `| grep` would hide that status, and
+# /bin/sh (dash) has no pipefail.
+define qemu_lines
+	@out=$$($(QEMU) $(QEMU_ARGS) $(1)); status=$$?; \
+	printf '%s\n' "$$out" | grep -E '$(2)'; \
+	if [ $$status -ne 0 ]; then \
+		printf '%s\n' "$$out" | tail -n 20; \
+		echo "QEMU exited with status $$status"; exit $$status; \
+	fi
+endef
 
 debug: images
 	@echo "QEMU waits for gdb on :1234. In another shell:"

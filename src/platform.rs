@@ -97,12 +97,16 @@ pub struct PcieHost {
     pub bus_end: u8,
     pub windows: Vec<PciWindow, MAX_PCI_RANGES>,
     pub iommu_map: Vec<IommuMapEntry, MAX_IOMMU_MAP>,
+    /// `iommu-map-mask`: ANDed into a requester ID before `iommu_map` is
+    /// searched (all ones when absent), as the PCI IOMMU binding and Linux's
+    /// `of_map_id` define it.
+    pub iommu_map_mask: u32,
 }
 
 impl PcieHost {
     /// The SMMU (by phandle) and StreamID a requester ID reaches, if mapped.
     pub fn stream_id(&self, rid: u16) -> Option<(u32, u32)> {
-        let rid = u32::from(rid);
+        let rid = u32::from(rid) & self.iommu_map_mask;
         self.iommu_map.iter().find_map(|e| {
             let offset = rid.checked_sub(e.rid_base)?;
             (offset < e.length).then(|| (e.iommu_phandle, e.sid_base + offset))
@@ -249,12 +253,20 @@ fn parse_pcie(node: &FdtNode<'_, '_>) -> Result<PcieHost, PlatformError> {
             let _ = iommu_map.push(entry);
         }
     }
+    let iommu_map_mask = match node.property("iommu-map-mask") {
+        Some(p) => p
+            .as_usize()
+            .map(|m| m as u32)
+            .ok_or(PlatformError::Malformed("iommu-map-mask"))?,
+        None => u32::MAX,
+    };
     Ok(PcieHost {
         ecam,
         bus_start,
         bus_end,
         windows,
         iommu_map,
+        iommu_map_mask,
     })
 }
 
@@ -466,24 +478,50 @@ mod tests {
         assert_eq!(dtb_total_size(&[0; 8]), None);
     }
 
-    #[test]
-    fn iommu_map_outside_any_entry_is_none() {
-        let host = PcieHost {
+    /// A host bridge with one `iommu-map` entry to IOMMU 7.
+    fn host_mapping(rid_base: u32, sid_base: u32, length: u32, mask: u32) -> PcieHost {
+        PcieHost {
             ecam: PhysRange::new(0, 0),
             bus_start: 0,
-            bus_end: 0,
+            bus_end: 255,
             windows: Vec::new(),
             iommu_map: Vec::from_slice(&[IommuMapEntry {
-                rid_base: 0x100,
+                rid_base,
                 iommu_phandle: 7,
-                sid_base: 0x40,
-                length: 0x10,
+                sid_base,
+                length,
             }])
             .unwrap(),
-        };
+            iommu_map_mask: mask,
+        }
+    }
+
+    #[test]
+    fn iommu_map_outside_any_entry_is_none() {
+        let host = host_mapping(0x100, 0x40, 0x10, u32::MAX);
         assert_eq!(host.stream_id(0xff), None);
         assert_eq!(host.stream_id(0x100), Some((7, 0x40)));
         assert_eq!(host.stream_id(0x10f), Some((7, 0x4f)));
         assert_eq!(host.stream_id(0x110), None);
+    }
+
+    #[test]
+    fn iommu_map_mask_is_applied_to_the_requester_id_first() {
+        // The mask keeps the bus and drops device and function: the root
+        // bus is one StreamID, bus 3 behind a bridge is beyond the entry.
+        let host = host_mapping(0, 0x40, 0x10, 0xff00);
+        assert_eq!(host.stream_id(0x0008), Some((7, 0x40)));
+        assert_eq!(host.stream_id(0x0308), None);
+        // One StreamID for all of bus 3.
+        let host = host_mapping(0x300, 0x43, 1, 0xff00);
+        assert_eq!(host.stream_id(0x0308), Some((7, 0x43)));
+        assert_eq!(host.stream_id(0x03ff), Some((7, 0x43)));
+        assert_eq!(host.stream_id(0x0408), None);
+    }
+
+    #[test]
+    fn iommu_map_mask_is_read_from_the_host_bridge() {
+        let p = Platform::parse(VIRT_1G, 0x4800_0000).unwrap();
+        assert_eq!(p.pcie.unwrap().iommu_map_mask, u32::MAX, "absent on QEMU");
     }
 }

@@ -158,33 +158,47 @@ fn banner(platform: &Platform<'_>, layout: &BootLayout) {
     );
 }
 
-/// Enumerates the root bus, assigning BARs, and logs each function with
-/// the SMMU and StreamID its requester ID reaches.
+/// Enumerates the host bridge's buses, numbering bridges and assigning
+/// BARs and windows, and logs each function with the SMMU and StreamID its
+/// requester ID reaches.
 fn scan_pci(platform: &Platform<'_>) {
     let Some(host) = &platform.pcie else { return };
     // SAFETY: the ECAM window is in the identity map as device memory.
     let ecam = unsafe { Ecam::new(host.ecam.start, host.bus_start, host.bus_end) };
-    let functions = match enumerate(&ecam, host.bus_start, &host.windows) {
-        Ok(f) => f,
-        Err(e) => {
-            log::error!("pci: enumeration failed: {e:?}");
-            heapless::Vec::new()
+    let functions = PCI_FUNCTIONS.call_once(|| {
+        let mut found = heapless::Vec::new();
+        let scanned = enumerate(
+            &ecam,
+            host.bus_start,
+            host.bus_end,
+            &host.windows,
+            &mut found,
+        );
+        if let Err(e) = scanned {
+            log::error!("pci: enumeration stopped: {e}");
         }
-    };
-    for f in &functions {
+        found
+    });
+    for f in functions {
         let route = host
             .stream_id(f.bdf.rid())
             .and_then(|(phandle, sid)| Some((platform.smmu_by_phandle(phandle)?, sid)));
-        match route {
-            Some((smmu, sid)) => {
-                log::info!(
-                    "pci {} [{:04x}:{:04x}] -> smmu{smmu} StreamID {sid:#x}",
-                    f.bdf,
-                    f.vendor,
-                    f.device
-                )
-            }
-            None => log::info!(
+        match (f.bridge, route) {
+            (Some(b), _) => log::info!(
+                "pci {} [{:04x}:{:04x}] bridge to buses {:02x}..={:02x}",
+                f.bdf,
+                f.vendor,
+                f.device,
+                b.secondary,
+                b.subordinate
+            ),
+            (None, Some((smmu, sid))) => log::info!(
+                "pci {} [{:04x}:{:04x}] -> smmu{smmu} StreamID {sid:#x}",
+                f.bdf,
+                f.vendor,
+                f.device
+            ),
+            (None, None) => log::info!(
                 "pci {} [{:04x}:{:04x}] (not behind an SMMU)",
                 f.bdf,
                 f.vendor,
@@ -201,7 +215,6 @@ fn scan_pci(platform: &Platform<'_>) {
             );
         }
     }
-    PCI_FUNCTIONS.call_once(|| functions);
 }
 
 /// The first Rust code on the primary CPU; `dtb_pa` is what the boot loader

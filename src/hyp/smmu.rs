@@ -78,13 +78,13 @@ pub fn probe_all(platform: &Platform<'_>) {
                 let smmu = SMMUS[i].call_once(|| spin::Mutex::new(driver)).lock();
                 log::info!("smmu{i}: {}", smmu.features());
                 log::info!(
-                    "smmu{i}: enabled, stream table {:?}, StreamIDs < {:#x}, every StreamID aborts",
+                    "smmu{i}: enabled, {} stream table, StreamIDs < {:#x}, every StreamID aborts",
                     smmu.stream_table_format(),
                     smmu.sid_limit()
                 );
             }
             Err(e) => {
-                log::error!("smmu{i}: not used: {e:?}");
+                log::error!("smmu{i}: not used: {e}");
                 // Its devices must not bypass it to physical memory.
                 // SAFETY: as above; the driver did not take the SMMU.
                 let regs = unsafe { MmioRegs::new(node.regs.start as usize) };
@@ -96,7 +96,7 @@ pub fn probe_all(platform: &Platform<'_>) {
                     Ok(()) => {
                         log::warn!("smmu{i}: disabled with GBPA.ABORT: its devices cannot DMA")
                     }
-                    Err(e) => log::error!("smmu{i}: could not block its traffic: {e:?}"),
+                    Err(e) => log::error!("smmu{i}: could not block its traffic: {e}"),
                 }
             }
         }

@@ -51,6 +51,15 @@ pub enum StreamTableFormat {
     TwoLevel { split: u8 },
 }
 
+impl core::fmt::Display for StreamTableFormat {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Linear => f.write_str("linear"),
+            Self::TwoLevel { split } => write!(f, "2-level (split {split})"),
+        }
+    }
+}
+
 struct L2Table {
     l1_index: u32,
     region: DmaRegion,
