@@ -208,3 +208,27 @@ fn imx95_19x19_evk_parses_and_its_disabled_smmu_is_skipped() {
     assert_eq!(p.uart, None, "LPUARTs, not PL011s");
     assert!(p.pcie.is_none(), "fsl,imx95-pcie, not ECAM-generic");
 }
+
+/// What `board/fvp-base` assumes holds on the FVP's own tree: the image
+/// linked at 0x80200000 (board.ld) lies in RAM, clear of the /memreserve/d
+/// first 64 KiB; the pool and the eight CPUs' stacks fit after it, clear
+/// of the DTB (here at 0x82000000); an EL1 Image finds room.
+#[test]
+fn board_fvp_base_boot_layout_fits_the_fvp_tree() {
+    use crate::layout::BootLayout;
+    let p = Platform::parse(FVP_BASE_REVC, 0x8200_0000).unwrap();
+    let image = r(0x8020_0000, 0x10_0000);
+    let layout = BootLayout::new(&p, image, 32 << 20).unwrap();
+    assert_eq!(layout.pool, r(0x8220_0000, 32 << 20), "above the DTB");
+    assert!(!layout.pool.overlaps(&p.dtb));
+    assert_eq!(layout.stacks.count, 8);
+    assert_eq!(layout.stacks.top(7), Some(layout.pool.end()));
+    assert!(!layout.el1_free.overlaps(&r(0x8000_0000, 0x1_0000)));
+    let linux = crate::image::ImageHeader {
+        text_offset: 0,
+        image_size: 0x2b2_0000,
+        flags: 0xa,
+    };
+    let payload = layout.place_payload(&linux).unwrap();
+    assert!(p.ram.contains_range(&payload) && !payload.overlaps(&layout.pool));
+}
