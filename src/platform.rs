@@ -10,6 +10,8 @@ mod bus;
 mod gic;
 #[cfg(test)]
 mod real_dtbs;
+#[cfg(test)]
+mod synthetic;
 
 pub use gic::{Gic, GicVersion, MAX_GIC_MSI_FRAMES, MAX_GIC_REDISTRIBUTOR_REGIONS};
 
@@ -469,7 +471,7 @@ impl Found {
                 })?;
             }
         } else if is_compatible(node, "arm,smmu-v3") {
-            let regs = regs::<1>(node, chain, "reg entries")?;
+            let regs = regs::<4>(node, chain, "reg entries")?;
             let regs = *regs.first().ok_or(PlatformError::Malformed {
                 node: name,
                 property: "reg",
