@@ -6,12 +6,19 @@
 mod el2 {
     use core::arch::global_asm;
     use smmu_hyp::arch::aarch64::{self, exception};
+    use smmu_hyp::smp::boot_data;
 
     global_asm!(
         include_str!("arch/aarch64/boot.S"),
         CPTR_EL2_VALUE = const aarch64::CPTR_EL2_VALUE,
-        STACK_SLOT_SIZE = const aarch64::STACK_SLOT_SIZE,
-        MAX_CPUS = const aarch64::MAX_CPUS,
+        STACK_SLOT_SIZE = const smmu_hyp::layout::STACK_SLOT_SIZE,
+        BOOT_DATA_MAIR = const boot_data::OFFSET_MAIR,
+        BOOT_DATA_TCR = const boot_data::OFFSET_TCR,
+        BOOT_DATA_TTBR0 = const boot_data::OFFSET_TTBR0,
+        BOOT_DATA_SCTLR = const boot_data::OFFSET_SCTLR,
+        BOOT_DATA_STACKS = const boot_data::OFFSET_STACKS,
+        BOOT_DATA_CPUS = const boot_data::OFFSET_CPUS,
+        boot_data = sym smmu_hyp::hyp::cpus::SECONDARY_BOOT_DATA,
         rust_main = sym rust_main,
         secondary_main = sym secondary_main,
     );

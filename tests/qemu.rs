@@ -137,6 +137,47 @@ fn psci_cpu_on_starts_secondaries_at_el1_through_el2() {
         .expect_passed(11);
 }
 
+/// QEMU `virt` allows 123 CPUs in one GICv3 redistributor region; 16 is
+/// twice what the hyp once had room for. Every secondary starts through
+/// EL2's CPU_ON interception, on its own stack from the pool, after turning
+/// its MMU on from the boot data the boot CPU cleaned to memory.
+#[test]
+fn sixteen_cpus_each_come_up_at_el1_through_el2() {
+    Boot::new("suite=smp log=debug")
+        .qemu("-smp", "16")
+        .run()
+        .expect_status(SUCCESS)
+        .expect("linux,dummy-virt, 16 CPU(s)")
+        .expect("16 CPU stack(s) at")
+        .expect("el1: cpu8 up at EL1")
+        .expect("el1: cpu15 up at EL1")
+        .expect("el1: ok   CPU_ON into EL2 memory is INVALID_ADDRESS: -9")
+        .expect_passed(35);
+}
+
+/// A GICv2 machine (distributor, CPU, hyp and vCPU interfaces, a v2m MSI
+/// frame) boots and runs the demo.
+#[test]
+fn a_gicv2_machine_boots_and_runs_the_demo() {
+    Boot::new("suite=demo")
+        .qemu("-M", "virt,virtualization=on,gic-version=2,iommu=smmuv3")
+        .run()
+        .expect_status(SUCCESS)
+        .expect("el1: ok   the device copies the message by DMA")
+        .expect_passed(11);
+}
+
+/// A failure before the MMU and the console are up (here: a pool too small
+/// for sixteen CPUs' stacks) still names its reason and ends the run.
+#[test]
+fn a_boot_failure_before_the_console_exists_ends_the_run() {
+    Boot::new("hyp_mem=1")
+        .qemu("-smp", "16")
+        .run()
+        .expect_status(exit::BOOT_FAILURE as i32)
+        .expect("hyp: boot failed: the hyp's 1 MiB pool cannot hold EL2 stacks for 16 CPUs");
+}
+
 /// A second `edu` at 00:02.0 (StreamID 0x10), for the isolation scenario.
 const SECOND_EDU: &str = "edu,dma_mask=0xffffffffffffffff";
 

@@ -58,7 +58,7 @@ fn try_init(platform: &Platform<'_>, layout: &BootLayout) -> Result<(), &'static
         .smmus
         .iter()
         .map(|s| s.regs)
-        .chain(platform.gic.iter().copied())
+        .chain(platform.gic.regions())
         .chain(platform.uart)
     {
         forbidden.push(r).map_err(|_| "too many forbidden ranges")?;

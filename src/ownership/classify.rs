@@ -11,8 +11,10 @@
 use super::OwnershipTracker;
 use crate::memmap::PhysRange;
 
-/// Most forbidden ranges.
-pub const MAX_FORBIDDEN: usize = 16;
+/// Most forbidden ranges: a server's GIC alone has a dozen frames (D05:
+/// distributor, 4 redistributor regions, 3 GICv2 frames, 8 ITSs), plus
+/// every SMMU and the UART.
+pub const MAX_FORBIDDEN: usize = 64;
 
 /// Classification of a physical range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,7 +114,9 @@ mod tests {
         assert_eq!(c(0x900_0000, 0x1000), PaClass::Forbidden, "UART page");
         assert_eq!(c(0x1000, 0), PaClass::Forbidden);
         assert_eq!(c(u64::MAX - 0xfff, 0x2000), PaClass::Forbidden);
-        let many: Vec<_> = (0..17).map(|i| PhysRange::new(i << 20, 1)).collect();
+        let many: Vec<_> = (0..=MAX_FORBIDDEN as u64)
+            .map(|i| PhysRange::new(i << 20, 1))
+            .collect();
         assert!(PhysPolicy::new(&many).is_err());
     }
 }

@@ -14,13 +14,6 @@ use aarch64_cpu::registers::{CurrentEL, Readable};
 /// (compiled Rust uses it); SVE (TZ) and SME (TSM) stay trapped.
 pub const CPTR_EL2_VALUE: u64 = 0x33ff;
 
-/// CPUs the hyp has stacks for: as many as the device tree may list.
-pub const MAX_CPUS: usize = crate::platform::MAX_CPUS;
-/// One stack slot: a 4 KiB unmapped guard page below a 64 KiB stack. Must
-/// match the `.stacks` section in `linker/hyp.ld`.
-pub const STACK_GUARD_SIZE: usize = 0x1000;
-pub const STACK_SLOT_SIZE: usize = 0x11000;
-
 /// This CPU's MPIDR_EL1.
 pub fn mpidr() -> u64 {
     use aarch64_cpu::registers::MPIDR_EL1;

@@ -70,7 +70,7 @@ el1_secondary_entry:
     mov     x1, #(3 << 20)
     msr     cpacr_el1, x1
     isb
-    cmp     x19, #8
+    cmp     x19, #16                /* suites::smp::MAX_CPUS */
     b.hs    halt
     adrp    x1, __secondary_stacks
     add     x1, x1, :lo12:__secondary_stacks

@@ -191,7 +191,7 @@ fn discover(platform: &Platform<'_>) -> Option<(Env, Places)> {
         .smmus
         .iter()
         .map(|s| s.regs)
-        .chain(platform.gic.iter().copied())
+        .chain(platform.gic.regions())
         .chain(platform.uart);
     let forbidden = aimed.clone().chain(msi[..nmsi].iter().copied());
     let mut places = Places {
