@@ -369,7 +369,7 @@ fn parse_pcie<'a>(
         Some(p) => p
             .as_usize()
             .map(|m| m as u32)
-            .ok_or(PlatformError::Malformed("iommu-map-mask"))?,
+            .ok_or(malformed("iommu-map-mask"))?,
         None => u32::MAX,
     };
     Ok(PcieHost {
