@@ -10,6 +10,7 @@ pub mod bootargs;
 pub mod checks;
 pub mod console;
 pub mod drivers;
+pub mod el2_controls;
 pub mod esr;
 pub mod exit;
 pub mod hypercall;
