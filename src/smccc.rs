@@ -106,10 +106,10 @@ pub fn handle_el1_smc(args: [u64; 4], firmware: Option<&dyn Firmware>) -> [u64; 
     }
     match (psci_policy(fid), firmware) {
         (Some(PsciPolicy::Forward), Some(fw)) => {
-            if fid == psci::FEATURES {
-                if let Some(answer) = psci_features_here(args[1] as u32) {
-                    return [answer, 0, 0, 0];
-                }
+            if fid == psci::FEATURES
+                && let Some(answer) = psci_features_here(args[1] as u32)
+            {
+                return [answer, 0, 0, 0];
             }
             fw.call(args)
         }
