@@ -20,8 +20,18 @@ HYP_BIN := $(IMAGE_DIR)/smmu-hyp.bin
 EL1_BIN := $(IMAGE_DIR)/el1-test-kernel.bin
 SYSROOT = $(shell rustc --print sysroot)
 OBJCOPY = $(SYSROOT)/lib/rustlib/x86_64-unknown-linux-gnu/bin/llvm-objcopy
-# Extra bootargs for `make run`, e.g. `make run ARGS="log=debug"`.
+# Extra bootargs for `make run` (the hyp and the test kernel both get them),
+# e.g. `make run ARGS="log=debug"`.
 ARGS ?=
+# The EL1 kernel as a multiboot module (QEMU's guest loader, see
+# src/multiboot.rs), with its command line.
+el1_module = -device "guest-loader,addr=$(EL1_KERNEL_ADDR),kernel=$(1),bootargs=$(2)"
+el1_ramdisk = -device "guest-loader,addr=$(EL1_RAMDISK_ADDR),initrd=$(1)"
+# The EL1 test kernel checks the hyp against the board's own device tree
+# (the one EL1 gets hides the SMMUs): QEMU's, passed as its ramdisk.
+BOARD_DTB := $(IMAGE_DIR)/board.dtb
+test_kernel = $(QEMU) $(QEMU_ARGS) -machine dumpdtb=$(BOARD_DTB) >/dev/null && \
+	$(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) $(call el1_module,$(EL1_BIN),$(1)) $(call el1_ramdisk,$(BOARD_DTB))
 
 export BOARD
 
@@ -41,7 +51,7 @@ images: setup
 	$(OBJCOPY) -O binary $(ELF_DIR)/el1-test-kernel $(EL1_BIN)
 
 run: images
-	$(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) -initrd $(EL1_BIN) -append "$(BOARD_BOOTARGS) suite=demo $(ARGS)"
+	$(call test_kernel,suite=demo $(ARGS)) -append "$(BOARD_BOOTARGS) $(ARGS)"
 
 unit-test: setup
 	$(CARGO) test --lib
@@ -62,12 +72,12 @@ lint: setup
 bench: images
 	$(CARGO) bench --bench pgtable
 	$(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) -append "$(BOARD_BOOTARGS) test=smmu-bench" | grep -E 'smmu-bench|el2:' 
-	$(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) -initrd $(EL1_BIN) -append "$(BOARD_BOOTARGS) suite=bench" | grep -E '^bench:|^el1: ([0-9]+ passed|FAIL)'
+	$(call test_kernel,suite=bench) -append "$(BOARD_BOOTARGS)" | grep -E '^bench:|^el1: ([0-9]+ passed|FAIL)'
 
 debug: images
 	@echo "QEMU waits for gdb on :1234. In another shell:"
 	@echo "  gdb-multiarch $(ELF_DIR)/smmu-hyp -ex 'target remote :1234'"
-	$(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) -initrd $(EL1_BIN) -append "$(BOARD_BOOTARGS) suite=demo $(ARGS)" -s -S
+	$(call test_kernel,suite=demo $(ARGS)) -append "$(BOARD_BOOTARGS) $(ARGS)" -s -S
 
 clippy: setup
 	$(CARGO) clippy --lib --tests --benches -- -D warnings

@@ -127,8 +127,6 @@ pub struct Platform<'a> {
     /// MPIDR affinity values of the CPUs, in tree order.
     pub cpus: Vec<u64, MAX_CPUS>,
     pub bootargs: &'a str,
-    /// The initrd the boot loader left, which carries the EL1 payload.
-    pub initrd: Option<PhysRange>,
 }
 
 /// Reads a big-endian cell array of `cells` 32-bit cells as one number.
@@ -258,11 +256,6 @@ fn parse_pcie(node: &FdtNode<'_, '_>) -> Result<PcieHost, PlatformError> {
     })
 }
 
-fn chosen_u64(chosen: &FdtNode<'_, '_>, name: &str) -> Option<u64> {
-    let p = chosen.property(name)?;
-    read_cells(p.value, p.value.len() / 4)
-}
-
 impl<'a> Platform<'a> {
     /// Parses the device tree `dtb`, found at physical address `dtb_pa`.
     pub fn parse(dtb: &'a [u8], dtb_pa: u64) -> Result<Self, PlatformError> {
@@ -353,10 +346,6 @@ impl<'a> Platform<'a> {
             .and_then(|c| c.property("bootargs"))
             .and_then(|p| p.as_str())
             .unwrap_or("");
-        let initrd = chosen.and_then(|c| {
-            let start = chosen_u64(&c, "linux,initrd-start")?;
-            PhysRange::from_bounds(start, chosen_u64(&c, "linux,initrd-end")?)
-        });
         let model = fdt
             .find_node("/")
             .and_then(|n| n.property("model"))
@@ -375,7 +364,6 @@ impl<'a> Platform<'a> {
             psci,
             cpus,
             bootargs,
-            initrd,
         })
     }
 
@@ -415,7 +403,6 @@ mod tests {
         assert_eq!(p.cpus.as_slice(), [0]);
         assert_eq!(p.dtb, PhysRange::new(0x4800_0000, VIRT_1G.len() as u64));
         assert!(p.gic.len() >= 2, "GICv3 distributor and redistributors");
-        assert_eq!(p.initrd, None);
     }
 
     #[test]

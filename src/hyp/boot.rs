@@ -6,6 +6,7 @@ use crate::bootargs;
 use crate::console;
 use crate::layout::BootLayout;
 use crate::memmap::PhysRange;
+use crate::multiboot;
 use crate::page_pool::PagePool;
 use crate::pci::ecam::Ecam;
 use crate::pci::enumerate::{Function, MAX_FUNCTIONS, enumerate};
@@ -211,11 +212,12 @@ pub fn start(dtb_pa: u64) -> ! {
         fail_early(format_args!("no device tree at {dtb_pa:#x} (x0)"))
     };
     let platform = Platform::parse(dtb, dtb_pa).unwrap_or_else(|e| fail_early(format_args!("{e}")));
+    let modules = multiboot::parse(dtb).unwrap_or_else(|e| fail_early(format_args!("{e}")));
     let image = image::layout();
     let pool_mib = bootargs::value(platform.bootargs, "hyp_mem")
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_POOL_MIB);
-    let layout = BootLayout::new(&platform, image.whole, pool_mib << 20)
+    let layout = BootLayout::new(&platform, image.whole, pool_mib << 20, modules.ranges())
         .unwrap_or_else(|e| fail_early(format_args!("{e}")));
     let (root, id_map_tables) = build_id_map(&platform, &image)
         .unwrap_or_else(|e| fail_early(format_args!("identity map: {e:?}")));
@@ -245,6 +247,14 @@ pub fn start(dtb_pa: u64) -> ! {
         "EL2 identity map: {id_map_tables} tables; page pool: {} KiB",
         PAGE_POOL.lock().total_bytes() >> 10
     );
+    let tree_bytes = crate::dt::reader::Fdt::new(dtb).map_or(0, |f| f.content_bytes());
+    let heap = super::heap::size_for_tree(tree_bytes as u64);
+    if super::heap::init(heap).is_none() {
+        fail(format_args!(
+            "no {} KiB in the page pool for the boot heap",
+            heap >> 10
+        ));
+    }
 
     scan_pci(&platform);
     super::smmu::probe_all(&platform);
@@ -254,10 +264,17 @@ pub fn start(dtb_pa: u64) -> ! {
     let test = bootargs::value(platform.bootargs, "test").unwrap_or("");
     selftest::run(test);
 
-    let entry =
-        payload::load(platform.initrd, layout).unwrap_or_else(|e| fail(format_args!("{e}")));
-    log::info!("entering EL1 at {entry:#x}");
-    // SAFETY: the payload is loaded and cleaned; nothing on this stack is
-    // used after the jump.
-    unsafe { el1::enter(entry, dtb_pa, image::stack_top(0)) }
+    let Some(kernel) = modules.kernel else {
+        fail(format_args!(
+            "no EL1 payload: pass the kernel as a multiboot,kernel module in /chosen (QEMU: -device guest-loader,kernel=...)"
+        ))
+    };
+    let loaded =
+        payload::load_kernel(kernel.image, layout).unwrap_or_else(|e| fail(format_args!("{e}")));
+    let el1_dtb = payload::write_el1_tree(dtb, &modules, loaded, layout)
+        .unwrap_or_else(|e| fail(format_args!("{e}")));
+    log::info!("entering EL1 at {:#x}", loaded.start);
+    // SAFETY: the kernel and its device tree are in place and cleaned;
+    // nothing on this stack is used after the jump.
+    unsafe { el1::enter(loaded.start, el1_dtb, image::stack_top(0)) }
 }
