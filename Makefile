@@ -1,7 +1,8 @@
 # smmu-hyp: build, run and test the EL2 component.
 #
 #   make run    boot the hyp + EL1 test kernel on QEMU and run the demo
-#   make test   host unit tests + QEMU integration scenarios
+#   make run-linux  boot the hyp + Debian's Linux on QEMU, run its checks
+#   make test   host unit tests + QEMU integration scenarios (Linux too)
 #   make bench  benchmarks
 #   make debug  QEMU halted with a gdb stub on :1234, then gdb-multiarch
 #
@@ -32,10 +33,13 @@ el1_ramdisk = -device "guest-loader,addr=$(EL1_RAMDISK_ADDR),initrd=$(1)"
 BOARD_DTB := $(IMAGE_DIR)/board.dtb
 test_kernel = $(QEMU) $(QEMU_ARGS) -machine dumpdtb=$(BOARD_DTB) >/dev/null && \
 	$(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) $(call el1_module,$(EL1_BIN),$(1)) $(call el1_ramdisk,$(BOARD_DTB))
+# Debian's Linux (tests/linux/): the scenario `make run-linux` boots.
+LINUX_SCENARIO ?= boot
+LINUX_ARGS = console=ttyAMA0 earlycon panic=-1 scenario=$(LINUX_SCENARIO) expect_cpus=1 expect_mem_mib=1024
 
 export BOARD
 
-.PHONY: all setup images run test lint unit-test qemu-test bench debug clippy fmt clean
+.PHONY: all setup images run run-linux linux-kit test lint unit-test qemu-test linux-test bench debug clippy fmt clean
 
 all: images
 
@@ -53,13 +57,27 @@ images: setup
 run: images
 	$(call test_kernel,suite=demo $(ARGS)) -append "$(BOARD_BOOTARGS) $(ARGS)"
 
+# Debian's kernel and busybox, fetched once into target/linux/pkg, and the
+# scenarios' initramfs images.
+linux-kit: setup
+	@bash tests/linux/fetch.sh
+	@for s in tests/linux/scenarios/*.sh; do bash tests/linux/initramfs.sh $$(basename $$s .sh); done
+
+run-linux: images linux-kit
+	$(QEMU) $(QEMU_LINUX_ARGS) -kernel $(HYP_BIN) -append "$(BOARD_BOOTARGS) $(ARGS)" \
+		$(call el1_module,$$(ls target/linux/pkg/boot/vmlinuz-*),$(LINUX_ARGS)) \
+		$(call el1_ramdisk,target/linux/initramfs-$(LINUX_SCENARIO).cpio.gz)
+
 unit-test: setup
 	$(CARGO) test --lib
 
 qemu-test: images
 	HYP_IMAGE_DIR=$(CURDIR)/$(IMAGE_DIR) $(CARGO) test --test qemu
 
-test: lint unit-test qemu-test
+linux-test: images linux-kit
+	HYP_IMAGE_DIR=$(CURDIR)/$(IMAGE_DIR) $(CARGO) test --test linux
+
+test: lint unit-test qemu-test linux-test
 
 # Formatting and clippy, host and target, warnings denied.
 lint: setup
