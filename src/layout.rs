@@ -107,9 +107,7 @@ impl BootLayout {
             r.contains_range(&dest).then_some(dest)
         })
     }
-}
 
-impl BootLayout {
     /// Where the EL1 kernel's device tree of `size` bytes goes, with the
     /// kernel at `kernel`: Documentation/arch/arm64/booting.rst wants it
     /// 8-byte aligned, at most 2 MiB, and in no 2 MiB region the kernel

@@ -181,31 +181,26 @@ impl Boot {
 
     /// The `-device guest-loader` options for the kernel and the ramdisk.
     fn module_devices(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        if let Some(kernel) = &self.kernel {
-            assert!(
-                kernel.exists(),
-                "{} is missing: run `make test`",
-                kernel.display()
-            );
-            args.push("-device".into());
-            args.push(guest_loader(
-                KERNEL_ADDR,
-                "kernel",
-                kernel,
-                Some(&self.kernel_args),
-            ));
-        }
-        if let Some(ramdisk) = &self.ramdisk {
-            assert!(
-                ramdisk.exists(),
-                "{} is missing: run `make test`",
-                ramdisk.display()
-            );
-            args.push("-device".into());
-            args.push(guest_loader(RAMDISK_ADDR, "initrd", ramdisk, None));
-        }
-        args
+        let kernel = (
+            KERNEL_ADDR,
+            "kernel",
+            &self.kernel,
+            Some(&*self.kernel_args),
+        );
+        let ramdisk = (RAMDISK_ADDR, "initrd", &self.ramdisk, None);
+        [kernel, ramdisk]
+            .into_iter()
+            .filter_map(|(addr, what, path, bootargs)| {
+                let path = path.as_ref()?;
+                assert!(
+                    path.exists(),
+                    "{} is missing: run `make test`",
+                    path.display()
+                );
+                Some(["-device".into(), guest_loader(addr, what, path, bootargs)])
+            })
+            .flatten()
+            .collect()
     }
 
     /// Passes `ramdisk` as the ramdisk module.

@@ -7,8 +7,8 @@
 # The one change to the machine's dpkg configuration: the arm64 architecture
 # is added (`dpkg --add-architecture arm64`) so that apt lists arm64
 # packages. It installs nothing for arm64. On the host it installs `kmod`
-# (depmod) and `cpio` when missing, and adds the bookworm-backports source
-# the way board/qemu-virt/setup.sh does (that script runs first).
+# (depmod) and `cpio` when missing, and runs board/qemu-virt/setup.sh, which
+# adds the bookworm-backports source derived from the machine's own.
 #
 # Verification: apt checks each .deb's SHA256 against the signed archive
 # index while downloading; this script checks again that the file's SHA256
@@ -28,27 +28,26 @@ stamp="$pkg/.fetched"
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 export DEBIAN_FRONTEND=noninteractive
 
-need_update=
-if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-  echo "linux: adding the arm64 architecture to dpkg (to download arm64 packages)" >&2
-  $SUDO dpkg --add-architecture arm64
-  need_update=1
-fi
-[ -f /etc/apt/sources.list.d/bookworm-backports.sources ] || bash "$root/board/qemu-virt/setup.sh"
-missing=()
-command -v depmod >/dev/null 2>&1 || [ -x /sbin/depmod ] || missing+=(kmod)
-command -v cpio >/dev/null 2>&1 || missing+=(cpio)
-if [ -n "$need_update" ] || ! apt-cache show linux-image-arm64:arm64 >/dev/null 2>&1; then
-  $SUDO apt-get update -qq >/dev/null
-fi
-if [ ${#missing[@]} -gt 0 ]; then
-  $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-
 # The version of a package in a suite, from `apt-cache madison`.
 version_in() { # package suite
   apt-cache madison "$1" | awk -F' *[|] *' -v s="$2" '$3 ~ " "s"/" { print $2; exit }'
 }
+
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "linux: adding the arm64 architecture to dpkg (to download arm64 packages)" >&2
+  $SUDO dpkg --add-architecture arm64
+fi
+# QEMU and the bookworm-backports source, derived from this machine's own.
+bash "$root/board/qemu-virt/setup.sh"
+if [ -z "$(version_in linux-image-arm64:arm64 bookworm-backports)" ]; then
+  $SUDO apt-get update -qq >/dev/null
+fi
+missing=()
+command -v depmod >/dev/null 2>&1 || [ -x /sbin/depmod ] || missing+=(kmod)
+command -v cpio >/dev/null 2>&1 || missing+=(cpio)
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
 
 meta_version=$(version_in linux-image-arm64:arm64 bookworm-backports)
 [ -n "$meta_version" ] || { echo "linux: no linux-image-arm64:arm64 in bookworm-backports" >&2; exit 1; }
@@ -63,7 +62,8 @@ debs="$out/debs"
 mkdir -p "$debs"
 fetch() { # package version
   local name=$1 version=$2 file sha
-  file=$(cd "$debs" && apt-get download --print-uris "$name:arm64=$version" | awk '{ print $2 }')
+  # apt-get download's file name: an epoch's ':' is written %3a.
+  file="${name}_${version//:/%3a}_arm64.deb"
   if [ ! -f "$debs/$file" ]; then
     (cd "$debs" && apt-get -o APT::Sandbox::User=root download -qq "$name:arm64=$version")
   fi
