@@ -1,5 +1,5 @@
 //! Where things go in RAM at boot: the hyp image, the hyp's page pool, the
-//! CPUs' EL2 stacks and the EL1 payload.
+//! CPUs' EL2 stacks, and the EL1 kernel and its device tree.
 //!
 //! EL2 owns its image and a pool carved out of RAM right after it: one EL2
 //! stack per CPU the device tree lists at the pool's end (each above an
@@ -8,7 +8,8 @@
 //! the image. Everything else in RAM belongs to the EL1 kernel. The payload is placed
 //! the way a boot loader places an arm64 Image: at `text_offset` above the
 //! lowest 2 MiB-aligned base where it fits without touching the hyp, the
-//! device tree, the initrd it is copied from or reserved memory.
+//! device tree, the boot modules (the kernel it is copied from, the ramdisk,
+//! which stays where the loader put it) or reserved memory.
 
 use crate::image::ImageHeader;
 use crate::memmap::{PhysRange, RangeSet};
@@ -99,16 +100,18 @@ pub struct BootLayout {
     pub pool: PhysRange,
     /// One EL2 stack per CPU of the device tree, at the end of the pool.
     pub stacks: CpuStacks,
-    /// RAM that is neither EL2's nor holds the DTB, the initrd or reserved
-    /// memory: where the EL1 payload may be placed.
+    /// RAM that is neither EL2's nor holds the DTB, a boot module or
+    /// reserved memory: where the EL1 kernel and its tree may be placed.
     pub el1_free: RangeSet<MAX_FREE>,
 }
 
 impl BootLayout {
+    /// `modules`: the memory of the boot modules (`crate::multiboot`).
     pub fn new(
         platform: &Platform<'_>,
         image: PhysRange,
         pool_size: u64,
+        modules: impl Iterator<Item = PhysRange>,
     ) -> Result<Self, LayoutError> {
         if !platform.ram.contains_range(&image) {
             return Err(LayoutError::ImageOutsideRam);
@@ -122,7 +125,7 @@ impl BootLayout {
             .iter()
             .copied()
             .chain([platform.dtb, image])
-            .chain(platform.initrd);
+            .chain(modules);
         for hole in holes {
             free.remove(hole.align_out(4096))
                 .map_err(|_| LayoutError::TooFragmented)?;
@@ -177,6 +180,20 @@ impl BootLayout {
             r.contains_range(&dest).then_some(dest)
         })
     }
+
+    /// Where the EL1 kernel's device tree of `size` bytes goes, with the
+    /// kernel at `kernel`: Documentation/arch/arm64/booting.rst wants it
+    /// 8-byte aligned, at most 2 MiB, and in no 2 MiB region the kernel
+    /// image touches. It gets a free 2 MiB-aligned region of its own.
+    pub fn place_el1_tree(&self, size: u64, kernel: PhysRange) -> Option<PhysRange> {
+        if size == 0 || size > SZ_2M {
+            return None;
+        }
+        let mut free = self.el1_free.clone();
+        free.remove(kernel.align_out(SZ_2M)).ok()?;
+        let region = free.find_free(SZ_2M, SZ_2M, 0)?;
+        Some(PhysRange::new(region.start, size))
+    }
 }
 
 #[cfg(test)]
@@ -185,10 +202,15 @@ mod tests {
 
     const VIRT_1G: &[u8] = include_bytes!("../tests/fixtures/qemu-virt-1g.dtb");
 
-    fn layout(initrd: Option<PhysRange>) -> BootLayout {
-        let mut p = Platform::parse(VIRT_1G, 0x4800_0000).unwrap();
-        p.initrd = initrd;
-        BootLayout::new(&p, PhysRange::new(0x4020_0000, 0x13_4000), 32 << 20).unwrap()
+    fn layout(modules: Option<PhysRange>) -> BootLayout {
+        let p = Platform::parse(VIRT_1G, 0x4800_0000).unwrap();
+        BootLayout::new(
+            &p,
+            PhysRange::new(0x4020_0000, 0x13_4000),
+            32 << 20,
+            modules.into_iter(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -247,7 +269,13 @@ mod tests {
     fn each_cpu_gets_a_stack_above_a_guard_page_at_the_end_of_the_pool() {
         let mut p = Platform::parse(VIRT_1G, 0x4800_0000).unwrap();
         p.cpus = heapless::Vec::from_slice(&[0, 1, 2]).unwrap();
-        let l = BootLayout::new(&p, PhysRange::new(0x4020_0000, 0x13_4000), 32 << 20).unwrap();
+        let l = BootLayout::new(
+            &p,
+            PhysRange::new(0x4020_0000, 0x13_4000),
+            32 << 20,
+            core::iter::empty(),
+        )
+        .unwrap();
         let end = l.pool.end();
         assert_eq!(l.stacks.count, 3);
         assert_eq!(
@@ -283,7 +311,13 @@ mod tests {
     fn a_pool_too_small_for_every_cpus_stack_is_a_named_failure() {
         let mut p = Platform::parse(VIRT_1G, 0x4800_0000).unwrap();
         p.cpus = (0..512).collect();
-        let e = BootLayout::new(&p, PhysRange::new(0x4020_0000, 0x13_4000), 32 << 20).unwrap_err();
+        let e = BootLayout::new(
+            &p,
+            PhysRange::new(0x4020_0000, 0x13_4000),
+            32 << 20,
+            core::iter::empty(),
+        )
+        .unwrap_err();
         assert_eq!(
             e,
             LayoutError::NoRoomForStacks {
@@ -295,15 +329,51 @@ mod tests {
             e.to_string(),
             "the hyp's 32 MiB pool cannot hold EL2 stacks for 512 CPUs (68 KiB each) and pages: raise hyp_mem=<MiB>"
         );
-        assert!(BootLayout::new(&p, PhysRange::new(0x4020_0000, 0x13_4000), 64 << 20).is_ok());
+        assert!(
+            BootLayout::new(
+                &p,
+                PhysRange::new(0x4020_0000, 0x13_4000),
+                64 << 20,
+                core::iter::empty()
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn refuses_an_image_outside_ram_and_an_impossible_pool() {
         let p = Platform::parse(VIRT_1G, 0x4800_0000).unwrap();
-        let outside = BootLayout::new(&p, PhysRange::new(0x1000, 0x1000), 1 << 20);
+        let outside = BootLayout::new(
+            &p,
+            PhysRange::new(0x1000, 0x1000),
+            1 << 20,
+            None.into_iter(),
+        );
         assert_eq!(outside.unwrap_err(), LayoutError::ImageOutsideRam);
-        let too_big = BootLayout::new(&p, PhysRange::new(0x4020_0000, 0x1000), 2 << 30);
+        let too_big = BootLayout::new(
+            &p,
+            PhysRange::new(0x4020_0000, 0x1000),
+            2 << 30,
+            None.into_iter(),
+        );
         assert_eq!(too_big.unwrap_err(), LayoutError::NoRoomForPool);
+    }
+
+    #[test]
+    fn the_el1_tree_gets_a_2m_region_the_kernel_does_not_touch() {
+        let l = layout(Some(PhysRange::new(0x4a00_0000, 0x10_0000)));
+        // A test kernel in the 2 MiB below the hyp: the tree goes above the
+        // pool, in the first free 2 MiB region.
+        let small = PhysRange::new(0x4000_0000, 0x1_0000);
+        assert_eq!(
+            l.place_el1_tree(0x2000, small),
+            Some(PhysRange::new(0x4240_0000, 0x2000))
+        );
+        // Linux (43 MiB from 0x42400000): the region below the hyp is free.
+        let linux = PhysRange::new(0x4240_0000, 0x2b2_0000);
+        let tree = l.place_el1_tree(0x2000, linux).unwrap();
+        assert_eq!(tree, PhysRange::new(0x4000_0000, 0x2000));
+        assert!(!tree.align_out(SZ_2M).overlaps(&linux.align_out(SZ_2M)));
+        assert_eq!(l.place_el1_tree(SZ_2M + 8, small), None, "at most 2 MiB");
     }
 }

@@ -6,10 +6,14 @@
 //! `arch` and only builds for `aarch64-unknown-none`.
 #![cfg_attr(not(test), no_std)]
 
+extern crate alloc;
+
 pub mod bootargs;
 pub mod checks;
 pub mod console;
 pub mod drivers;
+pub mod dt;
+pub mod el2_controls;
 pub mod esr;
 pub mod exit;
 pub mod hypercall;
@@ -17,6 +21,7 @@ pub mod image;
 pub mod iommu;
 pub mod layout;
 pub mod memmap;
+pub mod multiboot;
 pub mod ownership;
 pub mod page_pool;
 pub mod pci;

@@ -169,8 +169,6 @@ pub struct Platform<'a> {
     /// MPIDR affinity values of the CPUs, in tree order.
     pub cpus: Vec<u64, MAX_CPUS>,
     pub bootargs: &'a str,
-    /// The initrd the boot loader left, which carries the EL1 payload.
-    pub initrd: Option<PhysRange>,
 }
 
 fn u32_cells(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
@@ -380,11 +378,6 @@ fn parse_pcie<'a>(
         iommu_map,
         iommu_map_mask,
     })
-}
-
-fn chosen_u64(chosen: &FdtNode<'_, '_>, name: &str) -> Option<u64> {
-    let p = chosen.property(name)?;
-    read_cells(p.value, p.value.len() / 4)
 }
 
 /// What the walk over the tree collects.
@@ -629,10 +622,6 @@ impl<'a> Platform<'a> {
             .and_then(|c| c.property("bootargs"))
             .and_then(|p| p.as_str())
             .unwrap_or("");
-        let initrd = chosen.and_then(|c| {
-            let start = chosen_u64(&c, "linux,initrd-start")?;
-            PhysRange::from_bounds(start, chosen_u64(&c, "linux,initrd-end")?)
-        });
         let model = root
             .property("model")
             .and_then(|p| p.as_str())
@@ -650,7 +639,6 @@ impl<'a> Platform<'a> {
             psci: found.psci,
             cpus: found.cpus,
             bootargs,
-            initrd,
         })
     }
 
@@ -707,7 +695,6 @@ mod tests {
             p.gic.its.as_slice(),
             [PhysRange::new(0x0808_0000, 0x2_0000)]
         );
-        assert_eq!(p.initrd, None);
     }
 
     #[test]

@@ -387,7 +387,7 @@ fn deny_el2_memory_smmu_and_gic_registers_nothing_mapped() {
 
 /// Edits a flattened device tree: sets the length cell of the first
 /// `iommu-map` entry to `length`, deletes the `memory@...` and `psci`
-/// nodes and drops QEMU's padding.
+/// nodes if `delete_nodes` and drops QEMU's padding.
 ///
 /// QEMU replaces the memory and PSCI nodes of a `-dtb` tree by turning the
 /// old ones into FDT_NOP tokens, which the hyp's device-tree parser
@@ -395,7 +395,7 @@ fn deny_el2_memory_smmu_and_gic_registers_nothing_mapped() {
 /// (no bootargs, no initrd). The hyp now walks all nodes instead; deleting
 /// them here still leaves QEMU nothing to NOP, so the test does not depend
 /// on that.
-fn patch_dtb(mut dtb: Vec<u8>, length: u32) -> Vec<u8> {
+fn patch_dtb(mut dtb: Vec<u8>, length: u32, delete_nodes: bool) -> Vec<u8> {
     let be = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap()) as usize;
     let put = |b: &mut [u8], at: usize, v: usize| {
         b[at..at + 4].copy_from_slice(&(v as u32).to_be_bytes());
@@ -411,7 +411,7 @@ fn patch_dtb(mut dtb: Vec<u8>, length: u32) -> Vec<u8> {
                 1 => {
                     let name_len = dtb[at + 4..].iter().position(|&b| b == 0).unwrap();
                     let name = &dtb[at + 4..at + 4 + name_len];
-                    let memory = name.starts_with(b"memory@") || name == b"psci";
+                    let memory = delete_nodes && (name.starts_with(b"memory@") || name == b"psci");
                     open.push((at, memory));
                     at = (at + 4 + name_len + 1 + 3) & !3;
                 }
@@ -458,12 +458,21 @@ fn bad_input_with_a_partial_iommu_map_denies_foreign_stream_ids() {
     let dir = std::env::temp_dir().join(format!("smmu-hyp-dtb-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("partial-iommu-map.dtb");
-    Boot::new("").dump_dtb(&path);
-    let dtb = patch_dtb(std::fs::read(&path).unwrap(), 0x100);
-    std::fs::write(&path, &dtb).unwrap();
-    let run = Boot::new("suite=bad-input")
-        .qemu("-dtb", path.to_str().unwrap())
-        .run();
+    // The test kernel gets the board's tree, with the same partial map, as
+    // its ramdisk (see tests/harness). Its module node, dumped with the
+    // rest, needs the file's size: both files keep the size of QEMU's dump
+    // (1 MiB), padded after patching.
+    let board = dir.join("board.dtb");
+    std::fs::write(&board, vec![0u8; 1 << 20]).unwrap();
+    let boot = || Boot::new("suite=bad-input").ramdisk(board.clone());
+    boot().dump_dtb(&path);
+    let dumped = std::fs::read(&path).unwrap();
+    for (file, delete_nodes) in [(&path, true), (&board, false)] {
+        let mut dtb = patch_dtb(dumped.clone(), 0x100, delete_nodes);
+        dtb.resize(1 << 20, 0);
+        std::fs::write(file, &dtb).unwrap();
+    }
+    let run = boot().qemu("-dtb", path.to_str().unwrap()).run();
     let _ = std::fs::remove_dir_all(&dir);
     run.expect_status(SUCCESS)
         .expect("el1: ok   StreamID not behind that SMMU is DENIED: ATTACH -> DENIED (-3); state unchanged, 1 refused call(s) counted; DMA lands")

@@ -3,3 +3,8 @@
 
 /// UART0 of the FVP Base platform (PL011).
 pub const EARLY_UART: Option<u64> = Some(0x1c09_0000);
+
+/// Bus masters that no SMMU sits in front of, by `compatible`: the hyp
+/// removes their nodes from EL1's device tree. The FVP's SMMU fronts PCIe
+/// only; its virtio block device on the motherboard bus masters directly.
+pub const HIDDEN_BUS_MASTERS: &[&str] = &["virtio,mmio"];

@@ -6,6 +6,7 @@ use crate::bootargs;
 use crate::console;
 use crate::layout::{BootLayout, CpuStacks};
 use crate::memmap::{PhysRange, RangeSet};
+use crate::multiboot;
 use crate::page_pool::PagePool;
 use crate::pci::ecam::Ecam;
 use crate::pci::enumerate::{Function, MAX_FUNCTIONS, enumerate};
@@ -241,11 +242,12 @@ pub fn start(dtb_pa: u64) -> ! {
         platform::chosen_bootargs(dtb).is_some_and(|a| bootargs::flag(a, "semihosting")),
     );
     let platform = Platform::parse(dtb, dtb_pa).unwrap_or_else(|e| fail_early(format_args!("{e}")));
+    let modules = multiboot::parse(dtb).unwrap_or_else(|e| fail_early(format_args!("{e}")));
     let image = image::layout();
     let pool_mib = bootargs::value(platform.bootargs, "hyp_mem")
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_POOL_MIB);
-    let layout = BootLayout::new(&platform, image.whole, pool_mib << 20)
+    let layout = BootLayout::new(&platform, image.whole, pool_mib << 20, modules.ranges())
         .unwrap_or_else(|e| fail_early(format_args!("{e}")));
     let (root, id_map_tables) = build_id_map(&platform, &image, &layout.stacks)
         .unwrap_or_else(|e| fail_early(format_args!("identity map: {e:?}")));
@@ -279,6 +281,14 @@ pub fn start(dtb_pa: u64) -> ! {
     let boot_cpu = super::cpus::init(&platform.cpus, aarch64::mpidr())
         .unwrap_or_else(|e| fail(format_args!("{e}")));
     super::cpus::publish_boot_data(mmu_registers, &layout.stacks);
+    let tree_bytes = crate::dt::reader::Fdt::new(dtb).map_or(0, |f| f.content_bytes());
+    let heap = super::heap::size_for_tree(tree_bytes as u64);
+    if super::heap::init(heap).is_none() {
+        fail(format_args!(
+            "no {} KiB in the page pool for the boot heap",
+            heap >> 10
+        ));
+    }
 
     scan_pci(&platform);
     super::smmu::probe_all(&platform);
@@ -288,16 +298,23 @@ pub fn start(dtb_pa: u64) -> ! {
     let test = bootargs::value(platform.bootargs, "test").unwrap_or("");
     selftest::run(test);
 
-    let entry =
-        payload::load(platform.initrd, layout).unwrap_or_else(|e| fail(format_args!("{e}")));
-    log::info!("entering EL1 at {entry:#x}");
+    let Some(kernel) = modules.kernel else {
+        fail(format_args!(
+            "no EL1 payload: pass the kernel as a multiboot,kernel module in /chosen (QEMU: -device guest-loader,kernel=...)"
+        ))
+    };
+    let loaded =
+        payload::load_kernel(kernel.image, layout).unwrap_or_else(|e| fail(format_args!("{e}")));
+    let el1_dtb = payload::write_el1_tree(dtb, &modules, loaded, layout)
+        .unwrap_or_else(|e| fail(format_args!("{e}")));
+    log::info!("entering EL1 at {:#x}", loaded.start);
     // Cannot fail: `cpus::init` found the boot CPU among the stacks' CPUs.
     let stack = layout
         .stacks
         .top(boot_cpu)
         .unwrap_or_else(|| fail(format_args!("no stack")));
-    // SAFETY: the payload is loaded and cleaned; from here this CPU runs on
-    // its own stack from the pool, and nothing on the boot stack is used
-    // after the jump.
-    unsafe { el1::enter(entry, dtb_pa, stack) }
+    // SAFETY: the kernel and its device tree are in place and cleaned; from
+    // here this CPU runs on its own stack from the pool, and nothing on the
+    // boot stack is used after the jump.
+    unsafe { el1::enter(loaded.start, el1_dtb, stack) }
 }

@@ -3,6 +3,7 @@
 pub mod boot;
 pub mod cpus;
 pub mod domain;
+mod heap;
 pub mod iommu;
 mod payload;
 mod selftest;

@@ -218,7 +218,7 @@ fn board_fvp_base_boot_layout_fits_the_fvp_tree() {
     use crate::layout::BootLayout;
     let p = Platform::parse(FVP_BASE_REVC, 0x8200_0000).unwrap();
     let image = r(0x8020_0000, 0x10_0000);
-    let layout = BootLayout::new(&p, image, 32 << 20).unwrap();
+    let layout = BootLayout::new(&p, image, 32 << 20, core::iter::empty()).unwrap();
     assert_eq!(layout.pool, r(0x8220_0000, 32 << 20), "above the DTB");
     assert!(!layout.pool.overlaps(&p.dtb));
     assert_eq!(layout.stacks.count, 8);

@@ -10,9 +10,10 @@ pub mod smc;
 
 use aarch64_cpu::registers::{CurrentEL, Readable};
 
-/// CPTR_EL2 (E2H = 0): RES1 bits set, TFP = 0 so FP/SIMD is not trapped
-/// (compiled Rust uses it); SVE (TZ) and SME (TSM) stay trapped.
-pub const CPTR_EL2_VALUE: u64 = 0x33ff;
+/// CPTR_EL2 (E2H = 0) from the first instruction: FP/SIMD not trapped
+/// (compiled Rust uses it); SVE and SME trapped until an EL1 kernel starts
+/// (`el1::enter` untraps them, see `crate::el2_controls`).
+pub const CPTR_EL2_VALUE: u64 = crate::el2_controls::CPTR_EL2_BOOT;
 
 /// This CPU's MPIDR_EL1.
 pub fn mpidr() -> u64 {
