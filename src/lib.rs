@@ -12,6 +12,7 @@ pub mod console;
 pub mod drivers;
 pub mod esr;
 pub mod exit;
+pub mod host_s2;
 pub mod hypercall;
 pub mod image;
 pub mod iommu;

@@ -263,7 +263,9 @@ fn deny_el2_memory_smmu_and_gic_registers_nothing_mapped() {
 }
 
 /// Edits a flattened device tree: sets the length cell of the first
-/// `iommu-map` entry to `length`, deletes the `memory@...` and `psci`
+/// `iommu-map` entry to `length` and shortens the host bridge's
+/// `bus-range` to the buses it covers (a bus with requesters outside the
+/// map would make the hyp hide the whole bridge from EL1), deletes the `memory@...` and `psci`
 /// nodes and drops QEMU's padding.
 ///
 /// QEMU replaces the memory and PSCI nodes of a `-dtb` tree by turning the
@@ -306,6 +308,11 @@ fn patch_dtb(mut dtb: Vec<u8>, length: u32) -> Vec<u8> {
                     if dtb[strings + name..].starts_with(b"iommu-map\0") {
                         dtb[value + 12..value + 16].copy_from_slice(&length.to_be_bytes());
                     }
+                    if dtb[strings + name..].starts_with(b"bus-range\0") {
+                        // Last bus: the last one the shortened map covers.
+                        let last = (length / 0x100).saturating_sub(1);
+                        dtb[value + 4..value + 8].copy_from_slice(&last.to_be_bytes());
+                    }
                     at = (value + len + 3) & !3;
                 }
                 4 => at += 4,
@@ -326,9 +333,9 @@ fn patch_dtb(mut dtb: Vec<u8>, length: u32) -> Vec<u8> {
     dtb
 }
 
-/// With a device tree whose `iommu-map` puts only bus 0 (requester IDs
-/// 0..0x100) behind the SMMU, StreamIDs above it exist on the SMMU but
-/// are not EL1's to attach: DENIED. (QEMU's own tree maps every
+/// With a device tree whose host bridge has only bus 0 and whose
+/// `iommu-map` covers just its requester IDs (0..0x100), StreamIDs above
+/// it exist on the SMMU but are not EL1's to attach: DENIED. (QEMU's own tree maps every
 /// requester ID, so this class needs the patched copy.)
 #[test]
 fn bad_input_with_a_partial_iommu_map_denies_foreign_stream_ids() {

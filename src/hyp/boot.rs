@@ -251,13 +251,17 @@ pub fn start(dtb_pa: u64) -> ! {
     let layout = LAYOUT.call_once(|| layout);
     super::iommu::init(&platform, layout);
 
+    super::host_s2::init(&platform, dtb)
+        .unwrap_or_else(|e| fail(format_args!("EL1 cannot be confined: {e}")));
+
     let test = bootargs::value(platform.bootargs, "test").unwrap_or("");
     selftest::run(test);
 
     let entry =
         payload::load(platform.initrd, layout).unwrap_or_else(|e| fail(format_args!("{e}")));
     log::info!("entering EL1 at {entry:#x}");
+    let stage2 = super::host_s2::install_on_this_cpu();
     // SAFETY: the payload is loaded and cleaned; nothing on this stack is
-    // used after the jump.
-    unsafe { el1::enter(entry, dtb_pa, image::stack_top(0)) }
+    // used after the jump; the host stage-2 is complete and installed.
+    unsafe { el1::enter(entry, dtb_pa, image::stack_top(0), stage2) }
 }

@@ -3,6 +3,7 @@
 pub mod boot;
 pub mod cpus;
 pub mod domain;
+pub mod host_s2;
 pub mod iommu;
 mod payload;
 mod selftest;

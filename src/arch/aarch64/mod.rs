@@ -7,6 +7,7 @@ pub mod image;
 pub mod mmu;
 pub mod semihosting;
 pub mod smc;
+pub mod stage2;
 
 use aarch64_cpu::registers::{CurrentEL, Readable};
 
