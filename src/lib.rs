@@ -15,6 +15,7 @@ pub mod exit;
 pub mod host_s2;
 pub mod hypercall;
 pub mod image;
+pub mod inject;
 pub mod iommu;
 pub mod layout;
 pub mod memmap;

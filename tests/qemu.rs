@@ -431,3 +431,21 @@ fn an_smmu_without_stage_2_is_refused_and_blocked_and_the_hyp_runs_on() {
         .expect("smmu0: disabled with GBPA.ABORT: its devices cannot DMA")
         .expect_passed(8);
 }
+
+#[test]
+fn attack_el1_loads_and_stores_to_el2_smmu_and_fw_cfg_abort_in_el1_and_the_hyp_serves_on() {
+    Boot::new("suite=attack")
+        .run()
+        .expect_status(SUCCESS)
+        .expect("host stage-2: 40-bit IPA")
+        .expect("el1: ok   hvc #1 is answered NOT_SUPPORTED")
+        .expect("(MSR/MRS/system instruction trapped), IL 1, ISS 0x0303c01): undefined instruction injected")
+        .expect("el1: ok   an IMPLEMENTATION DEFINED register traps and EL1 gets an undefined instruction")
+        .expect("el1: ok   EL2's image (code, data, stacks) is out of reach")
+        .expect("el1: ok   EL2's page pool (tables, stream tables, queues, records) is out of reach")
+        .expect("el1: ok   an SMMU's registers are out of reach (CR0)")
+        .expect("el1: ok   fw_cfg (a bus master outside the SMMU) is out of reach")
+        .expect("refused: external abort injected")
+        .expect("el1: further refused accesses are not logged")
+        .expect_passed(12);
+}

@@ -8,8 +8,10 @@ use core::arch::asm;
 
 /// HCR_EL2 for the EL1 kernel: AArch64 EL1 (RW), EL1 `smc` trapped to EL2
 /// (TSC) so PSCI goes through the hyp, pointer-authentication instructions
-/// not trapped (API, APK).
-pub const HCR_EL2_VALUE: u64 = (1 << 31) | (1 << 19) | (1 << 41) | (1 << 40);
+/// not trapped (API, APK), and accesses to IMPLEMENTATION DEFINED system
+/// registers trapped (TIDCP): the hyp cannot know what they control, so
+/// EL1 gets an undefined instruction for them.
+pub const HCR_EL2_VALUE: u64 = (1 << 31) | (1 << 19) | (1 << 41) | (1 << 40) | (1 << 20);
 /// HCR_EL2.VM: EL1&0 accesses go through the stage-2 in VTTBR_EL2.
 pub const HCR_EL2_VM: u64 = 1 << 0;
 /// SCTLR_EL1 RES1 bits; MMU and caches off, as the arm64 boot protocol asks.

@@ -4,6 +4,7 @@ pub mod cache;
 pub mod el1;
 pub mod exception;
 pub mod image;
+pub mod inject;
 pub mod mmu;
 pub mod semihosting;
 pub mod smc;

@@ -17,6 +17,7 @@ mod hyp_state;
 mod iommu;
 mod model;
 mod msi_frames;
+mod probe;
 mod report;
 mod rng;
 mod suites;

@@ -1,5 +1,6 @@
 //! The test suites, selected with `suite=<name>`.
 
+pub mod attack;
 pub mod bad_input;
 pub mod bench;
 pub mod demo;
@@ -19,6 +20,7 @@ use smmu_hyp::smccc::{self, psci};
 pub fn run(suite: &str, platform: &Platform<'_>, report: &mut Report) {
     match suite {
         "demo" => demo::run(platform, report),
+        "attack" => attack::run(platform, report),
         "iommu" => iommu(report),
         "smccc" => smccc_calls(report),
         "psci" => psci_calls(report),
