@@ -449,3 +449,17 @@ fn attack_el1_loads_and_stores_to_el2_smmu_and_fw_cfg_abort_in_el1_and_the_hyp_s
         .expect("el1: further refused accesses are not logged")
         .expect_passed(12);
 }
+
+#[test]
+fn fp_el1_fp_simd_registers_survive_every_hypercall_trapped_smc_and_abort_and_sve_works() {
+    Boot::new("suite=fp")
+        .run()
+        .expect_status(SUCCESS)
+        .expect("el1: ok   HYP_MAP: x0 = 0x0; V0-V31 intact, FPCR/FPSR intact")
+        .expect("el1: ok   HYP_UNMAP: x0 = 0x0; V0-V31 intact, FPCR/FPSR intact")
+        .expect("el1: ok   a trapped SMC (PSCI_VERSION): x0 = 0x10001; V0-V31 intact")
+        .expect("el1: ok   a refused load (stage-2 abort injected by EL2): ESR 0x96000010; V0-V31 intact")
+        .expect("el1: ok   SVE runs at EL1 (ZCR_EL1 written, RDVL executed)")
+        .expect_absent("CHANGED")
+        .expect_passed(19);
+}

@@ -86,15 +86,15 @@ el1_secondary_entry:
     b       halt
 
 /*
- * Probes: instructions between __probes_start and __probes_end may fault on
- * purpose (an access the hyp refuses, an undefined instruction). The
- * synchronous vector resumes after such an instruction with x0 = FAR_EL1
- * and x1 = ESR_EL1 (never 0 for an exception); the probes set x1 = 0 before
- * they try. Only x0..x3 are used, which every probe treats as scratch.
+ * Probes: instructions in section .text.probes (between __probes_start and
+ * __probes_end, see linker.ld) may fault on purpose (an access the hyp
+ * refuses, an undefined instruction). The synchronous vector resumes after
+ * such an instruction with x0 = FAR_EL1 and x1 = ESR_EL1 (never 0 for an
+ * exception); the probes set x1 = 0 before they try. Only x0..x3 are used,
+ * which every probe treats as scratch.
  */
+.section .text.probes, "ax"
 .global probe_read64, probe_write64, probe_undefined_impdef, probe_hvc1, probe_brk
-.balign 4
-__probes_start:
 probe_read64:               /* x0 = address -> x0 = value or FAR, x1 = 0 or ESR */
     mov     x1, xzr
     mov     x2, x0
@@ -119,7 +119,8 @@ probe_brk:                  /* brk: EL1's own debug exception */
     mov     x1, xzr
     brk     #0x123
     ret
-__probes_end:
+
+.text
 
 /* Any other exception at EL1 is unexpected: report and end the run. */
 .macro vector
@@ -138,10 +139,12 @@ el1_vectors:
     /* Current EL with SP_EL1, synchronous: a probe may resume. */
     .balign 0x80
     mrs     x2, elr_el1
-    adr     x3, __probes_start
+    adrp    x3, __probes_start
+    add     x3, x3, :lo12:__probes_start
     cmp     x2, x3
     b.lo    1f
-    adr     x3, __probes_end
+    adrp    x3, __probes_end
+    add     x3, x3, :lo12:__probes_end
     cmp     x2, x3
     b.hs    1f
     add     x2, x2, #4

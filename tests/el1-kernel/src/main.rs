@@ -33,6 +33,7 @@ global_asm!(
     exception = sym unexpected_exception,
     secondary = sym suites::smp::secondary_main,
 );
+global_asm!(include_str!("fp.S"), options(raw));
 
 extern "C" fn kernel_main(dtb_pa: u64) -> ! {
     // SAFETY: the hyp passes the DTB in x0, per the arm64 boot protocol; its

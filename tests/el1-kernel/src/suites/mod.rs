@@ -6,6 +6,7 @@ pub mod bench;
 pub mod demo;
 pub mod deny;
 pub mod dma;
+pub mod fp;
 pub mod fuzz;
 pub mod smp;
 pub mod smp_stress;
@@ -21,6 +22,7 @@ pub fn run(suite: &str, platform: &Platform<'_>, report: &mut Report) {
     match suite {
         "demo" => demo::run(platform, report),
         "attack" => attack::run(platform, report),
+        "fp" => fp::run(platform, report),
         "iommu" => iommu(report),
         "smccc" => smccc_calls(report),
         "psci" => psci_calls(report),
