@@ -13,9 +13,14 @@
 BOARD ?= qemu-virt
 include board/$(BOARD)/board.mk
 
-TARGET := aarch64-unknown-none
+# The hyp is built soft-float: EL2 never touches FP/SIMD registers, so EL1's
+# survive every trap without being saved (tests/image.rs checks the image).
+# The EL1 test kernel is an ordinary hard-float kernel.
+HYP_TARGET := aarch64-unknown-none-softfloat
+EL1_TARGET := aarch64-unknown-none
 CARGO ?= cargo
-ELF_DIR := target/$(TARGET)/release
+HYP_ELF := target/$(HYP_TARGET)/release/smmu-hyp
+EL1_ELF := target/$(EL1_TARGET)/release/el1-test-kernel
 IMAGE_DIR := target/images/$(BOARD)
 HYP_BIN := $(IMAGE_DIR)/smmu-hyp.bin
 EL1_BIN := $(IMAGE_DIR)/el1-test-kernel.bin
@@ -44,15 +49,18 @@ export BOARD
 all: images
 
 setup:
-	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
+	@for t in $(HYP_TARGET) $(EL1_TARGET); do \
+		rustup target list --installed | grep -qx $$t || rustup target add $$t; \
+	done
 	@rustup component list --installed | grep -q '^llvm-tools' || rustup component add llvm-tools
 	@if [ -n "$(BOARD_SETUP)" ]; then bash $(BOARD_SETUP); fi
 
 images: setup
-	$(CARGO) build --release --target $(TARGET) -p smmu-hyp -p el1-test-kernel
+	$(CARGO) build --release --target $(HYP_TARGET) -p smmu-hyp
+	$(CARGO) build --release --target $(EL1_TARGET) -p el1-test-kernel
 	@mkdir -p $(IMAGE_DIR)
-	$(OBJCOPY) -O binary $(ELF_DIR)/smmu-hyp $(HYP_BIN)
-	$(OBJCOPY) -O binary $(ELF_DIR)/el1-test-kernel $(EL1_BIN)
+	$(OBJCOPY) -O binary $(HYP_ELF) $(HYP_BIN)
+	$(OBJCOPY) -O binary $(EL1_ELF) $(EL1_BIN)
 
 run: images
 	$(call test_kernel,suite=demo $(ARGS)) -append "$(BOARD_BOOTARGS) $(ARGS)"
@@ -73,6 +81,7 @@ unit-test: setup
 
 qemu-test: images
 	HYP_IMAGE_DIR=$(CURDIR)/$(IMAGE_DIR) $(CARGO) test --test qemu
+	HYP_ELF=$(CURDIR)/$(HYP_ELF) $(CARGO) test --test image
 
 linux-test: images linux-kit
 	HYP_IMAGE_DIR=$(CURDIR)/$(IMAGE_DIR) $(CARGO) test --test linux
@@ -113,12 +122,13 @@ endef
 
 debug: images
 	@echo "QEMU waits for gdb on :1234. In another shell:"
-	@echo "  gdb-multiarch $(ELF_DIR)/smmu-hyp -ex 'target remote :1234'"
+	@echo "  gdb-multiarch $(HYP_ELF) -ex 'target remote :1234'"
 	$(call test_kernel,suite=demo $(ARGS)) -append "$(BOARD_BOOTARGS) $(ARGS)" -s -S
 
 clippy: setup
 	$(CARGO) clippy --lib --tests --benches -- -D warnings
-	$(CARGO) clippy --release --target $(TARGET) -p smmu-hyp -p el1-test-kernel -- -D warnings
+	$(CARGO) clippy --release --target $(HYP_TARGET) -p smmu-hyp -- -D warnings
+	$(CARGO) clippy --release --target $(EL1_TARGET) -p el1-test-kernel -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -386,8 +386,10 @@ fn deny_el2_memory_smmu_and_gic_registers_nothing_mapped() {
 }
 
 /// Edits a flattened device tree: sets the length cell of the first
-/// `iommu-map` entry to `length`, deletes the `memory@...` and `psci`
-/// nodes if `delete_nodes` and drops QEMU's padding.
+/// `iommu-map` entry to `length` and shortens the host bridge's
+/// `bus-range` to the buses it covers (a bus with requesters outside the
+/// map would make the hyp hide the whole bridge from EL1), deletes the
+/// `memory@...` and `psci` nodes if `delete_nodes` and drops QEMU's padding.
 ///
 /// QEMU replaces the memory and PSCI nodes of a `-dtb` tree by turning the
 /// old ones into FDT_NOP tokens, which the hyp's device-tree parser
@@ -429,6 +431,11 @@ fn patch_dtb(mut dtb: Vec<u8>, length: u32, delete_nodes: bool) -> Vec<u8> {
                     if dtb[strings + name..].starts_with(b"iommu-map\0") {
                         dtb[value + 12..value + 16].copy_from_slice(&length.to_be_bytes());
                     }
+                    if dtb[strings + name..].starts_with(b"bus-range\0") {
+                        // Last bus: the last one the shortened map covers.
+                        let last = (length / 0x100).saturating_sub(1);
+                        dtb[value + 4..value + 8].copy_from_slice(&last.to_be_bytes());
+                    }
                     at = (value + len + 3) & !3;
                 }
                 4 => at += 4,
@@ -449,9 +456,9 @@ fn patch_dtb(mut dtb: Vec<u8>, length: u32, delete_nodes: bool) -> Vec<u8> {
     dtb
 }
 
-/// With a device tree whose `iommu-map` puts only bus 0 (requester IDs
-/// 0..0x100) behind the SMMU, StreamIDs above it exist on the SMMU but
-/// are not EL1's to attach: DENIED. (QEMU's own tree maps every
+/// With a device tree whose host bridge has only bus 0 and whose
+/// `iommu-map` covers just its requester IDs (0..0x100), StreamIDs above
+/// it exist on the SMMU but are not EL1's to attach: DENIED. (QEMU's own tree maps every
 /// requester ID, so this class needs the patched copy.)
 #[test]
 fn bad_input_with_a_partial_iommu_map_denies_foreign_stream_ids() {
@@ -555,4 +562,36 @@ fn an_smmu_without_stage_2_is_refused_and_blocked_and_the_hyp_runs_on() {
         .expect("smmu0: not used: SMMU not usable: no stage-2 translation (IDR0.S2P = 0)")
         .expect("smmu0: disabled with GBPA.ABORT: its devices cannot DMA")
         .expect_passed(8);
+}
+
+#[test]
+fn attack_el1_loads_and_stores_to_el2_smmu_and_fw_cfg_abort_in_el1_and_the_hyp_serves_on() {
+    Boot::new("suite=attack")
+        .run()
+        .expect_status(SUCCESS)
+        .expect("host stage-2: 40-bit IPA")
+        .expect("el1: ok   hvc #1 is answered NOT_SUPPORTED")
+        .expect("(MSR/MRS/system instruction trapped), IL 1, ISS 0x0303c01): undefined instruction injected")
+        .expect("el1: ok   an IMPLEMENTATION DEFINED register traps and EL1 gets an undefined instruction")
+        .expect("el1: ok   EL2's image (code, data, stacks) is out of reach")
+        .expect("el1: ok   EL2's page pool (tables, stream tables, queues, records) is out of reach")
+        .expect("el1: ok   an SMMU's registers are out of reach (CR0)")
+        .expect("el1: ok   fw_cfg (a bus master outside the SMMU) is out of reach")
+        .expect("refused: external abort injected")
+        .expect("el1: further refused accesses are not logged")
+        .expect_passed(12);
+}
+
+#[test]
+fn fp_el1_fp_simd_registers_survive_every_hypercall_trapped_smc_and_abort_and_sve_works() {
+    Boot::new("suite=fp")
+        .run()
+        .expect_status(SUCCESS)
+        .expect("el1: ok   HYP_MAP: x0 = 0x0; V0-V31 intact, FPCR/FPSR intact")
+        .expect("el1: ok   HYP_UNMAP: x0 = 0x0; V0-V31 intact, FPCR/FPSR intact")
+        .expect("el1: ok   a trapped SMC (PSCI_VERSION): x0 = 0x10001; V0-V31 intact")
+        .expect("el1: ok   a refused load (stage-2 abort injected by EL2): ESR 0x96000010; V0-V31 intact")
+        .expect("el1: ok   SVE runs at EL1 (ZCR_EL1 written, RDVL executed)")
+        .expect_absent("CHANGED")
+        .expect_passed(18);
 }

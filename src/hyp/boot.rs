@@ -295,6 +295,9 @@ pub fn start(dtb_pa: u64) -> ! {
     let layout = LAYOUT.call_once(|| layout);
     super::iommu::init(&platform, layout);
 
+    super::host_s2::init(&platform, dtb)
+        .unwrap_or_else(|e| fail(format_args!("EL1 cannot be confined: {e}")));
+
     let test = bootargs::value(platform.bootargs, "test").unwrap_or("");
     selftest::run(test);
 
@@ -313,8 +316,10 @@ pub fn start(dtb_pa: u64) -> ! {
         .stacks
         .top(boot_cpu)
         .unwrap_or_else(|| fail(format_args!("no stack")));
+    let stage2 = super::host_s2::install_on_this_cpu();
     // SAFETY: the kernel and its device tree are in place and cleaned; from
     // here this CPU runs on its own stack from the pool, and nothing on the
-    // boot stack is used after the jump.
-    unsafe { el1::enter(loaded.start, el1_dtb, stack) }
+    // boot stack is used after the jump; the host stage-2 is complete and
+    // installed.
+    unsafe { el1::enter(loaded.start, el1_dtb, stack, stage2) }
 }

@@ -164,5 +164,7 @@ pub fn secondary_start(index: usize) -> ! {
     };
     // SAFETY: the entry point is EL1's (not EL2 memory, checked by
     // begin_cpu_on); this CPU's stack has nothing live on it.
-    unsafe { el1::enter(start.entry, start.context, stack) }
+    let stage2 = super::host_s2::install_on_this_cpu();
+    // SAFETY: as above; the host stage-2 (if any) is installed.
+    unsafe { el1::enter(start.entry, start.context, stack, stage2) }
 }

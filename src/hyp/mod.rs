@@ -4,6 +4,7 @@ pub mod boot;
 pub mod cpus;
 pub mod domain;
 mod heap;
+pub mod host_s2;
 pub mod iommu;
 mod payload;
 mod selftest;

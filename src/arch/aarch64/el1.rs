@@ -111,9 +111,12 @@ fn write_el2_controls() {
 
 /// HCR_EL2 for the EL1 kernel: AArch64 EL1 (RW), EL1 `smc` trapped to EL2
 /// (TSC) so PSCI goes through the hyp, pointer-authentication instructions
-/// not trapped (API, APK). No stage 2 yet (VM = 0): confining the host is the
-/// pKVM step that comes next.
-pub const HCR_EL2_VALUE: u64 = (1 << 31) | (1 << 19) | (1 << 41) | (1 << 40);
+/// not trapped (API, APK), and accesses to IMPLEMENTATION DEFINED system
+/// registers trapped (TIDCP): the hyp cannot know what they control, so
+/// EL1 gets an undefined instruction for them.
+pub const HCR_EL2_VALUE: u64 = (1 << 31) | (1 << 19) | (1 << 41) | (1 << 40) | (1 << 20);
+/// HCR_EL2.VM: EL1&0 accesses go through the stage-2 in VTTBR_EL2.
+pub const HCR_EL2_VM: u64 = 1 << 0;
 /// SCTLR_EL1 RES1 bits; MMU and caches off, as the arm64 boot protocol asks.
 const SCTLR_EL1_RESET: u64 = (1 << 11) | (1 << 20) | (1 << 22) | (1 << 23) | (1 << 28) | (1 << 29);
 /// SPSR_EL2 for the entry: EL1h with D, A, I and F masked.
@@ -124,14 +127,16 @@ const ICC_SRE_EL2_VALUE: u64 = (1 << 0) | (1 << 3);
 
 /// Sets up EL2's controls for an EL1 kernel and enters it at `entry` with
 /// x0 = `dtb` (arm64 boot protocol: x1..x3 zero). EL2's stack restarts at
-/// `el2_stack_top` for the traps that follow.
+/// `el2_stack_top` for the traps that follow. With `stage2`, EL1 runs behind
+/// the stage-2 this CPU installed (`stage2::install_host`).
 ///
 /// # Safety
 /// `entry` must hold an EL1 kernel whose image is cleaned to the point of
 /// coherency (it starts with its MMU off), and `el2_stack_top` must be this
-/// CPU's EL2 stack, with nothing on it still in use.
-pub unsafe fn enter(entry: u64, dtb: u64, el2_stack_top: u64) -> ! {
-    HCR_EL2.set(HCR_EL2_VALUE);
+/// CPU's EL2 stack, with nothing on it still in use. With `stage2`, a
+/// complete stage-2 must be installed on this CPU.
+pub unsafe fn enter(entry: u64, dtb: u64, el2_stack_top: u64, stage2: bool) -> ! {
+    HCR_EL2.set(HCR_EL2_VALUE | if stage2 { HCR_EL2_VM } else { 0 });
     write_el2_controls();
     SCTLR_EL1.set(SCTLR_EL1_RESET);
     // EL1 may read the physical counter and use the physical timer.

@@ -19,6 +19,8 @@ const _: () = assert!(FRAME_SIZE == 272 && FRAME_SIZE.is_multiple_of(16));
 
 /// Vector-table entry index of a synchronous exception from AArch64 EL1.
 const LOWER_AARCH64_SYNC: u64 = 8;
+/// Vector-table entry index of a synchronous exception from AArch32 EL0.
+const LOWER_AARCH32_SYNC: u64 = 12;
 
 const KIND_NAMES: [&str; 16] = [
     "synchronous, EL2 with SP_EL0",
@@ -42,12 +44,14 @@ const KIND_NAMES: [&str; 16] = [
 /// Called by `vectors.S` for every exception taken to EL2.
 pub extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
     let esr = Esr(ESR_EL2.get());
-    if kind == LOWER_AARCH64_SYNC {
-        match esr.class() {
-            ec::HVC64 => return crate::hyp::trap::hvc(frame),
-            ec::SMC64 => return crate::hyp::trap::smc(frame),
-            _ => {}
-        }
+    if kind == LOWER_AARCH64_SYNC || kind == LOWER_AARCH32_SYNC {
+        return match esr.class() {
+            ec::HVC64 => crate::hyp::trap::hvc(frame, esr),
+            ec::SMC64 => crate::hyp::trap::smc(frame),
+            ec::DABT_LOWER => crate::hyp::trap::data_abort(frame, esr),
+            ec::IABT_LOWER => crate::hyp::trap::instruction_abort(frame, esr),
+            _ => crate::hyp::trap::unexpected(frame, esr),
+        };
     }
     report(frame, kind, esr);
     let status = if kind >= LOWER_AARCH64_SYNC {

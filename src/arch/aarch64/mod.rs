@@ -4,9 +4,11 @@ pub mod cache;
 pub mod el1;
 pub mod exception;
 pub mod image;
+pub mod inject;
 pub mod mmu;
 pub mod semihosting;
 pub mod smc;
+pub mod stage2;
 
 use aarch64_cpu::registers::{CurrentEL, Readable};
 

@@ -17,6 +17,7 @@ mod hyp_state;
 mod iommu;
 mod model;
 mod msi_frames;
+mod probe;
 mod report;
 mod rng;
 mod suites;
@@ -32,6 +33,7 @@ global_asm!(
     exception = sym unexpected_exception,
     secondary = sym suites::smp::secondary_main,
 );
+global_asm!(include_str!("fp.S"), options(raw));
 
 /// The device tree at `pa`, as a slice of its declared size (empty if
 /// there is none).
