@@ -1,7 +1,8 @@
 # smmu-hyp: build, run and test the EL2 component.
 #
 #   make run    boot the hyp + EL1 test kernel on QEMU and run the demo
-#   make test   host unit tests + QEMU integration scenarios
+#   make run-linux  boot the hyp + Debian's Linux on QEMU, run its checks
+#   make test   host unit tests + QEMU integration scenarios (Linux too)
 #   make bench  benchmarks
 #   make debug  QEMU halted with a gdb stub on :1234, then gdb-multiarch
 #
@@ -12,47 +13,79 @@
 BOARD ?= qemu-virt
 include board/$(BOARD)/board.mk
 
-TARGET := aarch64-unknown-none
+# The hyp is built soft-float: EL2 never touches FP/SIMD registers, so EL1's
+# survive every trap without being saved (tests/images.rs checks both images).
+# The EL1 test kernel is an ordinary hard-float kernel.
+HYP_TARGET := aarch64-unknown-none-softfloat
+EL1_TARGET := aarch64-unknown-none
 CARGO ?= cargo
-ELF_DIR := target/$(TARGET)/release
+HYP_ELF := target/$(HYP_TARGET)/release/smmu-hyp
+EL1_ELF := target/$(EL1_TARGET)/release/el1-test-kernel
 IMAGE_DIR := target/images/$(BOARD)
 HYP_BIN := $(IMAGE_DIR)/smmu-hyp.bin
 SELFTEST_BIN := $(IMAGE_DIR)/smmu-hyp-selftest.bin
 EL1_BIN := $(IMAGE_DIR)/el1-test-kernel.bin
 SYSROOT = $(shell rustc --print sysroot)
 OBJCOPY = $(SYSROOT)/lib/rustlib/x86_64-unknown-linux-gnu/bin/llvm-objcopy
-# Extra bootargs for `make run`, e.g. `make run ARGS="log=debug"`.
+# Extra bootargs for `make run` (the hyp and the test kernel both get them),
+# e.g. `make run ARGS="log=debug"`.
 ARGS ?=
+# The EL1 kernel as a multiboot module (QEMU's guest loader, see
+# src/multiboot.rs), with its command line.
+el1_module = -device "guest-loader,addr=$(EL1_KERNEL_ADDR),kernel=$(1),bootargs=$(2)"
+el1_ramdisk = -device "guest-loader,addr=$(EL1_RAMDISK_ADDR),initrd=$(1)"
+# The EL1 test kernel checks the hyp against the board's own device tree
+# (the one EL1 gets hides the SMMUs): QEMU's, passed as its ramdisk.
+BOARD_DTB := $(IMAGE_DIR)/board.dtb
+test_kernel = $(QEMU) $(QEMU_ARGS) -machine dumpdtb=$(BOARD_DTB) >/dev/null && \
+	$(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) $(call el1_module,$(EL1_BIN),$(1)) $(call el1_ramdisk,$(BOARD_DTB))
+# Debian's Linux (tests/linux/): the scenario `make run-linux` boots.
+LINUX_SCENARIO ?= boot
+LINUX_ARGS = console=ttyAMA0 earlycon panic=-1 scenario=$(LINUX_SCENARIO) expect_cpus=1 expect_mem_mib=1024
 
 export BOARD
 
-.PHONY: all setup images run test lint unit-test qemu-test bench debug clippy fmt clean
+.PHONY: all setup images run run-linux linux-kit test lint unit-test qemu-test linux-test bench debug clippy fmt clean
 
 all: images
 
 setup:
-	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
+	@for t in $(HYP_TARGET) $(EL1_TARGET); do \
+		rustup target list --installed | grep -qx $$t || rustup target add $$t; \
+	done
 	@rustup component list --installed | grep -q '^llvm-tools' || rustup component add llvm-tools
 	@if [ -n "$(BOARD_SETUP)" ]; then bash $(BOARD_SETUP); fi
 
 # Two EL2 images: smmu-hyp.bin (production: `make run` and every EL1 suite)
 # and smmu-hyp-selftest.bin (with the EL2 self-tests, for the `test=`
-# scenarios). Each in a cargo invocation of its own, the production one
-# last: cargo unifies features across the packages of one build, and
-# $(ELF_DIR)/smmu-hyp (used by `make debug`) is the last one built. The ELFs
-# are kept next to the images for tests/images.rs.
+# scenarios), both soft-float. Each in a cargo invocation of its own, the
+# production one last: cargo unifies features across the packages of one
+# build, and $(HYP_ELF) (used by `make debug`) is the last one built. The
+# ELFs are kept next to the images for tests/images.rs.
 images: setup
 	@mkdir -p $(IMAGE_DIR)
-	$(CARGO) build --release --target $(TARGET) -p smmu-hyp --features selftest
-	cp $(ELF_DIR)/smmu-hyp $(IMAGE_DIR)/smmu-hyp-selftest.elf
-	$(OBJCOPY) -O binary $(ELF_DIR)/smmu-hyp $(SELFTEST_BIN)
-	$(CARGO) build --release --target $(TARGET) -p smmu-hyp -p el1-test-kernel
-	cp $(ELF_DIR)/smmu-hyp $(IMAGE_DIR)/smmu-hyp.elf
-	$(OBJCOPY) -O binary $(ELF_DIR)/smmu-hyp $(HYP_BIN)
-	$(OBJCOPY) -O binary $(ELF_DIR)/el1-test-kernel $(EL1_BIN)
+	$(CARGO) build --release --target $(HYP_TARGET) -p smmu-hyp --features selftest
+	cp $(HYP_ELF) $(IMAGE_DIR)/smmu-hyp-selftest.elf
+	$(OBJCOPY) -O binary $(HYP_ELF) $(SELFTEST_BIN)
+	$(CARGO) build --release --target $(HYP_TARGET) -p smmu-hyp
+	cp $(HYP_ELF) $(IMAGE_DIR)/smmu-hyp.elf
+	$(OBJCOPY) -O binary $(HYP_ELF) $(HYP_BIN)
+	$(CARGO) build --release --target $(EL1_TARGET) -p el1-test-kernel
+	$(OBJCOPY) -O binary $(EL1_ELF) $(EL1_BIN)
 
 run: images
-	$(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) -initrd $(EL1_BIN) -append "$(BOARD_BOOTARGS) suite=demo $(ARGS)"
+	$(call test_kernel,suite=demo $(ARGS)) -append "$(BOARD_BOOTARGS) $(ARGS)"
+
+# Debian's kernel and busybox, fetched once into target/linux/pkg, and the
+# scenarios' initramfs images.
+linux-kit: setup
+	@bash tests/linux/fetch.sh
+	@for s in tests/linux/scenarios/*.sh; do bash tests/linux/initramfs.sh $$(basename $$s .sh); done
+
+run-linux: images linux-kit
+	$(QEMU) $(QEMU_LINUX_ARGS) -kernel $(HYP_BIN) -append "$(BOARD_BOOTARGS) $(ARGS)" \
+		$(call el1_module,$$(ls target/linux/pkg/boot/vmlinuz-*),$(LINUX_ARGS)) \
+		$(call el1_ramdisk,target/linux/initramfs-$(LINUX_SCENARIO).cpio.gz)
 
 unit-test: setup
 	$(CARGO) test --lib --test layering
@@ -60,7 +93,11 @@ unit-test: setup
 qemu-test: images
 	HYP_IMAGE_DIR=$(CURDIR)/$(IMAGE_DIR) $(CARGO) test --test images --test qemu
 
-test: lint unit-test qemu-test
+linux-test: images linux-kit
+	HYP_IMAGE_DIR=$(CURDIR)/$(IMAGE_DIR) $(CARGO) test --test linux
+	$(CARGO) test --test dtb_sweep -- --nocapture
+
+test: lint unit-test qemu-test linux-test
 
 # Formatting and clippy, host and target, warnings denied.
 lint: setup
@@ -72,18 +109,37 @@ lint: setup
 # measured from the EL1 test kernel (deterministic under -icount).
 bench: images
 	$(CARGO) bench --bench pgtable
-	$(QEMU) $(QEMU_ARGS) -kernel $(SELFTEST_BIN) -append "$(BOARD_BOOTARGS) test=smmu-bench" | grep -E 'smmu-bench|el2:' 
-	$(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) -initrd $(EL1_BIN) -append "$(BOARD_BOOTARGS) suite=bench" | grep -E '^bench:|^el1: ([0-9]+ passed|FAIL)'
+	$(call qemu_lines,BENCH_SMMU,smmu-bench|el2:)
+	@$(QEMU) $(QEMU_ARGS) -machine dumpdtb=$(BOARD_DTB) >/dev/null
+	$(call qemu_lines,BENCH_EL1,^bench:|^el1: ([0-9]+ passed|FAIL))
+
+BENCH_SMMU = $(QEMU) $(QEMU_ARGS) -kernel $(SELFTEST_BIN) -append "$(BOARD_BOOTARGS) test=smmu-bench"
+BENCH_EL1 = $(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) $(call el1_module,$(EL1_BIN),suite=bench) \
+	$(call el1_ramdisk,$(BOARD_DTB)) -append "$(BOARD_BOOTARGS)"
+
+# Runs the command in the variable named $(1) and prints only the output
+# lines matching the extended regex $(2), failing (with the end of the
+# output) when QEMU exits non-zero: a `| grep` would hide that status, and
+# /bin/sh (dash) has no pipefail.
+define qemu_lines
+	@out=$$($($(1))); status=$$?; \
+	printf '%s\n' "$$out" | grep -E '$(2)'; \
+	if [ $$status -ne 0 ]; then \
+		printf '%s\n' "$$out" | tail -n 20; \
+		echo "QEMU exited with status $$status"; exit $$status; \
+	fi
+endef
 
 debug: images
 	@echo "QEMU waits for gdb on :1234. In another shell:"
-	@echo "  gdb-multiarch $(ELF_DIR)/smmu-hyp -ex 'target remote :1234'"
-	$(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) -initrd $(EL1_BIN) -append "$(BOARD_BOOTARGS) suite=demo $(ARGS)" -s -S
+	@echo "  gdb-multiarch $(HYP_ELF) -ex 'target remote :1234'"
+	$(call test_kernel,suite=demo $(ARGS)) -append "$(BOARD_BOOTARGS) $(ARGS)" -s -S
 
 clippy: setup
 	$(CARGO) clippy --lib --tests --benches -- -D warnings
-	$(CARGO) clippy --release --target $(TARGET) -p smmu-hyp -p el1-test-kernel -p qemu-edu -- -D warnings
-	$(CARGO) clippy --release --target $(TARGET) -p smmu-hyp --features selftest -- -D warnings
+	$(CARGO) clippy --release --target $(HYP_TARGET) -p smmu-hyp -- -D warnings
+	$(CARGO) clippy --release --target $(HYP_TARGET) -p smmu-hyp --features selftest -- -D warnings
+	$(CARGO) clippy --release --target $(EL1_TARGET) -p el1-test-kernel -p qemu-edu -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -20,6 +20,16 @@ pub unsafe fn init(base: u64) {
     CONSOLE_BASE.store(base, Ordering::Release);
 }
 
+/// Sends crash reports to the PL011 at `base` until [`init`] names the
+/// console: for failures before the MMU is on (a plain store, valid with
+/// the MMU off).
+///
+/// # Safety
+/// `base` must be a PL011 reachable at this address until [`init`].
+pub unsafe fn set_early(base: u64) {
+    CONSOLE_BASE.store(base, Ordering::Relaxed);
+}
+
 /// Prints to the console, if there is one.
 pub fn print(args: fmt::Arguments<'_>) {
     if let Some(uart) = CONSOLE.lock().as_mut() {
@@ -36,15 +46,6 @@ pub fn emergency_print(args: fmt::Arguments<'_>) {
         // a mapped PL011.
         let _ = unsafe { Pl011::new(base) }.write_fmt(args);
     }
-}
-
-/// Prints on a PL011 that is not the console yet (boot, before the MMU).
-///
-/// # Safety
-/// `base` must be a PL011 reachable at this address now.
-pub unsafe fn raw_print(base: u64, args: fmt::Arguments<'_>) {
-    // SAFETY: the caller's contract.
-    let _ = unsafe { Pl011::new(base) }.write_fmt(args);
 }
 
 #[macro_export]

@@ -91,6 +91,12 @@ impl Esr {
         matches!(self.class(), ec::DABT_LOWER | ec::DABT_CURRENT)
     }
 
+    /// For aborts: ISS.FnV clear, i.e. FAR holds the faulting address
+    /// (bit 10 of a data or an instruction abort's ISS).
+    pub fn abort_far_valid(self) -> bool {
+        self.is_abort() && self.iss() & (1 << 10) == 0
+    }
+
     /// For aborts: the fault status (DFSC/IFSC, ISS bits 5:0).
     pub fn fault_status(self) -> Option<FaultStatus> {
         self.is_abort()
@@ -391,6 +397,16 @@ mod tests {
             !abort.far_valid() && abort.external() && abort.cache_maintenance() && abort.s1ptw()
         );
         assert_eq!(abort.status(), FaultStatus::SyncExternal);
+    }
+
+    #[test]
+    fn fnv_says_whether_far_holds_an_aborts_address_for_data_and_instruction_aborts() {
+        let abort = |class: u8, iss: u64| Esr((u64::from(class) << 26) | (1 << 25) | iss);
+        assert!(abort(ec::IABT_LOWER, 0x06).abort_far_valid());
+        assert!(!abort(ec::IABT_LOWER, (1 << 10) | 0x10).abort_far_valid());
+        assert!(abort(ec::DABT_CURRENT, 0x07).abort_far_valid());
+        assert!(!abort(ec::DABT_LOWER, 1 << 10).abort_far_valid());
+        assert!(!abort(ec::HVC64, 0).abort_far_valid(), "not an abort");
     }
 
     #[test]

@@ -8,18 +8,25 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+extern crate alloc;
+
 pub mod bootargs;
 pub mod checks;
 pub mod console;
 pub mod drivers;
+pub mod dt;
+pub mod el2_controls;
 pub mod esr;
 pub mod exit;
+pub mod host_s2;
 pub mod hypercall;
 pub mod image;
+pub mod inject;
 pub mod iommu;
 pub mod layout;
 pub mod mem;
 pub mod memmap;
+pub mod multiboot;
 pub mod pci;
 pub mod pgtable;
 pub mod platform;

@@ -9,20 +9,31 @@ mod el2 {
     use core::arch::global_asm;
     use smmu_hyp::arch::aarch64::{self, exception};
     use smmu_hyp::hyp::trap;
+    use smmu_hyp::smp::boot_data;
 
     global_asm!(
         include_str!("arch/aarch64/boot.S"),
         CPTR_EL2_VALUE = const aarch64::CPTR_EL2_VALUE,
-        STACK_SLOT_SIZE = const aarch64::STACK_SLOT_SIZE,
-        MAX_CPUS = const aarch64::MAX_CPUS,
+        STACK_SLOT_SIZE = const smmu_hyp::layout::STACK_SLOT_SIZE,
+        BOOT_DATA_MAIR = const boot_data::OFFSET_MAIR,
+        BOOT_DATA_TCR = const boot_data::OFFSET_TCR,
+        BOOT_DATA_TTBR0 = const boot_data::OFFSET_TTBR0,
+        BOOT_DATA_SCTLR = const boot_data::OFFSET_SCTLR,
+        BOOT_DATA_STACKS = const boot_data::OFFSET_STACKS,
+        BOOT_DATA_CPUS = const boot_data::OFFSET_CPUS,
+        boot_data = sym smmu_hyp::hyp::cpus::SECONDARY_BOOT_DATA,
         rust_main = sym rust_main,
         secondary_main = sym secondary_main,
     );
     global_asm!(
         include_str!("arch/aarch64/vectors.S"),
         FRAME_SIZE = const exception::FRAME_SIZE,
-        STACK_SLOT_SIZE = const aarch64::STACK_SLOT_SIZE,
+        FRAME_SP = const core::mem::offset_of!(exception::TrapFrame, sp),
+        STACK_SLOT_SIZE = const smmu_hyp::layout::STACK_SLOT_SIZE,
         EXCEPTION_STACK_MIN = const aarch64::EXCEPTION_STACK_MIN,
+        BOOT_DATA_STACKS = const boot_data::OFFSET_STACKS,
+        BOOT_DATA_STACKS_END = const boot_data::OFFSET_STACKS_END,
+        boot_data = sym smmu_hyp::hyp::cpus::SECONDARY_BOOT_DATA,
         wild_sp_stack = sym aarch64::WILD_SP_STACK,
         WILD_SP_STACK_SIZE = const aarch64::WILD_SP_STACK_SIZE,
         handler = sym trap::handle_exception,
@@ -46,6 +57,8 @@ mod el2 {
 /// On the host this binary does nothing: the image only runs at EL2.
 #[cfg(not(target_os = "none"))]
 fn main() {
-    eprintln!("smmu-hyp is an EL2 image: build it with `make` (target aarch64-unknown-none)");
+    eprintln!(
+        "smmu-hyp is an EL2 image: build it with `make` (target aarch64-unknown-none-softfloat)"
+    );
     std::process::exit(2);
 }

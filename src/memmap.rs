@@ -86,6 +86,11 @@ impl<const N: usize> RangeSet<N> {
         self.ranges.iter()
     }
 
+    /// The ranges, sorted and disjoint.
+    pub fn as_slice(&self) -> &[PhysRange] {
+        &self.ranges
+    }
+
     pub fn total_size(&self) -> u64 {
         self.ranges.iter().map(|r| r.size).sum()
     }

@@ -6,41 +6,81 @@
 //! `/chosen`. Parsing never panics on a malformed tree: missing or
 //! malformed properties are errors or absent values.
 
+mod bus;
+mod gic;
+#[cfg(test)]
+mod real_dtbs;
+#[cfg(test)]
+mod synthetic;
+
+pub use gic::{
+    Gic, GicVersion, MAX_GIC_MSI_FRAMES, MAX_GIC_REDISTRIBUTOR_REGIONS, MAX_GIC_REGIONS,
+};
+
 use crate::memmap::{PhysRange, RangeSet};
+use bus::{Bus, MAX_DEPTH, read_cells, reg_entries, translate};
 use core::fmt;
 use fdt::Fdt;
 use fdt::node::FdtNode;
 use heapless::Vec;
 
 pub const MAX_RAM_REGIONS: usize = 8;
-pub const MAX_RESERVED: usize = 16;
+pub const MAX_RESERVED: usize = 64;
 pub const MAX_SMMUS: usize = 4;
 pub const MAX_SMMU_IRQS: usize = 4;
-pub const MAX_PCI_RANGES: usize = 4;
+pub const MAX_PCI_RANGES: usize = 16;
 pub const MAX_IOMMU_MAP: usize = 8;
-pub const MAX_GIC_REGIONS: usize = 4;
-pub const MAX_CPUS: usize = 8;
+/// CPUs the device tree may list. A listed CPU costs 8 bytes here; its
+/// EL2 stack and state are allocated at boot for the CPUs that exist.
+pub const MAX_CPUS: usize = 512;
 
-/// Why the device tree could not be used.
+/// Why the device tree could not be used. Each refusal names the node and,
+/// for a capacity, the limit.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum PlatformError {
+pub enum PlatformError<'a> {
     /// Not a flattened device tree (bad magic or truncated).
     BadDeviceTree,
-    /// No `memory` node with a usable `reg`.
+    /// No enabled `memory` node with a non-empty `reg`.
     NoMemory,
+    /// No GICv2 or GICv3 interrupt controller.
+    NoGic,
     /// More entries than the fixed capacity for this kind.
-    TooMany(&'static str),
+    TooMany {
+        node: &'a str,
+        what: &'static str,
+        limit: usize,
+    },
     /// A property whose length does not match its cell layout.
-    Malformed(&'static str),
+    Malformed {
+        node: &'a str,
+        property: &'static str,
+    },
+    /// A `reg` that no chain of `ranges` maps into the CPU's address space.
+    NotMemoryMapped { node: &'a str },
 }
 
-impl fmt::Display for PlatformError {
+impl fmt::Display for PlatformError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::BadDeviceTree => write!(f, "not a valid flattened device tree"),
-            Self::NoMemory => write!(f, "device tree has no memory node"),
-            Self::TooMany(what) => write!(f, "device tree has too many {what}"),
-            Self::Malformed(what) => write!(f, "malformed device-tree property {what}"),
+            Self::NoMemory => write!(
+                f,
+                "device tree has no memory: no /memory node with a non-empty reg \
+                 (the boot loader is expected to fill it in)"
+            ),
+            Self::NoGic => write!(f, "device tree has no GICv2 or GICv3 interrupt controller"),
+            Self::TooMany { node, what, limit } => write!(
+                f,
+                "device tree node {node}: more than {limit} {what} (the hyp's limit)"
+            ),
+            Self::Malformed { node, property } => {
+                write!(f, "device tree node {node}: malformed {property}")
+            }
+            Self::NotMemoryMapped { node } => write!(
+                f,
+                "device tree node {node}: reg is not in the CPU's address space \
+                 (no parent ranges translate it)"
+            ),
         }
     }
 }
@@ -106,12 +146,16 @@ pub struct PcieHost {
     pub bus_end: u8,
     pub windows: Vec<PciWindow, MAX_PCI_RANGES>,
     pub iommu_map: Vec<IommuMapEntry, MAX_IOMMU_MAP>,
+    /// `iommu-map-mask`: ANDed into a requester ID before `iommu_map` is
+    /// searched (all ones when absent), as the PCI IOMMU binding and Linux's
+    /// `of_map_id` define it.
+    pub iommu_map_mask: u32,
 }
 
 impl PcieHost {
     /// The SMMU (by phandle) and StreamID a requester ID reaches, if mapped.
     pub fn stream_id(&self, rid: u16) -> Option<(u32, u32)> {
-        let rid = u32::from(rid);
+        let rid = u32::from(rid) & self.iommu_map_mask;
         self.iommu_map.iter().find_map(|e| {
             let offset = rid.checked_sub(e.rid_base)?;
             (offset < e.length).then(|| (e.iommu_phandle, e.sid_base + offset))
@@ -131,23 +175,11 @@ pub struct Platform<'a> {
     pub uart: Option<PhysRange>,
     pub smmus: Vec<SmmuNode, MAX_SMMUS>,
     pub pcie: Option<PcieHost>,
-    pub gic: Vec<PhysRange, MAX_GIC_REGIONS>,
+    pub gic: Gic,
     pub psci: Option<PsciConduit>,
     /// MPIDR affinity values of the CPUs, in tree order.
     pub cpus: Vec<u64, MAX_CPUS>,
     pub bootargs: &'a str,
-    /// The initrd the boot loader left, which carries the EL1 payload.
-    pub initrd: Option<PhysRange>,
-}
-
-/// Reads a big-endian cell array of `cells` 32-bit cells as one number.
-fn read_cells(bytes: &[u8], cells: usize) -> Option<u64> {
-    if cells == 0 || cells > 2 || bytes.len() < cells * 4 {
-        return None;
-    }
-    Some(bytes[..cells * 4].chunks_exact(4).fold(0u64, |acc, c| {
-        (acc << 32) | u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-    }))
 }
 
 fn u32_cells(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
@@ -161,18 +193,79 @@ fn is_compatible(node: &FdtNode<'_, '_>, name: &str) -> bool {
         .is_some_and(|c| c.all().any(|s| s == name))
 }
 
-fn regs_of(node: &FdtNode<'_, '_>) -> impl Iterator<Item = PhysRange> {
-    node.reg()
-        .into_iter()
-        .flatten()
-        .map(|r| PhysRange::new(r.starting_address as u64, r.size.unwrap_or(0) as u64))
+fn is_gic(node: &FdtNode<'_, '_>) -> Option<GicVersion> {
+    if is_compatible(node, gic::GICV3_COMPATIBLE) {
+        Some(GicVersion::V3)
+    } else if gic::GICV2_COMPATIBLES
+        .iter()
+        .any(|c| is_compatible(node, c))
+    {
+        Some(GicVersion::V2)
+    } else {
+        None
+    }
 }
 
-fn first_reg(node: &FdtNode<'_, '_>) -> Option<PhysRange> {
-    regs_of(node).next()
+/// A node's `status` (Devicetree Specification v0.4, 2.3.4).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Status {
+    /// Absent, "okay" or "ok".
+    Okay,
+    /// "disabled" or "reserved": present, not to be used as it is.
+    Disabled,
+    /// "fail" or "fail-sss": not operational.
+    Fail,
 }
 
-/// The `(name, SPI)` pairs of a GIC-connected node (3-cell interrupts).
+fn status(node: &FdtNode<'_, '_>) -> Status {
+    match node.property("status").and_then(|p| p.as_str()) {
+        None | Some("okay") | Some("ok") => Status::Okay,
+        Some(s) if s.starts_with("fail") => Status::Fail,
+        Some(_) => Status::Disabled,
+    }
+}
+
+fn is_enabled(node: &FdtNode<'_, '_>) -> bool {
+    status(node) == Status::Okay
+}
+
+fn phandle(node: &FdtNode<'_, '_>) -> Option<u32> {
+    node.property("phandle")
+        .and_then(|p| read_cells(p.value, 1))
+        .map(|v| v as u32)
+}
+
+/// The `reg` entries of `node` (a child of the last bus of `chain`), as CPU
+/// physical ranges.
+fn regs<'a, const N: usize>(
+    node: &FdtNode<'_, 'a>,
+    chain: &[Bus<'_>],
+    what: &'static str,
+) -> Result<Vec<PhysRange, N>, PlatformError<'a>> {
+    let mut out = Vec::new();
+    let Some(reg) = node.property("reg") else {
+        return Ok(out);
+    };
+    let parent = chain.last().ok_or(PlatformError::BadDeviceTree)?;
+    let entries = reg_entries(reg.value, parent).ok_or(PlatformError::Malformed {
+        node: node.name,
+        property: "reg",
+    })?;
+    for (addr, size) in entries {
+        let start =
+            translate(chain, addr).ok_or(PlatformError::NotMemoryMapped { node: node.name })?;
+        out.push(PhysRange::new(start, size))
+            .map_err(|_| PlatformError::TooMany {
+                node: node.name,
+                what,
+                limit: N,
+            })?;
+    }
+    Ok(out)
+}
+
+/// The `(name, INTID)` pairs of an SMMU whose interrupt parent is the GIC
+/// (three cells per interrupt: type, number, flags; only SPIs).
 fn spi_interrupts(node: &FdtNode<'_, '_>) -> Vec<(&'static str, u32), MAX_SMMU_IRQS> {
     const NAMES: [&str; 4] = ["eventq", "priq", "cmdq-sync", "gerror"];
     let mut out = Vec::new();
@@ -197,13 +290,25 @@ fn spi_interrupts(node: &FdtNode<'_, '_>) -> Vec<(&'static str, u32), MAX_SMMU_I
     out
 }
 
-fn parse_pcie(node: &FdtNode<'_, '_>) -> Result<PcieHost, PlatformError> {
-    let ecam = first_reg(node).ok_or(PlatformError::Malformed("pcie reg"))?;
+fn parse_pcie<'a>(
+    node: &FdtNode<'_, 'a>,
+    chain: &[Bus<'_>],
+) -> Result<PcieHost, PlatformError<'a>> {
+    let name = node.name;
+    let malformed = |property| PlatformError::Malformed {
+        node: name,
+        property,
+    };
+    let ecam = *regs::<1>(node, chain, "reg entries")
+        .ok()
+        .and_then(|r| r.first().copied())
+        .as_ref()
+        .ok_or(malformed("reg"))?;
     let (bus_start, bus_end) = match node.property("bus-range") {
         Some(p) => {
             let mut cells = u32_cells(p.value);
             let (Some(a), Some(b)) = (cells.next(), cells.next()) else {
-                return Err(PlatformError::Malformed("bus-range"));
+                return Err(malformed("bus-range"));
             };
             (a.min(255) as u8, b.min(255) as u8)
         }
@@ -211,13 +316,15 @@ fn parse_pcie(node: &FdtNode<'_, '_>) -> Result<PcieHost, PlatformError> {
     };
     let mut windows = Vec::new();
     if let Some(p) = node.property("ranges") {
-        // Child address: 3 cells (phys.hi, mid, lo); parent: the root's
-        // #address-cells (2 on every arm64 tree we boot); size: 2 cells.
-        const ENTRY: usize = (3 + 2 + 2) * 4;
-        if p.value.len() % ENTRY != 0 {
-            return Err(PlatformError::Malformed("pcie ranges"));
+        // Child address: 3 cells (phys.hi, mid, lo); parent: the parent
+        // bus's #address-cells; size: the bridge's #size-cells.
+        let own = Bus::of(node);
+        let parent_cells = chain.last().map_or(2, |b| b.address_cells);
+        let entry = (3 + parent_cells + own.size_cells) * 4;
+        if own.address_cells != 3 || !p.value.len().is_multiple_of(entry) {
+            return Err(malformed("ranges"));
         }
-        for e in p.value.chunks_exact(ENTRY) {
+        for e in p.value.chunks_exact(entry) {
             let hi = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
             let space = match (hi >> 24) & 3 {
                 1 => PciSpace::Io,
@@ -225,27 +332,36 @@ fn parse_pcie(node: &FdtNode<'_, '_>) -> Result<PcieHost, PlatformError> {
                 3 => PciSpace::Mem64,
                 _ => continue,
             };
+            let (parent, size) = e[12..].split_at(parent_cells * 4);
+            let parent = read_cells(parent, parent_cells).ok_or(malformed("ranges"))?;
             let window = PciWindow {
                 space,
                 prefetchable: hi & (1 << 30) != 0,
                 pci_addr: read_cells(&e[4..12], 2).unwrap_or(0),
-                cpu_addr: read_cells(&e[12..20], 2).unwrap_or(0),
-                size: read_cells(&e[20..28], 2).unwrap_or(0),
+                cpu_addr: translate(chain, parent)
+                    .ok_or(PlatformError::NotMemoryMapped { node: name })?,
+                size: read_cells(size, own.size_cells).unwrap_or(0),
             };
-            windows
-                .push(window)
-                .map_err(|_| PlatformError::TooMany("pcie ranges"))?;
+            windows.push(window).map_err(|_| PlatformError::TooMany {
+                node: name,
+                what: "PCIe ranges",
+                limit: MAX_PCI_RANGES,
+            })?;
         }
     }
     let mut iommu_map = Vec::new();
     if let Some(p) = node.property("iommu-map") {
         if p.value.len() % 16 != 0 {
-            return Err(PlatformError::Malformed("iommu-map"));
+            return Err(malformed("iommu-map"));
         }
         let cells: Vec<u32, { 4 * MAX_IOMMU_MAP }> =
             u32_cells(p.value).take(4 * MAX_IOMMU_MAP).collect();
         if cells.len() * 4 != p.value.len() {
-            return Err(PlatformError::TooMany("iommu-map entries"));
+            return Err(PlatformError::TooMany {
+                node: name,
+                what: "iommu-map entries",
+                limit: MAX_IOMMU_MAP,
+            });
         }
         for c in cells.chunks_exact(4) {
             let entry = IommuMapEntry {
@@ -258,99 +374,254 @@ fn parse_pcie(node: &FdtNode<'_, '_>) -> Result<PcieHost, PlatformError> {
             let _ = iommu_map.push(entry);
         }
     }
+    let iommu_map_mask = match node.property("iommu-map-mask") {
+        Some(p) => p
+            .as_usize()
+            .map(|m| m as u32)
+            .ok_or(malformed("iommu-map-mask"))?,
+        None => u32::MAX,
+    };
     Ok(PcieHost {
         ecam,
         bus_start,
         bus_end,
         windows,
         iommu_map,
+        iommu_map_mask,
     })
 }
 
-fn chosen_u64(chosen: &FdtNode<'_, '_>, name: &str) -> Option<u64> {
-    let p = chosen.property(name)?;
-    read_cells(p.value, p.value.len() / 4)
+/// What the walk over the tree collects.
+#[derive(Default)]
+struct Found {
+    ram: RangeSet<MAX_RAM_REGIONS>,
+    smmus: Vec<SmmuNode, MAX_SMMUS>,
+    /// Each SMMU's interrupt parent, resolved once the GIC is known.
+    smmu_irq_parents: Vec<Option<u32>, MAX_SMMUS>,
+    gic: Option<(Gic, Option<u32>)>,
+    its: Vec<PhysRange, MAX_GIC_MSI_FRAMES>,
+    v2m: Vec<PhysRange, MAX_GIC_MSI_FRAMES>,
+    cpus: Vec<u64, MAX_CPUS>,
+    pcie: Option<PcieHost>,
+    uart: Option<PhysRange>,
+    psci: Option<PsciConduit>,
+}
+
+/// UARTs the hyp's PL011 driver can drive (the SBSA generic UART is a
+/// PL011 subset).
+const UART_COMPATIBLES: [&str; 2] = ["arm,pl011", "arm,sbsa-uart"];
+
+impl Found {
+    /// Visits every node below `node` depth-first; `chain` holds the buses
+    /// from the root to `node` (inclusive), `irq_parent` the interrupt
+    /// parent `node`'s children inherit.
+    fn walk<'a>(
+        &mut self,
+        node: FdtNode<'_, 'a>,
+        chain: &mut Vec<Bus<'a>, MAX_DEPTH>,
+        irq_parent: Option<u32>,
+    ) -> Result<(), PlatformError<'a>> {
+        for child in node.children() {
+            let irq_parent = child
+                .property("interrupt-parent")
+                .and_then(|p| read_cells(p.value, 1))
+                .map(|v| v as u32)
+                .or(irq_parent);
+            if !self.visit(&child, chain, irq_parent)? {
+                continue;
+            }
+            chain
+                .push(Bus::of(&child))
+                .map_err(|_| PlatformError::TooMany {
+                    node: child.name,
+                    what: "levels of node nesting",
+                    limit: MAX_DEPTH,
+                })?;
+            let walked = self.walk(child, chain, irq_parent);
+            chain.pop();
+            walked?;
+        }
+        Ok(())
+    }
+
+    /// Records what `node` describes; returns whether to walk its children.
+    fn visit<'a>(
+        &mut self,
+        node: &FdtNode<'_, 'a>,
+        chain: &[Bus<'a>],
+        irq_parent: Option<u32>,
+    ) -> Result<bool, PlatformError<'a>> {
+        let name = node.name;
+        let device_type = node.property("device_type").and_then(|p| p.as_str());
+        // A CPU whose status is "disabled" is only quiescent and may be
+        // started through its enable-method; "fail" means it does not work
+        // (Devicetree Specification v0.4, 3.8.1). Other disabled nodes are
+        // skipped with their whole subtree.
+        if device_type == Some("cpu") {
+            if status(node) == Status::Fail {
+                return Ok(false);
+            }
+            if let Some(reg) = node.property("reg") {
+                let cells = chain.last().map_or(1, |b| b.address_cells);
+                let mpidr = read_cells(reg.value, cells).ok_or(PlatformError::Malformed {
+                    node: name,
+                    property: "reg",
+                })?;
+                self.cpus.push(mpidr).map_err(|_| PlatformError::TooMany {
+                    node: name,
+                    what: "cpus",
+                    limit: MAX_CPUS,
+                })?;
+            }
+            return Ok(false);
+        }
+        if !is_enabled(node) {
+            return Ok(false);
+        }
+        if device_type == Some("memory") {
+            for r in regs::<MAX_RAM_REGIONS>(node, chain, "memory regions")? {
+                self.ram.add(r).map_err(|_| PlatformError::TooMany {
+                    node: name,
+                    what: "memory regions",
+                    limit: MAX_RAM_REGIONS,
+                })?;
+            }
+        } else if is_compatible(node, "arm,smmu-v3") {
+            let regs = regs::<4>(node, chain, "reg entries")?;
+            let regs = *regs.first().ok_or(PlatformError::Malformed {
+                node: name,
+                property: "reg",
+            })?;
+            let smmu = SmmuNode {
+                regs,
+                phandle: phandle(node),
+                irqs: spi_interrupts(node),
+            };
+            let too_many = PlatformError::TooMany {
+                node: name,
+                what: "SMMUs",
+                limit: MAX_SMMUS,
+            };
+            self.smmus.push(smmu).map_err(|_| too_many)?;
+            self.smmu_irq_parents
+                .push(irq_parent)
+                .map_err(|_| too_many)?;
+        } else if is_compatible(node, "pci-host-ecam-generic") {
+            if self.pcie.is_none() {
+                self.pcie = Some(parse_pcie(node, chain)?);
+            }
+        } else if UART_COMPATIBLES.iter().any(|c| is_compatible(node, c)) {
+            if self.uart.is_none() {
+                // A UART the CPU cannot address is of no use; not an error.
+                self.uart = regs::<4>(node, chain, "reg entries")
+                    .ok()
+                    .and_then(|r| r.first().copied());
+            }
+        } else if let Some(version) = is_gic(node) {
+            self.gic_distributor(node, chain, version)?;
+        } else if is_compatible(node, gic::ITS_COMPATIBLE)
+            || is_compatible(node, gic::V2M_COMPATIBLE)
+        {
+            let frames = if is_compatible(node, gic::ITS_COMPATIBLE) {
+                &mut self.its
+            } else {
+                &mut self.v2m
+            };
+            for r in regs::<2>(node, chain, "reg entries")? {
+                frames.push(r).map_err(|_| PlatformError::TooMany {
+                    node: name,
+                    what: "GIC MSI frames (ITS or v2m)",
+                    limit: MAX_GIC_MSI_FRAMES,
+                })?;
+            }
+        } else if is_compatible(node, "arm,psci-1.0") || is_compatible(node, "arm,psci-0.2") {
+            self.psci = match node.property("method").and_then(|p| p.as_str()) {
+                Some("smc") => Some(PsciConduit::Smc),
+                Some("hvc") => Some(PsciConduit::Hvc),
+                _ => None,
+            };
+        }
+        Ok(true)
+    }
+
+    fn gic_distributor<'a>(
+        &mut self,
+        node: &FdtNode<'_, 'a>,
+        chain: &[Bus<'a>],
+        version: GicVersion,
+    ) -> Result<(), PlatformError<'a>> {
+        const MAX_REGS: usize = 1 + MAX_GIC_REDISTRIBUTOR_REGIONS + 3;
+        if self.gic.is_some() {
+            return Err(PlatformError::TooMany {
+                node: node.name,
+                what: "GIC distributors",
+                limit: 1,
+            });
+        }
+        let regs = regs::<MAX_REGS>(node, chain, "GIC register frames")?;
+        let redistributor_regions = match version {
+            GicVersion::V2 => 0,
+            GicVersion::V3 => node
+                .property("#redistributor-regions")
+                .map_or(Some(1), |p| read_cells(p.value, 1))
+                .ok_or(PlatformError::Malformed {
+                    node: node.name,
+                    property: "#redistributor-regions",
+                })? as usize,
+        };
+        let gic = Gic::from_regs(node.name, version, &regs, redistributor_regions)?;
+        self.gic = Some((gic, phandle(node)));
+        Ok(())
+    }
 }
 
 impl<'a> Platform<'a> {
     /// Parses the device tree `dtb`, found at physical address `dtb_pa`.
-    pub fn parse(dtb: &'a [u8], dtb_pa: u64) -> Result<Self, PlatformError> {
+    pub fn parse(dtb: &'a [u8], dtb_pa: u64) -> Result<Self, PlatformError<'a>> {
         let fdt = Fdt::new(dtb).map_err(|_| PlatformError::BadDeviceTree)?;
-        let mut ram = RangeSet::new();
-        let mut reserved = RangeSet::new();
-        let mut smmus = Vec::new();
-        let mut gic = Vec::new();
-        let mut cpus = Vec::new();
-        let mut pcie = None;
-        let mut uart = None;
-        let mut psci = None;
-
-        for node in fdt.all_nodes() {
-            let device_type = node.property("device_type").and_then(|p| p.as_str());
-            if device_type == Some("memory") {
-                for r in regs_of(&node) {
-                    ram.add(r)
-                        .map_err(|_| PlatformError::TooMany("memory regions"))?;
-                }
-            } else if device_type == Some("cpu") {
-                if let Some(reg) = node.property("reg") {
-                    let mpidr = read_cells(reg.value, reg.value.len() / 4).unwrap_or(0);
-                    cpus.push(mpidr)
-                        .map_err(|_| PlatformError::TooMany("cpus"))?;
-                }
-            } else if is_compatible(&node, "arm,smmu-v3") {
-                let regs = first_reg(&node).ok_or(PlatformError::Malformed("smmu reg"))?;
-                let phandle = node
-                    .property("phandle")
-                    .and_then(|p| p.as_usize())
-                    .map(|v| v as u32);
-                let smmu = SmmuNode {
-                    regs,
-                    phandle,
-                    irqs: spi_interrupts(&node),
-                };
-                smmus
-                    .push(smmu)
-                    .map_err(|_| PlatformError::TooMany("SMMUs"))?;
-            } else if is_compatible(&node, "pci-host-ecam-generic") && pcie.is_none() {
-                pcie = Some(parse_pcie(&node)?);
-            } else if is_compatible(&node, "arm,pl011") && uart.is_none() {
-                uart = first_reg(&node);
-            } else if is_compatible(&node, "arm,gic-v3")
-                || is_compatible(&node, "arm,cortex-a15-gic")
-                || is_compatible(&node, "arm,gic-v3-its")
-                || is_compatible(&node, "arm,gic-v2m-frame")
-            {
-                // The ITS and v2m frames are the GIC's doorbells: part of
-                // it for every purpose the hyp has (never mapped for DMA).
-                for r in regs_of(&node) {
-                    gic.push(r)
-                        .map_err(|_| PlatformError::TooMany("GIC regions"))?;
-                }
-            } else if is_compatible(&node, "arm,psci-1.0") || is_compatible(&node, "arm,psci-0.2") {
-                psci = match node.property("method").and_then(|p| p.as_str()) {
-                    Some("smc") => Some(PsciConduit::Smc),
-                    Some("hvc") => Some(PsciConduit::Hvc),
-                    _ => None,
-                };
-            }
-        }
-        if ram.total_size() == 0 {
+        let root = fdt.find_node("/").ok_or(PlatformError::BadDeviceTree)?;
+        let mut found = Found::default();
+        let mut chain = Vec::new();
+        // Cannot fail: the chain is empty.
+        let _ = chain.push(Bus::of(&root));
+        let root_irq_parent = root
+            .property("interrupt-parent")
+            .and_then(|p| read_cells(p.value, 1))
+            .map(|v| v as u32);
+        found.walk(root, &mut chain, root_irq_parent)?;
+        if found.ram.total_size() == 0 {
             return Err(PlatformError::NoMemory);
         }
+        let (mut gic, gic_phandle) = found.gic.ok_or(PlatformError::NoGic)?;
+        gic.its = found.its;
+        gic.v2m = found.v2m;
+        let mut smmus = found.smmus;
+        for (smmu, parent) in smmus.iter_mut().zip(&found.smmu_irq_parents) {
+            // Interrupts routed through another controller (e.g. a wired-
+            // to-MSI bridge) have another cell layout: not SPIs.
+            if parent.is_none() || *parent != gic_phandle {
+                smmu.irqs.clear();
+            }
+        }
 
+        let mut reserved = RangeSet::new();
         for r in fdt.memory_reservations() {
             let range = PhysRange::new(r.address() as u64, r.size() as u64);
-            reserved
-                .add(range)
-                .map_err(|_| PlatformError::TooMany("memory reservations"))?;
+            reserved.add(range).map_err(|_| PlatformError::TooMany {
+                node: "/memreserve/",
+                what: "memory reservations",
+                limit: MAX_RESERVED,
+            })?;
         }
-        if let Some(rm) = fdt.find_node("/reserved-memory") {
-            for child in rm.children() {
-                for r in regs_of(&child) {
-                    reserved
-                        .add(r)
-                        .map_err(|_| PlatformError::TooMany("reserved-memory regions"))?;
+        if let Some(rm) = fdt.all_nodes().find(|n| n.name == "reserved-memory") {
+            let rm_chain = [Bus::of(&root), Bus::of(&rm)];
+            for child in rm.children().filter(is_enabled) {
+                for r in regs::<4>(&child, &rm_chain, "reg entries")? {
+                    reserved.add(r).map_err(|_| PlatformError::TooMany {
+                        node: child.name,
+                        what: "reserved-memory regions",
+                        limit: MAX_RESERVED,
+                    })?;
                 }
             }
         }
@@ -362,29 +633,23 @@ impl<'a> Platform<'a> {
             .and_then(|c| c.property("bootargs"))
             .and_then(|p| p.as_str())
             .unwrap_or("");
-        let initrd = chosen.and_then(|c| {
-            let start = chosen_u64(&c, "linux,initrd-start")?;
-            PhysRange::from_bounds(start, chosen_u64(&c, "linux,initrd-end")?)
-        });
-        let model = fdt
-            .find_node("/")
-            .and_then(|n| n.property("model"))
+        let model = root
+            .property("model")
             .and_then(|p| p.as_str())
             .unwrap_or("unknown");
 
         Ok(Self {
             model,
             dtb: PhysRange::new(dtb_pa, fdt.total_size() as u64),
-            ram,
+            ram: found.ram,
             reserved,
-            uart,
+            uart: found.uart,
             smmus,
-            pcie,
+            pcie: found.pcie,
             gic,
-            psci,
-            cpus,
+            psci: found.psci,
+            cpus: found.cpus,
             bootargs,
-            initrd,
         })
     }
 
@@ -392,6 +657,14 @@ impl<'a> Platform<'a> {
     pub fn smmu_by_phandle(&self, phandle: u32) -> Option<usize> {
         self.smmus.iter().position(|s| s.phandle == Some(phandle))
     }
+}
+
+/// `/chosen/bootargs`, read without parsing the rest of the tree: for what
+/// must be known even when the full parse fails (how a run ends).
+pub fn chosen_bootargs(dtb: &[u8]) -> Option<&str> {
+    let fdt = Fdt::new(dtb).ok()?;
+    let chosen = fdt.all_nodes().find(|n| n.name == "chosen")?;
+    chosen.property("bootargs")?.as_str()
 }
 
 /// The size a DTB at `header` says it has, if the magic is right.
@@ -423,8 +696,16 @@ mod tests {
         assert_eq!(p.psci, Some(PsciConduit::Smc));
         assert_eq!(p.cpus.as_slice(), [0]);
         assert_eq!(p.dtb, PhysRange::new(0x4800_0000, VIRT_1G.len() as u64));
-        assert!(p.gic.len() >= 2, "GICv3 distributor and redistributors");
-        assert_eq!(p.initrd, None);
+        assert_eq!(p.gic.version, GicVersion::V3);
+        assert_eq!(p.gic.distributor, PhysRange::new(0x0800_0000, 0x1_0000));
+        assert_eq!(
+            p.gic.redistributors.as_slice(),
+            [PhysRange::new(0x080a_0000, 0xf6_0000)]
+        );
+        assert_eq!(
+            p.gic.its.as_slice(),
+            [PhysRange::new(0x0808_0000, 0x2_0000)]
+        );
     }
 
     #[test]
@@ -475,24 +756,50 @@ mod tests {
         assert_eq!(dtb_total_size(&[0; 8]), None);
     }
 
-    #[test]
-    fn iommu_map_outside_any_entry_is_none() {
-        let host = PcieHost {
+    /// A host bridge with one `iommu-map` entry to IOMMU 7.
+    fn host_mapping(rid_base: u32, sid_base: u32, length: u32, mask: u32) -> PcieHost {
+        PcieHost {
             ecam: PhysRange::new(0, 0),
             bus_start: 0,
-            bus_end: 0,
+            bus_end: 255,
             windows: Vec::new(),
             iommu_map: Vec::from_slice(&[IommuMapEntry {
-                rid_base: 0x100,
+                rid_base,
                 iommu_phandle: 7,
-                sid_base: 0x40,
-                length: 0x10,
+                sid_base,
+                length,
             }])
             .unwrap(),
-        };
+            iommu_map_mask: mask,
+        }
+    }
+
+    #[test]
+    fn iommu_map_outside_any_entry_is_none() {
+        let host = host_mapping(0x100, 0x40, 0x10, u32::MAX);
         assert_eq!(host.stream_id(0xff), None);
         assert_eq!(host.stream_id(0x100), Some((7, 0x40)));
         assert_eq!(host.stream_id(0x10f), Some((7, 0x4f)));
         assert_eq!(host.stream_id(0x110), None);
+    }
+
+    #[test]
+    fn iommu_map_mask_is_applied_to_the_requester_id_first() {
+        // The mask keeps the bus and drops device and function: the root
+        // bus is one StreamID, bus 3 behind a bridge is beyond the entry.
+        let host = host_mapping(0, 0x40, 0x10, 0xff00);
+        assert_eq!(host.stream_id(0x0008), Some((7, 0x40)));
+        assert_eq!(host.stream_id(0x0308), None);
+        // One StreamID for all of bus 3.
+        let host = host_mapping(0x300, 0x43, 1, 0xff00);
+        assert_eq!(host.stream_id(0x0308), Some((7, 0x43)));
+        assert_eq!(host.stream_id(0x03ff), Some((7, 0x43)));
+        assert_eq!(host.stream_id(0x0408), None);
+    }
+
+    #[test]
+    fn iommu_map_mask_is_read_from_the_host_bridge() {
+        let p = Platform::parse(VIRT_1G, 0x4800_0000).unwrap();
+        assert_eq!(p.pcie.unwrap().iommu_map_mask, u32::MAX, "absent on QEMU");
     }
 }

@@ -106,12 +106,34 @@ pub fn handle_el1_smc(args: [u64; 4], firmware: Option<&dyn Firmware>) -> [u64; 
     }
     match (psci_policy(fid), firmware) {
         (Some(PsciPolicy::Forward), Some(fw)) => {
-            if fid == psci::FEATURES && psci_policy(args[1] as u32) != Some(PsciPolicy::Forward) {
-                return [psci::NOT_SUPPORTED, 0, 0, 0];
+            if fid == psci::FEATURES
+                && let Some(answer) = psci_features_here(args[1] as u32)
+            {
+                return [answer, 0, 0, 0];
             }
             fw.call(args)
         }
         _ => [NOT_SUPPORTED, 0, 0, 0],
+    }
+}
+
+/// PSCI_FEATURES answers EL2 gives itself: for the calls it implements
+/// (CPU_ON, CPU_OFF: `hyp::cpus`), for SMCCC_VERSION (answered by EL2, so
+/// kernels go on to discover SMCCC 1.1; PSCI 1.1 section 5.1.14 says a
+/// PSCI 1.0+ implementation must report it) and for every call it refuses.
+/// `None`: the call is forwarded, so firmware answers.
+fn psci_features_here(queried: u32) -> Option<u64> {
+    const SUCCESS: u64 = 0;
+    if queried == SMCCC_VERSION {
+        return Some(SUCCESS);
+    }
+    let cpu_on_or_off = [psci::CPU_ON, psci::CPU_OFF]
+        .iter()
+        .any(|&f| queried & !(1 << 30) == f & !(1 << 30));
+    match psci_policy(queried) {
+        Some(PsciPolicy::Forward) => None,
+        Some(PsciPolicy::Intercept) if cpu_on_or_off => Some(SUCCESS),
+        _ => Some(psci::NOT_SUPPORTED),
     }
 }
 
@@ -194,10 +216,6 @@ mod tests {
             assert_eq!(call(fid, 0)[0], NOT_SUPPORTED, "{fid:#x}");
         }
         assert_eq!(
-            call(psci::FEATURES, u64::from(psci::CPU_ON))[0],
-            psci::NOT_SUPPORTED
-        );
-        assert_eq!(
             call(0xc200_0000, 0)[0],
             NOT_SUPPORTED,
             "other secure services"
@@ -206,6 +224,31 @@ mod tests {
         assert_eq!(
             handle_el1_smc([u64::from(psci::VERSION), 0, 0, 0], None)[0],
             NOT_SUPPORTED
+        );
+    }
+
+    #[test]
+    fn psci_features_reports_what_el2_implements_and_lets_firmware_answer_the_rest() {
+        let fw = Echo(Cell::new(0));
+        let features = |fid: u32| {
+            handle_el1_smc([u64::from(psci::FEATURES), u64::from(fid), 0, 0], Some(&fw))[0]
+        };
+        assert_eq!(features(psci::CPU_ON), 0, "CPU_ON (SMC64) is implemented");
+        assert_eq!(features(psci::CPU_ON & !(1 << 30)), 0, "and its SMC32 form");
+        assert_eq!(features(psci::CPU_OFF), 0);
+        assert_eq!(
+            features(SMCCC_VERSION),
+            0,
+            "SMCCC_VERSION is there, so kernels ask it for 1.1"
+        );
+        assert_eq!(features(psci::CPU_SUSPEND), psci::NOT_SUPPORTED);
+        assert_eq!(features(0xc200_0000), psci::NOT_SUPPORTED);
+        assert_eq!(fw.0.get(), 0, "answered by EL2");
+        assert_eq!(features(psci::SYSTEM_OFF), u64::from(psci::FEATURES));
+        assert_eq!(
+            fw.0.get(),
+            1,
+            "a forwarded call's features come from firmware"
         );
     }
 }

@@ -6,13 +6,14 @@
 //! firmware to start the CPU at the hyp's own secondary entry, sets that CPU
 //! up at EL2 (vectors, MMU, its own stack) and only then enters EL1 where
 //! the kernel asked. This module is the bookkeeping, host-tested; the
-//! firmware call and the entry code live in the hyp.
+//! firmware call and the entry code live in the hyp. The table's slots are
+//! memory the hyp allocates for the CPUs the device tree lists.
+
+pub mod boot_data;
 
 use crate::memmap::PhysRange;
 use crate::smccc::psci;
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-
-pub const MAX_CPUS: usize = crate::platform::MAX_CPUS;
 
 /// PSCI error codes beyond those in [`psci`].
 pub const ALREADY_ON: u64 = -4i64 as u64;
@@ -27,17 +28,33 @@ const ON_PENDING_STATE: u8 = 1;
 const ON: u8 = 2;
 
 /// One CPU's power state and, while it starts, where EL1 wants it.
-struct CpuSlot {
+pub struct CpuSlot {
     mpidr: AtomicU64,
     state: AtomicU8,
     entry: AtomicU64,
     context: AtomicU64,
 }
 
-/// The CPUs of the machine, in device-tree order; index 0 is the boot CPU.
-pub struct CpuTable {
-    slots: [CpuSlot; MAX_CPUS],
-    count: usize,
+impl CpuSlot {
+    pub const fn new() -> Self {
+        Self {
+            mpidr: AtomicU64::new(u64::MAX),
+            state: AtomicU8::new(OFF),
+            entry: AtomicU64::new(0),
+            context: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Default for CpuSlot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The CPUs of the machine, in device-tree order.
+pub struct CpuTable<'s> {
+    slots: &'s [CpuSlot],
 }
 
 /// Where an EL1 CPU starts: its entry point and x0.
@@ -47,19 +64,17 @@ pub struct El1Start {
     pub context: u64,
 }
 
-impl CpuTable {
-    /// The table for CPUs with these MPIDRs; `boot_mpidr` is running.
-    pub fn new(mpidrs: &[u64], boot_mpidr: u64) -> Self {
-        let slots = core::array::from_fn(|i| CpuSlot {
-            mpidr: AtomicU64::new(mpidrs.get(i).map_or(u64::MAX, |m| m & MPIDR_AFFINITY_MASK)),
-            state: AtomicU8::new(OFF),
-            entry: AtomicU64::new(0),
-            context: AtomicU64::new(0),
-        });
-        let table = Self {
-            slots,
-            count: mpidrs.len().min(MAX_CPUS),
-        };
+impl<'s> CpuTable<'s> {
+    /// The table for CPUs with these MPIDRs, one slot each (extra slots
+    /// are not used); `boot_mpidr` is running.
+    pub fn new(mpidrs: &[u64], boot_mpidr: u64, slots: &'s [CpuSlot]) -> Self {
+        let slots = &slots[..mpidrs.len().min(slots.len())];
+        for (slot, mpidr) in slots.iter().zip(mpidrs) {
+            slot.mpidr
+                .store(mpidr & MPIDR_AFFINITY_MASK, Ordering::Relaxed);
+            slot.state.store(OFF, Ordering::Relaxed);
+        }
+        let table = Self { slots };
         if let Some(i) = table.index_of(boot_mpidr) {
             table.slots[i].state.store(ON, Ordering::Relaxed);
         }
@@ -67,17 +82,17 @@ impl CpuTable {
     }
 
     pub fn len(&self) -> usize {
-        self.count
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.slots.is_empty()
     }
 
     /// The index of the CPU with this MPIDR affinity.
     pub fn index_of(&self, mpidr: u64) -> Option<usize> {
         let affinity = mpidr & MPIDR_AFFINITY_MASK;
-        self.slots[..self.count]
+        self.slots
             .iter()
             .position(|s| s.mpidr.load(Ordering::Relaxed) == affinity)
     }
@@ -158,6 +173,10 @@ mod tests {
 
     const EL2: [PhysRange; 1] = [PhysRange::new(0x4020_0000, 0x220_0000)];
 
+    fn table<'s>(mpidrs: &[u64], slots: &'s [CpuSlot]) -> CpuTable<'s> {
+        CpuTable::new(mpidrs, 0x0, slots)
+    }
+
     fn start(entry: u64) -> El1Start {
         El1Start {
             entry,
@@ -167,7 +186,8 @@ mod tests {
 
     #[test]
     fn cpu_on_claims_an_off_cpu_once() {
-        let cpus = CpuTable::new(&[0x0, 0x1, 0x100], 0x0);
+        let slots: [CpuSlot; 3] = Default::default();
+        let cpus = table(&[0x0, 0x1, 0x100], &slots);
         assert_eq!(cpus.len(), 3);
         assert_eq!(cpus.begin_cpu_on(0x1, start(0x4000_1000), &EL2), Ok(1));
         assert_eq!(
@@ -191,7 +211,8 @@ mod tests {
 
     #[test]
     fn cpu_on_rejects_bad_targets_and_entry_points() {
-        let cpus = CpuTable::new(&[0x0, 0x1], 0x0);
+        let slots: [CpuSlot; 2] = Default::default();
+        let cpus = table(&[0x0, 0x1], &slots);
         assert_eq!(
             cpus.begin_cpu_on(0x7, start(0x4000_0000), &EL2),
             Err(psci::INVALID_PARAMETERS)
@@ -216,7 +237,8 @@ mod tests {
 
     #[test]
     fn firmware_refusal_and_cpu_off_return_the_cpu_to_off() {
-        let cpus = CpuTable::new(&[0x0, 0x1], 0x0);
+        let slots: [CpuSlot; 2] = Default::default();
+        let cpus = table(&[0x0, 0x1], &slots);
         let i = cpus.begin_cpu_on(0x1, start(0x4000_0000), &EL2).unwrap();
         cpus.abort_cpu_on(i);
         assert_eq!(cpus.arrive(i), None);
@@ -225,5 +247,29 @@ mod tests {
         cpus.cpu_off(i);
         assert!(!cpus.is_on(i));
         assert_eq!(cpus.begin_cpu_on(0x1, start(0x4000_0000), &EL2), Ok(1));
+    }
+
+    #[test]
+    fn the_table_is_as_large_as_the_device_tree_says_with_hundreds_of_cpus() {
+        // 256 CPUs over four Aff2 clusters, as a server lists them.
+        let mpidrs: std::vec::Vec<u64> = (0..256u64).map(|i| (i / 64) << 16 | (i % 64)).collect();
+        let slots: std::vec::Vec<CpuSlot> = (0..256).map(|_| CpuSlot::new()).collect();
+        let cpus = CpuTable::new(&mpidrs, 0x3_0005, &slots);
+        assert_eq!(cpus.len(), 256);
+        assert_eq!(cpus.index_of(0x3_0005), Some(197));
+        assert!(cpus.is_on(197), "the boot CPU");
+        assert_eq!(
+            cpus.begin_cpu_on(0x3_003f, start(0x4000_0000), &EL2),
+            Ok(255)
+        );
+        assert_eq!(
+            cpus.begin_cpu_on(0x4_0000, start(0x4000_0000), &EL2),
+            Err(psci::INVALID_PARAMETERS)
+        );
+        assert_eq!(
+            core::mem::size_of::<CpuSlot>(),
+            32,
+            "per-CPU state costs 32 bytes of pool memory"
+        );
     }
 }

@@ -1,7 +1,9 @@
-//! The EL2 stacks as `linker/hyp.ld` lays them out: one slot per CPU, each
-//! an unmapped guard page below the CPU's stack. Which slot, and which part
-//! of it, an address falls in tells a stack overflow from any other fault
-//! (the EL2 crash report; `vectors.S` makes the same check in registers).
+//! EL2's stacks as slots: each an unmapped guard page below a stack. Two
+//! runs of slots exist: the boot stack in the image (`linker/hyp.ld`, one
+//! slot) and one slot per CPU at the end of the page pool
+//! (`layout::CpuStacks`). Which slot, and which part of it, an address falls
+//! in tells a stack overflow from any other fault (the EL2 crash report;
+//! `vectors.S` makes the same check in registers).
 
 use crate::memmap::PhysRange;
 
@@ -14,7 +16,7 @@ pub struct StackSlots {
     pub slot_size: u64,
     /// Bytes of guard page at the bottom of each slot.
     pub guard_size: u64,
-    /// Slots (CPUs).
+    /// Slots (one per CPU in the pool).
     pub count: usize,
 }
 

@@ -1,4 +1,11 @@
-// Arm FVP Base RevC (UNTESTED): board facts needed before the device tree.
+// Arm FVP Base RevC (never booted; its device tree is checked by host
+// tests, see README.md): board facts needed before the device tree.
 
 /// UART0 of the FVP Base platform (PL011).
 pub const EARLY_UART: Option<u64> = Some(0x1c09_0000);
+
+/// Bus masters that no SMMU sits in front of, by `compatible`: the hyp
+/// removes their nodes from EL1's device tree and the host stage-2 hides
+/// their registers. The FVP's SMMU fronts PCIe only; its virtio block
+/// device on the motherboard bus masters directly.
+pub const HIDDEN_BUS_MASTERS: &[&str] = &["virtio,mmio"];

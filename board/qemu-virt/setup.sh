@@ -4,7 +4,8 @@
 #
 # The backports source is derived from the machine's own Debian source
 # (same URI and keyring, suite bookworm-backports): no host name is written
-# here. Idempotent and quiet when QEMU >= 10 is already installed.
+# here (tests/linux/fetch.sh needs that source too). Idempotent and quiet
+# when QEMU >= 10 is installed and the source exists.
 set -euo pipefail
 
 need_major=10
@@ -14,7 +15,10 @@ qemu_major() {
   qemu-system-aarch64 --version | sed -n 's/^QEMU emulator version \([0-9]*\).*/\1/p'
 }
 
-[ "$(qemu_major)" -ge "$need_major" ] && exit 0
+list=/etc/apt/sources.list.d/bookworm-backports.sources
+# Nothing to do when QEMU is recent enough and the backports source (which
+# tests/linux/fetch.sh also needs) is there.
+[ "$(qemu_major)" -ge "$need_major" ] && [ -f "$list" ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
   SUDO=sudo
@@ -43,9 +47,8 @@ if [ -z "$uri" ]; then
   exit 1
 fi
 
-list=/etc/apt/sources.list.d/bookworm-backports.sources
 if [ ! -f "$list" ]; then
-  echo "setup: adding bookworm-backports (from $uri) for qemu-system-arm >= $need_major" >&2
+  echo "setup: adding bookworm-backports (from $uri) for qemu-system-arm >= $need_major and Linux" >&2
   {
     echo "Types: deb"
     echo "URIs: $uri"
@@ -54,6 +57,8 @@ if [ ! -f "$list" ]; then
     [ -n "$keyring" ] && echo "Signed-By: $keyring"
   } | $SUDO tee "$list" >/dev/null
 fi
+
+[ "$(qemu_major)" -ge "$need_major" ] && exit 0
 
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null

@@ -5,15 +5,15 @@ use super::{CONFIG, RunConfig, board, payload};
 use crate::arch::aarch64::{self, el1, image, mmu};
 use crate::bootargs;
 use crate::console;
-use crate::layout::BootLayout;
+use crate::layout::{BootLayout, CpuStacks};
 use crate::mem::{PAGE_SIZE, forbidden_mmio};
-use crate::memmap::PhysRange;
+use crate::memmap::{PhysRange, RangeSet};
+use crate::multiboot;
 use crate::pci::ecam::Ecam;
 use crate::pci::enumerate::{Function, MAX_FUNCTIONS, enumerate};
 use crate::platform::{self, Platform};
 use crate::stage1::{IdMap, Kind, Table};
 use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Pages the hyp keeps for itself at boot, unless `hyp_mem=<MiB>` says
 /// otherwise: page tables, stream tables, queues, ownership records.
@@ -32,21 +32,11 @@ pub static PCI_FUNCTIONS: spin::Once<heapless::Vec<Function, MAX_FUNCTIONS>> = s
 /// never be handed to EL1 or mapped for a device.
 pub static LAYOUT: spin::Once<BootLayout> = spin::Once::new();
 
-/// Root of the EL2 identity map, for secondary CPUs.
-pub static ID_MAP_ROOT: AtomicU64 = AtomicU64::new(0);
-
-/// Reports a failure that happens before the console exists (MMU off) and
-/// stops. Nothing can end a QEMU run yet, so the test harness's timeout
-/// catches it.
+/// Reports a failure that happens before the console exists (MMU off, on
+/// the board's early UART) and ends the run like every boot failure.
 fn fail_early(what: fmt::Arguments<'_>) -> ! {
-    if let Some(uart) = board::EARLY_UART {
-        // SAFETY: the board file names the UART that firmware left usable;
-        // the MMU is off, so the physical address is reachable.
-        unsafe { console::raw_print(uart, format_args!("hyp: boot failed: {what}\n")) };
-    }
-    loop {
-        aarch64_cpu::asm::wfe();
-    }
+    console::emergency_print(format_args!("hyp: boot failed: {what}\n"));
+    super::end_run(crate::exit::BOOT_FAILURE)
 }
 
 fn fail(what: fmt::Arguments<'_>) -> ! {
@@ -67,12 +57,28 @@ fn device_tree(dtb_pa: u64) -> Option<&'static [u8]> {
     Some(unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, size) })
 }
 
-/// Builds the EL2 identity map: RAM, the image by permission, and the MMIO
-/// the hyp drives.
+/// RAM without the ranges `holes` (inside a RAM region or not).
+fn ram_without<const N: usize>(
+    platform: &Platform<'_>,
+    holes: &[PhysRange],
+) -> Result<RangeSet<N>, crate::memmap::TooManyRanges> {
+    let mut ram = RangeSet::new();
+    for r in platform.ram.iter() {
+        ram.add(*r)?;
+    }
+    for hole in holes {
+        ram.remove(*hole)?;
+    }
+    Ok(ram)
+}
+
+/// Builds the EL2 identity map: RAM, the image by permission, every CPU's
+/// stack, and the MMIO the hyp drives. Stack guard pages stay unmapped.
 /// Returns the root table's address and the number of tables used.
 fn build_id_map(
     platform: &Platform<'_>,
     image: &image::ImageLayout,
+    stacks: &CpuStacks,
 ) -> Result<(u64, usize), crate::stage1::MapError> {
     // SAFETY: only the primary CPU runs, once, before the MMU is on; nothing
     // else refers to the tables.
@@ -81,26 +87,27 @@ fn build_id_map(
     map.map(image.text, Kind::Text)?;
     map.map(image.rodata, Kind::ReadOnly)?;
     map.map(image.data, Kind::ReadWrite)?;
-    for stack in image.stacks {
+    map.map(image.boot_stack, Kind::ReadWrite)?;
+    for stack in stacks.stacks() {
         map.map(stack, Kind::ReadWrite)?;
     }
-    for ram in platform.ram.iter() {
-        // RAM around the image (the image's own pages are mapped above,
-        // the stack guard pages are left out on purpose).
-        for part in [
-            PhysRange::from_bounds(ram.start, image.whole.start.clamp(ram.start, ram.end())),
-            PhysRange::from_bounds(image.whole.end().clamp(ram.start, ram.end()), ram.end()),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            map.map(part, Kind::ReadWrite)?;
-        }
+    // The rest of RAM (the image and the stacks are mapped above, without
+    // their guard pages).
+    let ram: RangeSet<{ 2 * platform::MAX_RAM_REGIONS + 2 }> =
+        ram_without(platform, &[image.whole, stacks.region])
+            .map_err(|_| crate::stage1::MapError::BadRange)?;
+    for part in ram.iter() {
+        map.map(*part, Kind::ReadWrite)?;
     }
     let pcie = platform.pcie.iter().flat_map(|p| {
         core::iter::once(p.ecam).chain(p.windows.iter().map(|w| PhysRange::new(w.cpu_addr, w.size)))
     });
-    for device in forbidden_mmio(platform).chain(pcie) {
+    // The early UART keeps crash reports printable until the console
+    // exists; it is usually the device tree's UART itself.
+    let early_uart = board::EARLY_UART
+        .map(|base| PhysRange::new(base, PAGE_SIZE))
+        .filter(|u| platform.uart.is_none_or(|dt| !dt.overlaps(u)));
+    for device in forbidden_mmio(platform).chain(early_uart).chain(pcie) {
         map.map(device.align_out(PAGE_SIZE), Kind::Device)?;
     }
     Ok((map.root_pa(), map.tables_used()))
@@ -149,33 +156,47 @@ fn banner(platform: &Platform<'_>, layout: &BootLayout) {
     }
 }
 
-/// Enumerates the root bus, assigning BARs, and logs each function with
-/// the SMMU and StreamID its requester ID reaches.
+/// Enumerates the host bridge's buses, numbering bridges and assigning
+/// BARs and windows, and logs each function with the SMMU and StreamID its
+/// requester ID reaches.
 fn scan_pci(platform: &Platform<'_>) {
     let Some(host) = &platform.pcie else { return };
     // SAFETY: the ECAM window is in the identity map as device memory.
     let ecam = unsafe { Ecam::new(host.ecam.start, host.bus_start, host.bus_end) };
-    let functions = match enumerate(&ecam, host.bus_start, &host.windows) {
-        Ok(f) => f,
-        Err(e) => {
-            log::error!("pci: enumeration failed: {e}");
-            heapless::Vec::new()
+    let functions = PCI_FUNCTIONS.call_once(|| {
+        let mut found = heapless::Vec::new();
+        let scanned = enumerate(
+            &ecam,
+            host.bus_start,
+            host.bus_end,
+            &host.windows,
+            &mut found,
+        );
+        if let Err(e) = scanned {
+            log::error!("pci: enumeration stopped: {e}");
         }
-    };
-    for f in &functions {
+        found
+    });
+    for f in functions {
         let route = host
             .stream_id(f.bdf.rid())
             .and_then(|(phandle, sid)| Some((platform.smmu_by_phandle(phandle)?, sid)));
-        match route {
-            Some((smmu, sid)) => {
-                log::info!(
-                    "pci {} [{:04x}:{:04x}] -> smmu{smmu} StreamID {sid:#x}",
-                    f.bdf,
-                    f.vendor,
-                    f.device
-                )
-            }
-            None => log::info!(
+        match (f.bridge, route) {
+            (Some(b), _) => log::info!(
+                "pci {} [{:04x}:{:04x}] bridge to buses {:02x}..={:02x}",
+                f.bdf,
+                f.vendor,
+                f.device,
+                b.secondary,
+                b.subordinate
+            ),
+            (None, Some((smmu, sid))) => log::info!(
+                "pci {} [{:04x}:{:04x}] -> smmu{smmu} StreamID {sid:#x}",
+                f.bdf,
+                f.vendor,
+                f.device
+            ),
+            (None, None) => log::info!(
                 "pci {} [{:04x}:{:04x}] (not behind an SMMU)",
                 f.bdf,
                 f.vendor,
@@ -192,34 +213,42 @@ fn scan_pci(platform: &Platform<'_>) {
             );
         }
     }
-    PCI_FUNCTIONS.call_once(|| functions);
 }
 
 /// The first Rust code on the primary CPU; `dtb_pa` is what the boot loader
 /// passed in x0.
 pub fn start(dtb_pa: u64) -> ! {
+    if let Some(uart) = board::EARLY_UART {
+        // SAFETY: the board file names the UART that firmware left usable;
+        // with the MMU off its physical address is reachable, and after it
+        // the identity map keeps it.
+        unsafe { console::set_early(uart) };
+    }
     let Some(dtb) = device_tree(dtb_pa) else {
         fail_early(format_args!("no device tree at {dtb_pa:#x} (x0)"))
     };
+    // Known before the full parse, so that its failures end the run too.
+    super::set_semihosting(
+        platform::chosen_bootargs(dtb).is_some_and(|a| bootargs::flag(a, "semihosting")),
+    );
     let platform = Platform::parse(dtb, dtb_pa).unwrap_or_else(|e| fail_early(format_args!("{e}")));
+    let modules = multiboot::parse(dtb).unwrap_or_else(|e| fail_early(format_args!("{e}")));
     let image = image::layout();
     let pool_mib = bootargs::value(platform.bootargs, "hyp_mem")
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_POOL_MIB);
-    let layout = BootLayout::new(&platform, image.whole, pool_mib << 20)
+    let layout = BootLayout::new(&platform, image.whole, pool_mib << 20, modules.ranges())
         .unwrap_or_else(|e| fail_early(format_args!("{e}")));
-    let (root, id_map_tables) = build_id_map(&platform, &image)
+    let (root, id_map_tables) = build_id_map(&platform, &image, &layout.stacks)
         .unwrap_or_else(|e| fail_early(format_args!("identity map: {e}")));
+    let mmu_registers = mmu::registers(root);
     // SAFETY: the map covers the image (this code, its stack, its data),
     // RAM and the devices used from here on; everything written so far with
     // the MMU off lies in the image.
-    unsafe { mmu::enable(root, image.whole) };
+    unsafe { mmu::enable(&mmu_registers, image.whole) };
 
     // Atomics (locks) are usable from here: memory is normal and cacheable.
-    ID_MAP_ROOT.store(root, Ordering::Release);
-    super::cpus::CPUS.call_once(|| crate::smp::CpuTable::new(&platform.cpus, aarch64::mpidr()));
     CONFIG.call_once(|| RunConfig {
-        semihosting: bootargs::flag(platform.bootargs, "semihosting"),
         psci: platform.psci,
     });
     if let Some(uart) = platform.uart.map(|u| u.start).or(board::EARLY_UART) {
@@ -229,13 +258,27 @@ pub fn start(dtb_pa: u64) -> ! {
     console::init_logger(bootargs::log_level(platform.bootargs));
     banner(&platform, &layout);
 
-    // SAFETY: the pool is RAM that BootLayout keeps out of every other use,
-    // mapped read-write at its physical address.
-    unsafe { PAGE_POOL.lock().add(layout.pool) };
+    // SAFETY: the pool's pages are RAM that BootLayout keeps out of every
+    // other use (the stacks are not among them), mapped read-write at
+    // their physical address.
+    unsafe { PAGE_POOL.lock().add(layout.pages()) };
     log::debug!(
-        "EL2 identity map: {id_map_tables} tables; page pool: {} KiB",
-        PAGE_POOL.lock().total_bytes() >> 10
+        "EL2 identity map: {id_map_tables} tables; page pool: {} KiB; {} CPU stack(s) at {}",
+        PAGE_POOL.lock().total_bytes() >> 10,
+        layout.stacks.count,
+        layout.stacks.region
     );
+    let boot_cpu = super::cpus::init(&platform.cpus, aarch64::mpidr())
+        .unwrap_or_else(|e| fail(format_args!("{e}")));
+    super::cpus::publish_boot_data(mmu_registers, &layout.stacks);
+    let tree_bytes = crate::dt::reader::Fdt::new(dtb).map_or(0, |f| f.content_bytes());
+    let heap = super::heap::size_for_tree(tree_bytes as u64);
+    if super::heap::init(heap).is_none() {
+        fail(format_args!(
+            "no {} KiB in the page pool for the boot heap",
+            heap >> 10
+        ));
+    }
 
     scan_pci(&platform);
     super::smmu::probe_all(&platform);
@@ -245,14 +288,32 @@ pub fn start(dtb_pa: u64) -> ! {
     }
     super::iommu::init(&platform);
 
+    super::host_s2::init(&platform, dtb)
+        .unwrap_or_else(|e| fail(format_args!("EL1 cannot be confined: {e}")));
+
     if let Some(test) = bootargs::value(platform.bootargs, "test") {
         super::run_selftest(test);
     }
 
-    let entry =
-        payload::load(platform.initrd, layout).unwrap_or_else(|e| fail(format_args!("{e}")));
-    log::info!("entering EL1 at {entry:#x}");
-    // SAFETY: the payload is loaded and cleaned; nothing on this stack is
-    // used after the jump.
-    unsafe { el1::enter(entry, dtb_pa, image::stack_top(0)) }
+    let Some(kernel) = modules.kernel else {
+        fail(format_args!(
+            "no EL1 payload: pass the kernel as a multiboot,kernel module in /chosen (QEMU: -device guest-loader,kernel=...)"
+        ))
+    };
+    let loaded =
+        payload::load_kernel(kernel.image, layout).unwrap_or_else(|e| fail(format_args!("{e}")));
+    let el1_dtb = payload::write_el1_tree(dtb, &modules, loaded, layout)
+        .unwrap_or_else(|e| fail(format_args!("{e}")));
+    log::info!("entering EL1 at {:#x}", loaded.start);
+    // Cannot fail: `cpus::init` found the boot CPU among the stacks' CPUs.
+    let stack = layout
+        .stacks
+        .top(boot_cpu)
+        .unwrap_or_else(|| fail(format_args!("no stack")));
+    let stage2 = super::host_s2::install_on_this_cpu();
+    // SAFETY: the kernel and its device tree are in place and cleaned; from
+    // here this CPU runs on its own stack from the pool, and nothing on the
+    // boot stack is used after the jump; the host stage-2 is complete and
+    // installed.
+    unsafe { el1::enter(loaded.start, el1_dtb, stack, stage2) }
 }

@@ -1,13 +1,79 @@
 //! The EL1 kernel's CPUs: PSCI CPU_ON / CPU_OFF / CPU_SUSPEND intercepted
 //! by EL2, and the secondary CPUs' path from firmware to EL1.
 
-use super::boot::{ID_MAP_ROOT, LAYOUT};
-use crate::arch::aarch64::{self, el1, image, mmu};
+use super::boot::LAYOUT;
+use super::mem::PAGE_POOL;
+use crate::arch::aarch64::{self, cache, el1};
+use crate::layout::CpuStacks;
 use crate::smccc::{Firmware, psci};
-use crate::smp::{CpuTable, El1Start};
-use core::sync::atomic::Ordering;
+use crate::smp::boot_data::{self, BootDataCell, MmuRegisters, SecondaryBootData};
+use crate::smp::{CpuSlot, CpuTable, El1Start};
 
-pub static CPUS: spin::Once<CpuTable> = spin::Once::new();
+pub static CPUS: spin::Once<CpuTable<'static>> = spin::Once::new();
+
+/// What `secondary_entry` (`boot.S`) reads with the MMU off, and the EL2
+/// vectors (`vectors.S`) read to find the stack slots. Written once by the
+/// boot CPU, before EL1 runs (so before any CPU_ON), through
+/// [`publish_boot_data`].
+pub static mut SECONDARY_BOOT_DATA: SecondaryBootData = SecondaryBootData {
+    mmu: MmuRegisters {
+        mair: 0,
+        tcr: 0,
+        ttbr0: 0,
+        sctlr: 0,
+    },
+    stacks: 0,
+    cpus: 0,
+    stacks_end: 0,
+};
+
+struct BootDataStatic;
+
+impl BootDataCell for BootDataStatic {
+    fn store(&mut self, data: SecondaryBootData) {
+        // SAFETY: only the boot CPU writes it, before any other CPU runs
+        // hyp code; secondaries only read it.
+        unsafe { (&raw mut SECONDARY_BOOT_DATA).write_volatile(data) }
+    }
+
+    fn clean_to_poc(&mut self) {
+        let at = &raw const SECONDARY_BOOT_DATA as u64;
+        cache::clean_to_poc(at, core::mem::size_of::<SecondaryBootData>() as u64);
+    }
+}
+
+/// Publishes what secondary CPUs need before their MMU is on.
+pub fn publish_boot_data(mmu: MmuRegisters, stacks: &CpuStacks) {
+    let data = SecondaryBootData {
+        mmu,
+        stacks: stacks.region.start,
+        cpus: stacks.count as u64,
+        stacks_end: stacks.region.end(),
+    };
+    boot_data::publish(&mut BootDataStatic, data);
+}
+
+/// Builds the CPU table over pool memory, one slot per CPU of the device
+/// tree; returns the boot CPU's index.
+pub fn init(mpidrs: &[u64], boot_mpidr: u64) -> Result<usize, &'static str> {
+    let bytes = mpidrs.len() * core::mem::size_of::<CpuSlot>();
+    let region = PAGE_POOL
+        .lock()
+        .alloc(bytes as u64, 4096)
+        .map_err(|_| "no pool memory for the CPU table")?;
+    let slots = region.start as *mut CpuSlot;
+    for i in 0..mpidrs.len() {
+        // SAFETY: the pool handed out `region`, identity mapped read-write,
+        // page aligned (so aligned for CpuSlot), large enough for
+        // `mpidrs.len()` slots, and never freed.
+        unsafe { slots.add(i).write(CpuSlot::new()) };
+    }
+    // SAFETY: every slot was just initialised; the memory lives forever.
+    let slots: &'static [CpuSlot] = unsafe { core::slice::from_raw_parts(slots, mpidrs.len()) };
+    let cpus = CPUS.call_once(|| CpuTable::new(mpidrs, boot_mpidr, slots));
+    cpus.index_of(boot_mpidr)
+        .ok_or("the boot CPU's MPIDR is not among the device tree's CPUs")
+}
 
 unsafe extern "C" {
     /// Where firmware starts a secondary CPU (`boot.S`).
@@ -84,11 +150,9 @@ fn cpu_suspend(args: [u64; 4], firmware: &dyn Firmware) -> u64 {
     firmware.call([u64::from(psci::CPU_SUSPEND), args[1], 0, 0])[0]
 }
 
-/// A secondary CPU's first Rust code: EL2 set-up, then EL1 where CPU_ON
-/// asked.
+/// A secondary CPU's first Rust code, with its MMU on and its own stack
+/// (`boot.S`): EL1 where CPU_ON asked.
 pub fn secondary_start(index: usize) -> ! {
-    // SAFETY: the boot CPU built the identity map before starting any CPU.
-    unsafe { mmu::enable_secondary(ID_MAP_ROOT.load(Ordering::Acquire)) };
     let Some(start) = CPUS.get().and_then(|c| c.arrive(index)) else {
         log::error!("cpu{index}: started without a CPU_ON; parking");
         loop {
@@ -96,7 +160,15 @@ pub fn secondary_start(index: usize) -> ! {
         }
     };
     log::debug!("cpu{index}: entering EL1 at {:#x}", start.entry);
+    // Cannot fail: `boot.S` parks a CPU whose index has no stack.
+    let Some(stack) = LAYOUT.get().and_then(|l| l.stacks.top(index)) else {
+        loop {
+            aarch64_cpu::asm::wfe();
+        }
+    };
     // SAFETY: the entry point is EL1's (not EL2 memory, checked by
     // begin_cpu_on); this CPU's stack has nothing live on it.
-    unsafe { el1::enter(start.entry, start.context, image::stack_top(index)) }
+    let stage2 = super::host_s2::install_on_this_cpu();
+    // SAFETY: as above; the host stage-2 (if any) is installed.
+    unsafe { el1::enter(start.entry, start.context, stack, stage2) }
 }

@@ -5,6 +5,8 @@ pub mod cpus;
 mod crash;
 #[cfg(feature = "selftest")]
 pub mod domain;
+mod heap;
+pub mod host_s2;
 pub mod iommu;
 pub mod mem;
 mod payload;
@@ -17,6 +19,7 @@ pub mod trap;
 use crate::arch::aarch64::{semihosting, smc::SmcFirmware};
 use crate::platform::PsciConduit;
 use crate::smccc::{Firmware, psci};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// Facts about the board the hyp needs before the device tree is read.
 pub mod board {
@@ -26,12 +29,19 @@ pub mod board {
 /// What the hyp keeps from the device tree and bootargs after boot (the
 /// DTB itself belongs to EL1 once EL1 runs, so nothing borrows from it).
 pub struct RunConfig {
-    /// `semihosting` was in bootargs: end runs through semihosting.
-    pub semihosting: bool,
     pub psci: Option<PsciConduit>,
 }
 
 static CONFIG: spin::Once<RunConfig> = spin::Once::new();
+
+/// `semihosting` is in bootargs: end runs through semihosting. Set by the
+/// boot CPU before anything can fail (a plain store, valid with the MMU
+/// off).
+static SEMIHOSTING: AtomicBool = AtomicBool::new(false);
+
+pub fn set_semihosting(on: bool) {
+    SEMIHOSTING.store(on, Ordering::Relaxed);
+}
 
 /// Firmware for PSCI, when the device tree names an `smc` conduit (an `hvc`
 /// conduit would be the hyp itself).
@@ -53,11 +63,17 @@ fn run_selftest(name: &str) {
 
 /// Ends the run with `status`: through semihosting when bootargs say it is
 /// there (QEMU, FVP), else PSCI SYSTEM_OFF (status lost), else parks.
+/// Before the device tree names the PSCI conduit, SYSTEM_OFF goes through
+/// SMC, the conduit firmware offers to EL2.
 pub fn end_run(status: u32) -> ! {
-    if CONFIG.get().is_some_and(|c| c.semihosting) {
+    if SEMIHOSTING.load(Ordering::Relaxed) {
         semihosting::exit(status);
     }
-    if let Some(fw) = firmware() {
+    let firmware = match CONFIG.get() {
+        Some(_) => firmware(),
+        None => Some(&SmcFirmware as &dyn Firmware),
+    };
+    if let Some(fw) = firmware {
         fw.call([u64::from(psci::SYSTEM_OFF), 0, 0, 0]);
     }
     loop {

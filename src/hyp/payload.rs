@@ -1,30 +1,33 @@
-//! Loading the EL1 payload: an arm64 Image passed as the initrd.
+//! Loading the EL1 kernel and handing it its device tree.
 
+use super::board;
 use crate::arch::aarch64::cache;
+use crate::dt::el1_tree::{self, El1Tree};
 use crate::image::{HEADER_SIZE, ImageHeader};
 use crate::layout::BootLayout;
 use crate::memmap::PhysRange;
+use crate::multiboot::BootModules;
 
-/// Copies the Image in `initrd` to where its header asks and returns its
-/// entry point.
-pub fn load(initrd: Option<PhysRange>, layout: &BootLayout) -> Result<u64, &'static str> {
-    let initrd = initrd.ok_or("no EL1 payload (pass it as the initrd)")?;
-    if initrd.size < HEADER_SIZE as u64 {
-        return Err("EL1 payload too small for an Image header");
+/// Copies the kernel Image in the `multiboot,kernel` module to where its
+/// header asks and returns the range it occupies (its entry point is the
+/// start).
+pub fn load_kernel(module: PhysRange, layout: &BootLayout) -> Result<PhysRange, &'static str> {
+    if module.size < HEADER_SIZE as u64 {
+        return Err("EL1 kernel module too small for an Image header");
     }
-    // SAFETY: the initrd lies in RAM, which the hyp maps read-write, and is
+    // SAFETY: the module lies in RAM, which the hyp maps read-write, and is
     // excluded from every hyp allocation.
     let src =
-        unsafe { core::slice::from_raw_parts(initrd.start as *const u8, initrd.size as usize) };
+        unsafe { core::slice::from_raw_parts(module.start as *const u8, module.size as usize) };
     let header =
-        ImageHeader::parse(src).map_err(|_| "EL1 payload is not a little-endian arm64 Image")?;
-    if header.image_size < initrd.size {
-        return Err("EL1 payload is larger than its header's image_size");
+        ImageHeader::parse(src).map_err(|_| "EL1 kernel is not a little-endian arm64 Image")?;
+    if header.image_size < module.size {
+        return Err("EL1 kernel is larger than its header's image_size");
     }
     let dest = layout
         .place_payload(&header)
-        .ok_or("no free RAM for the EL1 payload")?;
-    // SAFETY: `dest` is free RAM (not the hyp's, not the initrd, not the
+        .ok_or("no free RAM for the EL1 kernel")?;
+    // SAFETY: `dest` is free RAM (not the hyp's, not a boot module, not the
     // DTB), mapped read-write; source and destination do not overlap.
     unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dest.start as *mut u8, src.len()) };
     // EL1 starts with its MMU off: its view of memory is the point of
@@ -32,10 +35,41 @@ pub fn load(initrd: Option<PhysRange>, layout: &BootLayout) -> Result<u64, &'sta
     cache::clean_to_poc(dest.start, dest.size);
     cache::invalidate_icache();
     log::info!(
-        "EL1 payload: {} bytes from initrd {} to {}",
-        initrd.size,
-        initrd,
+        "EL1 kernel: {} bytes from module {} to {}",
+        module.size,
+        module,
         dest
     );
+    Ok(dest)
+}
+
+/// Writes EL1's device tree (`crate::dt::el1_tree`) from the boot loader's
+/// `dtb` into its own 2 MiB region of EL1 RAM and returns its address, for
+/// x0. After this the hyp never reads `dtb` again: its RAM is EL1's.
+pub fn write_el1_tree(
+    dtb: &[u8],
+    modules: &BootModules<'_>,
+    kernel: PhysRange,
+    layout: &BootLayout,
+) -> Result<u64, &'static str> {
+    let owned = layout.el2_owned();
+    let spec = El1Tree {
+        hidden_compatibles: board::HIDDEN_BUS_MASTERS,
+        el2_owned: &owned,
+        bootargs: modules.kernel.and_then(|k| k.bootargs),
+        initrd: modules.ramdisk,
+    };
+    let tree = el1_tree::write(dtb, &spec).map_err(|e| {
+        log::error!("EL1 device tree: {e}");
+        "cannot write the EL1 device tree"
+    })?;
+    let dest = layout
+        .place_el1_tree(tree.len() as u64, kernel)
+        .ok_or("no free 2 MiB region for the EL1 device tree (or it is over 2 MiB)")?;
+    // SAFETY: `dest` is free EL1 RAM, mapped read-write, outside the kernel
+    // image and the heap `tree` lives in.
+    unsafe { core::ptr::copy_nonoverlapping(tree.as_ptr(), dest.start as *mut u8, tree.len()) };
+    cache::clean_to_poc(dest.start, dest.size);
+    log::info!("EL1 device tree: {} bytes at {}", tree.len(), dest);
     Ok(dest.start)
 }

@@ -78,7 +78,7 @@ pub fn probe_all(platform: &Platform<'_>) {
                 let smmu = SMMUS[i].call_once(|| spin::Mutex::new(driver)).lock();
                 log::info!("smmu{i}: {}", smmu.features());
                 log::info!(
-                    "smmu{i}: enabled, stream table {}, StreamIDs < {:#x}, every StreamID aborts",
+                    "smmu{i}: enabled, {} stream table, StreamIDs < {:#x}, every StreamID aborts",
                     smmu.stream_table_format(),
                     smmu.sid_limit()
                 );

@@ -6,6 +6,7 @@ use crate::arch::aarch64::cache;
 use crate::mem::PAGE_SIZE;
 use crate::memmap::PhysRange;
 use crate::pgtable::{PhysAddr, TableMemory};
+use crate::smmu::dma::dma_wmb;
 
 /// Tables for the SMMU walker. `coherent` is the SMMU's IDR0.COHACC: a
 /// non-coherent walker reads RAM, so descriptors are cleaned to the point
@@ -53,6 +54,10 @@ unsafe impl TableMemory for PoolTables {
         // SAFETY: as for `read`; an aligned 64-bit store is single-copy
         // atomic, so the walker never sees half a descriptor.
         unsafe { core::ptr::write_volatile((table as *mut u64).add(index), desc) }
+    }
+
+    fn barrier_before_link(&mut self) {
+        dma_wmb();
     }
 
     fn publish(&mut self, table: PhysAddr, first: usize, count: usize) {

@@ -1,19 +1,36 @@
-//! Exceptions taken to EL2, dispatched on their decoded exit: hypercalls
-//! (`hvc`) and trapped `smc` calls from EL1 are served; anything else ends
-//! the run with a crash report.
+//! Exceptions taken to EL2, dispatched on their decoded exit.
+//!
+//! From EL1 (or EL0): hypercalls (`hvc #0`) and trapped `smc` calls are
+//! served, and nothing else EL1 does ends the machine: `hvc` with another
+//! immediate answers NOT_SUPPORTED, an access the host stage-2 refuses
+//! becomes an external abort EL1 takes, any other trap an undefined
+//! instruction. An exception of EL2's own ends the run with a crash report
+//! (`crash.rs`), and so would an interrupt or SError from EL1, which
+//! `HCR_EL2` never routes here (IMO, FMO and AMO are clear).
 
 use super::crash;
-use crate::arch::aarch64::exception::{self, Exit, Origin, TrapFrame};
+use crate::arch::aarch64::exception::{self, Exit, TrapFrame};
+use crate::arch::aarch64::inject::inject;
+use crate::esr::{DataAbortIss, Esr};
+use crate::inject::Injected;
 use crate::{hypercall, smccc};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Called by `vectors.S` for every exception taken to EL2, with the entry
 /// index of the vector table (`main.rs` passes this function's symbol).
 pub extern "C" fn handle_exception(frame: &mut TrapFrame, vector: u64) {
     let trap = exception::decode(vector);
-    match (trap.vector.origin, trap.exit) {
-        (Origin::LowerAArch64, Exit::Hvc { .. }) => hvc(frame),
-        (Origin::LowerAArch64, Exit::Smc { .. }) => smc(frame),
-        _ => unexpected(frame, vector),
+    if trap.vector.from_el2() {
+        crash(frame, vector);
+    }
+    match trap.exit {
+        Exit::Hvc { imm: 0 } => hvc(frame),
+        Exit::Hvc { .. } => frame.x[0] = smccc::NOT_SUPPORTED,
+        Exit::Smc { .. } => smc(frame),
+        Exit::DataAbort { iss, far } => data_abort(frame, iss, far),
+        Exit::InstructionAbort { far, .. } => instruction_abort(frame, far),
+        Exit::Other(esr) => unexpected(frame, esr),
+        Exit::Irq | Exit::Fiq | Exit::SError(_) => crash(frame, vector),
     }
 }
 
@@ -22,11 +39,64 @@ pub extern "C" fn handle_exception(frame: &mut TrapFrame, vector: u64) {
 /// the hypercall path above a stack frame (`make bench` measures it).
 #[cold]
 #[inline(never)]
-fn unexpected(frame: &TrapFrame, vector: u64) -> ! {
+fn crash(frame: &TrapFrame, vector: u64) -> ! {
     crash::unexpected_exception(frame, &exception::decode(vector))
 }
 
-/// An `hvc` from EL1: ELR already points past it.
+/// Refused EL1 accesses logged so far; the log stops at
+/// [`MAX_LOGGED_FAULTS`] so a hostile EL1 cannot flood it.
+static LOGGED_FAULTS: AtomicU32 = AtomicU32::new(0);
+const MAX_LOGGED_FAULTS: u32 = 64;
+
+fn log_refused(what: core::fmt::Arguments<'_>) {
+    let n = LOGGED_FAULTS.fetch_add(1, Ordering::Relaxed);
+    if n < MAX_LOGGED_FAULTS {
+        log::warn!("el1: {what}");
+    } else if n == MAX_LOGGED_FAULTS {
+        log::warn!("el1: further refused accesses are not logged");
+    }
+}
+
+/// A data access EL1 may not make (the host stage-2 has no mapping for
+/// it): an external abort for EL1.
+#[cold]
+#[inline(never)]
+fn data_abort(frame: &mut TrapFrame, iss: DataAbortIss, far: Option<u64>) {
+    let write = iss.write();
+    log_refused(format_args!(
+        "{} of {:#x} (IPA {:#x}) at {:#x} refused: external abort injected",
+        if write { "write" } else { "read" },
+        far.unwrap_or(0),
+        exception::fault_ipa(),
+        frame.elr
+    ));
+    inject(frame, Injected::DataAbort { far, write });
+}
+
+/// An instruction fetch EL1 may not make: an external abort for EL1.
+#[cold]
+#[inline(never)]
+fn instruction_abort(frame: &mut TrapFrame, far: Option<u64>) {
+    log_refused(format_args!(
+        "instruction fetch from IPA {:#x} at {:#x} refused: external abort injected",
+        exception::fault_ipa(),
+        frame.elr
+    ));
+    inject(frame, Injected::InstructionAbort { far });
+}
+
+/// A trap the hyp does not handle: an undefined instruction for EL1.
+#[cold]
+#[inline(never)]
+fn unexpected(frame: &mut TrapFrame, esr: Esr) {
+    log_refused(format_args!(
+        "unexpected trap at {:#x} ({esr}): undefined instruction injected",
+        frame.elr
+    ));
+    inject(frame, Injected::Undefined);
+}
+
+/// An `hvc #0` from EL1, a hypercall (SMCCC): ELR already points past it.
 #[inline(never)]
 fn hvc(frame: &mut TrapFrame) {
     // Element by element: a slice copy becomes a memcpy call, a third of

@@ -36,7 +36,8 @@ pub struct Domain<M: TableMemory> {
     pub(crate) streams: [u32; MAX_SMMUS],
     /// Bit `i`: SMMU `i` may cache this VMID's translations (a stream is
     /// attached there, or was and the VMID-wide invalidation after the
-    /// last detach failed). Every flush goes to these SMMUs.
+    /// last detach failed, or an attach there failed after its STE may
+    /// have gone live). Every flush goes to these SMMUs.
     pub(crate) tlb_mask: u32,
     /// Bytes mapped.
     pub(crate) mapped: u64,

@@ -489,13 +489,19 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
             Ok(()) => {}
             Err(e) => {
                 let err = IommuError::from(e);
-                if matches!(err, IommuError::Smmu(_)) && smmu.detach(sid).is_err() {
-                    // The STE may point at the domain: keep it attached so
-                    // the domain cannot be freed under the stream. A later
-                    // detach retries.
-                    dom.streams[si] += 1;
+                if matches!(err, IommuError::Smmu(_)) {
+                    // The STE may have been live, so the SMMU may hold TLB
+                    // entries tagged with the VMID even once the detach
+                    // below succeeds: keep the SMMU in the mask so flushes
+                    // and the free invalidate the VMID there.
                     dom.tlb_mask |= 1 << si;
-                    att.insert(si, sid, slot as u16);
+                    if smmu.detach(sid).is_err() {
+                        // The STE may point at the domain: keep it attached
+                        // so the domain cannot be freed under the stream. A
+                        // later detach retries.
+                        dom.streams[si] += 1;
+                        att.insert(si, sid, slot as u16);
+                    }
                 }
                 return Err(err);
             }

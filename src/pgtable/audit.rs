@@ -39,7 +39,11 @@
 //!    before that table is linked, unless memory already held a value the
 //!    walker cannot tell apart;
 //! 8. descriptors are well formed (no block where the level forbids it, AF
-//!    set, addresses aligned and inside the output size).
+//!    set, addresses aligned and inside the output size);
+//! 9. a table is linked only after a barrier that follows every write to
+//!    it, the allocator's zeroing included: the walker may see stores in
+//!    any order until a barrier orders them, so it could follow the link
+//!    and read the page's earlier contents (a coherent walker too).
 
 extern crate alloc;
 
@@ -142,6 +146,13 @@ pub enum Violation {
         /// Value.
         desc: u64,
     },
+    /// Rule 9.
+    Unordered {
+        /// Table linked.
+        table: PhysAddr,
+        /// A descriptor written since the last barrier.
+        index: usize,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,6 +186,11 @@ pub struct Auditor {
     /// Slots written since the last `check_published`, and a bitmap of them.
     dirty: Vec<PhysAddr>,
     dirty_bits: Vec<u64>,
+    /// Barriers so far, and for each slot how many there had been when it
+    /// was last written: a slot is ordered before later writes once a
+    /// barrier followed its write.
+    barriers: u64,
+    written_at: Vec<u64>,
     violations: Vec<Violation>,
     violation_count: usize,
     /// Syncs completed.
@@ -210,6 +226,8 @@ impl Auditor {
             shadow: Vec::new(),
             dirty: Vec::new(),
             dirty_bits: Vec::new(),
+            barriers: 0,
+            written_at: Vec::new(),
             violations: Vec::new(),
             violation_count: 0,
             syncs: 0,
@@ -374,13 +392,16 @@ impl Auditor {
             self.set_page(p, Some(Page::Fresh));
             p += 1 << self.granule_shift;
         }
-        // The allocator hands out zeroed memory the walker also reads as zero.
+        // The allocator hands out zeroed memory the walker also reads as zero,
+        // once a barrier orders the zeroing.
         let (lo, hi) = (Self::slot(pa), Self::slot(pa + size));
         if hi > self.shadow.len() {
             self.shadow.resize(hi, 0);
             self.dirty_bits.resize(hi.div_ceil(64), 0);
+            self.written_at.resize(hi, 0);
         }
         self.shadow[lo..hi].fill(0);
+        self.written_at[lo..hi].fill(self.barriers);
     }
 
     fn on_free(&mut self, pa: PhysAddr, size: u64) {
@@ -404,6 +425,9 @@ impl Auditor {
         let addr = table + 8 * index as u64;
         let page = self.page_of(addr);
         let slot_in_page = ((addr - page) / 8) as usize;
+        if self.page(page).is_some() {
+            self.written_at[Self::slot(addr)] = self.barriers;
+        }
         let (level, base, live) = match self.page(page) {
             None => {
                 self.violate(Violation::WriteToFree { table, index });
@@ -500,6 +524,10 @@ impl Auditor {
             if Self::view(d, level) != Self::view(self.shadow[first + i], level) {
                 self.violate(Violation::Unpublished { table, index: i });
             }
+            // ... and ordered before the link.
+            if self.written_at[first + i] == self.barriers {
+                self.violate(Violation::Unordered { table, index: i });
+            }
             if desc::is_valid(d) {
                 let b = base + i as u64 * span;
                 self.check_make(level, b, d);
@@ -515,6 +543,10 @@ impl Auditor {
         for i in first..first + count {
             self.shadow[s + i] = host.read(table, i);
         }
+    }
+
+    fn on_barrier(&mut self) {
+        self.barriers += 1;
     }
 
     fn on_invalidate(&mut self, inv: Invalidation) {
@@ -591,6 +623,9 @@ impl Auditor {
 pub struct AuditedMemory {
     host: HostMemory,
     audit: Rc<RefCell<Auditor>>,
+    /// Test hook: barriers are silently dropped (a memory whose barrier
+    /// does nothing), to prove the auditor notices.
+    pub drop_barriers: bool,
 }
 
 impl AuditedMemory {
@@ -608,6 +643,7 @@ impl AuditedMemory {
             AuditedMemory {
                 host: HostMemory::new(cfg.granule()),
                 audit,
+                drop_barriers: false,
             },
             tlb,
         )
@@ -732,6 +768,12 @@ unsafe impl TableMemory for AuditedMemory {
             .borrow_mut()
             .on_write(&self.host, table, index, old, desc);
         self.host.write(table, index, desc);
+    }
+
+    fn barrier_before_link(&mut self) {
+        if !self.drop_barriers {
+            self.audit.borrow_mut().on_barrier();
+        }
     }
 
     fn publish(&mut self, table: PhysAddr, first: usize, count: usize) {

@@ -6,7 +6,8 @@
 //!   it first checks the whole range and reserves every table it will need,
 //!   so a failure (overlap or allocation) happens before the first write:
 //!   the tables are left exactly as they were and the gather stays empty.
-//!   A new table is filled while unreachable, then linked; every write into
+//!   A new table is filled while unreachable, then linked after a barrier
+//!   (the walker must not see the link before the contents); every write into
 //!   a reachable table is invalid -> valid, which needs no invalidation
 //!   because the SMMU does not cache translation faults.
 //! * `unmap` never splits a block and never rewrites a valid descriptor
@@ -480,6 +481,7 @@ impl<M: TableMemory> PageTable<M> {
                     // (invalid -> valid).
                     let child = pool.take(&mut self.mem);
                     let n = self.map_range(child, level + 1, addr, e_end, pa_e, attrs, pool);
+                    self.mem.barrier_before_link();
                     self.mem
                         .write(table, idx, desc::with_occupancy(desc::table(child), n));
                     made += 1;

@@ -74,6 +74,17 @@ pub unsafe trait TableMemory {
     /// single-copy-atomic store.
     fn write(&mut self, table: PhysAddr, index: usize, desc: u64);
 
+    /// Orders every earlier write to table memory (the allocator's zeroing
+    /// included) before every later one, as the walker observes them. The
+    /// engine calls it right before the store that links a new table: a
+    /// walker may follow that link as soon as it sees it, and without the
+    /// barrier it could read the new table's earlier contents, e.g. a
+    /// reused page's old descriptors (Linux's io-pgtable-arm issues
+    /// `dma_wmb()` before installing a table). Needed for a coherent
+    /// walker as much as for a non-coherent one: [`publish`](Self::publish)
+    /// may do nothing. For an SMMU on AArch64: `DMB OSHST`.
+    fn barrier_before_link(&mut self);
+
     /// Called after the engine wrote descriptors `first..first + count` of
     /// `table` and before it relies on the walker seeing them (before it
     /// returns from `map`/`unmap`, so before any invalidation for them is

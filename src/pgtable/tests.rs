@@ -1159,6 +1159,7 @@ fn auditor_catches_make_before_invalidate_and_sync() {
     let l2 = t.table_of(2 * M, 2);
     t.pt.memory_mut().write(l2, 1, 0);
     let fresh = t.pt.memory_mut().alloc_table(4 * K).unwrap();
+    t.pt.memory_mut().barrier_before_link();
     t.pt.memory_mut().write(l2, 1, desc::table(fresh));
     assert!(matches!(
         t.violations()[..],
@@ -1340,11 +1341,61 @@ fn auditor_allows_occupancy_updates_but_not_unpublished_links() {
     // A new table whose contents were never published before linking.
     let fresh = t.pt.memory_mut().alloc_table(4 * K).unwrap();
     t.pt.memory_mut().write(fresh, 3, page_desc(0x5000));
+    t.pt.memory_mut().barrier_before_link();
     t.pt.memory_mut().write(l2, 200, desc::table(fresh));
     assert!(matches!(
         t.violations()[..],
         [Violation::Unpublished { .. }]
     ));
+}
+
+#[test]
+fn auditor_catches_a_table_linked_before_a_barrier_orders_its_contents() {
+    // A page whose zeroing and contents were published (cleaned) but not
+    // ordered before the link: even a coherent walker may follow the link
+    // and read what the page held before.
+    let (mut t, _, _) = one_page();
+    let l2 = t.table_of(IOVA, 2);
+    let fresh = t.pt.memory_mut().alloc_table(4 * K).unwrap();
+    t.pt.memory_mut().write(fresh, 3, page_desc(0x5000));
+    t.pt.memory_mut().publish(fresh, 3, 1);
+    t.pt.memory_mut().write(l2, 200, desc::table(fresh));
+    let count = t.pt.memory().auditor().violation_count();
+    let v = t.violations();
+    assert_eq!(count, 512, "every slot of the page is unordered: {v:?}");
+    assert!(v.iter().all(|v| matches!(
+        v,
+        Violation::Unordered { table, .. } if *table == fresh
+    )));
+    // A barrier between the last write and the link is enough.
+    let fresh = t.pt.memory_mut().alloc_table(4 * K).unwrap();
+    t.pt.memory_mut().write(fresh, 3, page_desc(0x5000));
+    t.pt.memory_mut().publish(fresh, 3, 1);
+    t.pt.memory_mut().barrier_before_link();
+    t.pt.memory_mut().write(l2, 201, desc::table(fresh));
+    assert!(t.violations().is_empty());
+}
+
+#[test]
+fn map_orders_every_new_table_before_linking_it() {
+    // A memory whose barrier does nothing: each table the map creates
+    // (level 2 and level 3, below the root) is reported unordered.
+    let mut t = T::new(cfg(Size4K, 39, 48, FewestLevels), false);
+    t.pt.memory_mut().drop_barriers = true;
+    t.pt.map(IOVA, 0x1000, 4 * K, Prot::RW).unwrap();
+    let unordered: BTreeSet<PhysAddr> = t
+        .violations()
+        .iter()
+        .filter_map(|v| match v {
+            Violation::Unordered { table, .. } => Some(*table),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(unordered.len(), 2, "{unordered:x?}");
+    // With the barrier the same map is clean.
+    let mut t = T::new(cfg(Size4K, 39, 48, FewestLevels), false);
+    t.map(IOVA, 0x1000, 4 * K).unwrap();
+    t.finish();
 }
 
 /// A TLB whose sync times out.

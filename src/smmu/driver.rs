@@ -316,7 +316,8 @@ where
         let n = if features.hyp { 3 } else { 2 };
         cmdq.submit(&hw, &inv[..n], true)?;
         hw.write_cr0(queues | CR0::SMMUEN::SET.value)?;
-        log::info!(
+        // The platform announces the SMMU (it knows its name).
+        log::debug!(
             "SMMU: enabled, {} StreamID bits ({}), cmdq 2^{}, evtq 2^{}",
             strtab.sid_bits(),
             strtab.format(),
@@ -622,10 +623,15 @@ unsafe impl DmaMemory for NoDma {
     fn invalidate_for_cpu(&self, _region: &DmaRegion, _offset: usize, _len: usize) {}
 }
 
-/// For an SMMU the driver refuses: sets GBPA.ABORT (with the UPDATE
-/// handshake) so that, while it stays disabled, its devices' traffic is
-/// aborted instead of bypassing to physical memory, which is the reset
-/// state of many parts (QEMU included). Writes nothing else.
+/// For an SMMU the driver refuses: makes its devices' traffic abort.
+/// GBPA.ABORT first (with the UPDATE handshake), so that once disabled it
+/// aborts instead of bypassing to physical memory, the reset state of many
+/// parts (QEMU included); then SMMUEN = 0 (CR0 = 0, waiting for CR0ACK),
+/// because GBPA applies only while SMMUEN = 0 and firmware may have left
+/// the SMMU enabled with its own, often bypassing, stream table. The same
+/// order as Linux's `arm_smmu_device_reset` for an SMMU found enabled. If
+/// the GBPA update fails the SMMU is left as it was: disabling it then
+/// could open the bypass. Writes nothing else.
 pub fn abort_all_traffic<R: SmmuRegs, C: Clock>(
     regs: &R,
     clock: &C,
@@ -638,5 +644,6 @@ pub fn abort_all_traffic<R: SmmuRegs, C: Clock>(
         poll,
         coherent: true,
     };
-    hw.set_gbpa_abort()
+    hw.set_gbpa_abort()?;
+    hw.write_cr0(0)
 }

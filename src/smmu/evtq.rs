@@ -72,8 +72,10 @@ impl EventQueue {
         M: DmaMemory,
         C: Clock,
     {
+        let ring = QueueRing::new(hw, log2, EVENT_BYTES)?;
+        hw.hand_to_device_for_writing(&ring.region);
         Ok(Self {
-            ring: QueueRing::new(hw, log2, EVENT_BYTES)?,
+            ring,
             cons: 0,
             ovack: false,
             stats: EvtqStats::default(),

@@ -54,6 +54,68 @@ struct Allocation {
     base: *mut u8,
     layout: Layout,
     size: usize,
+    /// With a modelled CPU cache: what the device sees.
+    cache: Option<CacheModel>,
+}
+
+/// Bytes per modelled cache line.
+const LINE: usize = 64;
+/// What memory held before the allocator zeroed it through the cache.
+const STALE: u64 = 0x5a5a_5a5a_5a5a_5a5a;
+
+/// A write-back CPU cache in front of a non-coherent device, per 64-byte
+/// line. The host allocation is the CPU's view (cache over memory): the
+/// driver's pointers read and write it directly. `memory` is the point of
+/// coherency, the only thing the device reads and writes. `synced` is the
+/// CPU's view of each word when its line was last cleaned or refilled: a
+/// line whose view differs from it holds CPU writes not yet written back
+/// (dirty).
+struct CacheModel {
+    memory: Vec<u64>,
+    synced: Vec<u64>,
+}
+
+impl CacheModel {
+    /// After the allocator zeroed `words` words with cacheable stores:
+    /// every line is dirty and memory still holds its old contents.
+    fn zeroed(words: usize) -> Self {
+        Self {
+            memory: std::vec![STALE; words],
+            synced: std::vec![STALE; words],
+        }
+    }
+
+    /// Writes back the dirty lines among `words` (DC CVAC).
+    fn clean(&mut self, view: &[u64], words: core::ops::Range<usize>) {
+        for line in Self::lines(words, view.len()) {
+            if view[line.clone()] != self.synced[line.clone()] {
+                self.memory[line.clone()].copy_from_slice(&view[line.clone()]);
+                self.synced[line.clone()].copy_from_slice(&view[line]);
+            }
+        }
+    }
+
+    /// Writes back the dirty lines among `words`, then drops them so the
+    /// CPU reads memory again (DC CIVAC).
+    fn clean_invalidate(&mut self, view: &mut [u64], words: core::ops::Range<usize>) {
+        self.clean(view, words.clone());
+        for line in Self::lines(words, view.len()) {
+            view[line.clone()].copy_from_slice(&self.memory[line.clone()]);
+            self.synced[line.clone()].copy_from_slice(&self.memory[line]);
+        }
+    }
+
+    /// The whole lines covering `words`, within `0..len`.
+    fn lines(
+        words: core::ops::Range<usize>,
+        len: usize,
+    ) -> impl Iterator<Item = core::ops::Range<usize>> {
+        let per_line = LINE / 8;
+        let first = words.start / per_line * per_line;
+        (first..words.end)
+            .step_by(per_line)
+            .map(move |w| w..(w + per_line).min(len))
+    }
 }
 
 #[derive(Default)]
@@ -66,6 +128,9 @@ pub struct DmaState {
     pub fail_at: Option<u64>,
     /// Hand out addresses 8 bytes off the requested alignment.
     pub misalign: bool,
+    /// Model a CPU cache in front of a non-coherent SMMU (see
+    /// [`FakeDma::with_cpu_cache`]).
+    pub cpu_cache: bool,
     pub allocs: u64,
     pub frees: u64,
     pub cleans: u64,
@@ -92,8 +157,38 @@ impl FakeDma {
         }
     }
 
+    /// DMA memory behind a write-back CPU cache, as a non-coherent SMMU
+    /// sees it: the SMMU reads and writes only the point of coherency, the
+    /// allocator zeroes through the cache (dirty lines over stale memory),
+    /// `clean_for_device` writes dirty lines back (DC CVAC) and
+    /// `invalidate_for_cpu` cleans and invalidates them (DC CIVAC, as the
+    /// hyp's allocator does). A dirty line the CPU never cleans is written
+    /// back over whatever the SMMU wrote at the next clean+invalidate.
+    pub fn with_cpu_cache() -> Self {
+        let dma = Self::new();
+        dma.s.borrow_mut().cpu_cache = true;
+        dma
+    }
+
     pub fn state(&self) -> RefMut<'_, DmaState> {
         self.s.borrow_mut()
+    }
+
+    /// Runs `f` on the CPU's view of the live region at `pa` and its cache
+    /// model, with the word index of `pa` in it; `None` without a model.
+    fn with_cache<T>(
+        &self,
+        pa: u64,
+        f: impl FnOnce(&mut [u64], &mut CacheModel, usize) -> T,
+    ) -> Option<T> {
+        let mut s = self.s.borrow_mut();
+        let (&start, a) = s.live.range_mut(..=pa).next_back()?;
+        let cache = a.cache.as_mut()?;
+        // SAFETY: `start` is a live, 8-byte aligned host allocation of
+        // `size` bytes, not otherwise borrowed during `f` (the driver does
+        // not run while the fake executes).
+        let view = unsafe { std::slice::from_raw_parts_mut(start as *mut u64, a.size / 8) };
+        Some(f(view, cache, ((pa - start) / 8) as usize))
     }
 
     pub fn live_regions(&self) -> usize {
@@ -109,20 +204,28 @@ impl FakeDma {
             .is_some_and(|(&start, a)| pa + len as u64 <= start + a.size as u64)
     }
 
+    /// A read by the SMMU.
     pub fn read(&self, pa: u64) -> u64 {
         assert!(
             self.contains(pa, 8),
             "SMMU read outside DMA memory at {pa:#x}"
         );
+        if let Some(v) = self.with_cache(pa, |_, c, i| c.memory[i]) {
+            return v;
+        }
         // SAFETY: identity-mapped live host allocation, checked above.
         unsafe { (pa as *const u64).read_volatile() }
     }
 
+    /// A write by the SMMU.
     pub fn write(&self, pa: u64, value: u64) {
         assert!(
             self.contains(pa, 8),
             "SMMU write outside DMA memory at {pa:#x}"
         );
+        if self.with_cache(pa, |_, c, i| c.memory[i] = value).is_some() {
+            return;
+        }
         // SAFETY: as in `read`.
         unsafe { (pa as *mut u64).write_volatile(value) }
     }
@@ -147,7 +250,16 @@ unsafe impl DmaMemory for FakeDma {
         // SAFETY: `extra` leaves room for the offset.
         let va = unsafe { base.add(if s.misalign { 8 } else { 0 }) };
         s.used += size;
-        s.live.insert(va as u64, Allocation { base, layout, size });
+        let cache = s.cpu_cache.then(|| CacheModel::zeroed(size / 8));
+        s.live.insert(
+            va as u64,
+            Allocation {
+                base,
+                layout,
+                size,
+                cache,
+            },
+        );
         Ok(DmaRegion::new(va as u64, NonNull::new(va).unwrap(), size))
     }
 
@@ -166,6 +278,8 @@ unsafe impl DmaMemory for FakeDma {
     fn clean_for_device(&self, region: &DmaRegion, offset: usize, len: usize) {
         assert!(offset + len <= region.size(), "clean outside the region");
         self.s.borrow_mut().cleans += 1;
+        let words = offset / 8..(offset + len).div_ceil(8);
+        self.with_cache(region.pa(), |view, c, _| c.clean(view, words));
     }
 
     fn invalidate_for_cpu(&self, region: &DmaRegion, offset: usize, len: usize) {
@@ -174,6 +288,8 @@ unsafe impl DmaMemory for FakeDma {
             "invalidate outside the region"
         );
         self.s.borrow_mut().invalidates += 1;
+        let words = offset / 8..(offset + len).div_ceil(8);
+        self.with_cache(region.pa(), |view, c, _| c.clean_invalidate(view, words));
     }
 }
 

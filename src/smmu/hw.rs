@@ -68,6 +68,18 @@ impl<R: SmmuRegs, M: DmaMemory, C: Clock> Hw<'_, R, M, C> {
         }
     }
 
+    /// For a freshly allocated region the SMMU will write (the event
+    /// queue), before its base is programmed: the allocator zeroed it with
+    /// cacheable stores, and on a non-coherent SMMU a dirty line written
+    /// back later (evicted, or by the clean+invalidate before a record is
+    /// read) would land over what the SMMU wrote. Cleans it to the point of
+    /// coherency and drops the lines (Linux allocates such queues with
+    /// `dmam_alloc_coherent`, non-cacheable, for the same reason).
+    pub fn hand_to_device_for_writing(&self, region: &DmaRegion) {
+        self.clean(region, 0, region.size());
+        self.invalidate(region, 0, region.size());
+    }
+
     /// Allocates zeroed DMA memory and checks what can be checked of the
     /// allocator's promises: a misaligned table or queue base is silently
     /// truncated by real SMMUs (QEMU does not care), so refuse it here.

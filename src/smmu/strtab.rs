@@ -57,7 +57,7 @@ impl fmt::Display for StreamTableFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Linear => f.write_str("linear"),
-            Self::TwoLevel { split } => write!(f, "two-level (split {split})"),
+            Self::TwoLevel { split } => write!(f, "2-level (split {split})"),
         }
     }
 }

@@ -184,16 +184,16 @@ fn accepts_a_stage2_only_smmu() {
     assert_eq!(fake.translate(8), Outcome::Stage2(s2(1, 0x4000_0000)));
 }
 
+/// QEMU's SMMU without IDR0.COHACC.
+const NON_COHERENT: IdRegs = IdRegs {
+    idr0: QEMU_VIRT.idr0 & !(1 << 4),
+    ..QEMU_VIRT
+};
+
 #[test]
 fn non_coherent_smmu_gets_cache_maintenance() {
     let dma = FakeDma::new();
-    let fake = FakeSmmu::new(
-        &dma,
-        IdRegs {
-            idr0: QEMU_VIRT.idr0 & !(1 << 4),
-            ..QEMU_VIRT
-        },
-    );
+    let fake = FakeSmmu::new(&dma, NON_COHERENT);
     let clock = FakeClock::new(1000);
     let mut smmu: TestSmmu = probe(&fake, &dma, &clock, budget());
     assert_eq!(
@@ -210,6 +210,49 @@ fn non_coherent_smmu_gets_cache_maintenance() {
     fake.inject_event([0x10 | (8 << 32), 0, 0, 0]);
     smmu.drain_events().unwrap();
     assert!(dma.state().invalidates > 0);
+}
+
+#[test]
+fn a_non_coherent_smmu_behind_a_cpu_cache_sees_what_the_driver_wrote() {
+    // The fake's memory holds stale bytes until the driver cleans the
+    // allocator's zeroing and its own writes: a missing clean makes the
+    // SMMU fetch garbage STEs or commands.
+    let dma = FakeDma::with_cpu_cache();
+    let fake = FakeSmmu::new(&dma, NON_COHERENT);
+    let clock = FakeClock::new(1000);
+    let mut smmu: TestSmmu = probe(&fake, &dma, &clock, budget());
+    // No level-2 table yet: the zeroed level-1 descriptor is invalid.
+    assert_eq!(fake.translate(8), Outcome::Fault(EventKind::BadStreamId));
+    smmu.attach_s2(8, &s2(1, 0x4000_0000)).unwrap();
+    assert_eq!(fake.translate(8), Outcome::Stage2(s2(1, 0x4000_0000)));
+    smmu.detach(8).unwrap();
+    assert_eq!(fake.translate(8), Outcome::Abort);
+    assert_eq!(fake.violations(), Vec::<std::string::String>::new());
+}
+
+#[test]
+fn a_non_coherent_smmu_s_event_records_survive_the_cpu_cache() {
+    // The allocator zeroes the event queue through the cache; unless the
+    // driver writes those lines back before the SMMU uses the queue, the
+    // clean+invalidate before each record is read writes the zeros back
+    // over what the SMMU wrote.
+    let dma = FakeDma::with_cpu_cache();
+    let fake = FakeSmmu::new(&dma, NON_COHERENT);
+    let clock = FakeClock::new(1000);
+    let mut smmu: TestSmmu = probe(&fake, &dma, &clock, budget());
+    let records = [
+        translation_fault(8, 0x8000_7000),
+        [0x13 | (9 << 32), 1 << 39, 0x1000, 0x1000],
+    ];
+    for _ in 0..3 {
+        for r in records {
+            assert_eq!(fake.inject_event(r), Inject::Written);
+        }
+        assert_eq!(smmu.drain_events(), Ok(2));
+        for r in records {
+            assert_eq!(smmu.fault_log_mut().pop().map(|e| e.raw), Some(r));
+        }
+    }
 }
 
 #[test]
@@ -1047,4 +1090,61 @@ fn a_refused_smmu_can_still_be_made_to_abort_traffic() {
         "GBPA.ABORT set"
     );
     assert_eq!(dma.live_regions(), 0);
+}
+
+#[test]
+fn a_refused_smmu_that_firmware_left_enabled_ends_disabled_and_aborting() {
+    let dma = FakeDma::new();
+    let fake = FakeSmmu::new(&dma, QEMU_STAGE1_ONLY);
+    let clock = FakeClock::new(1000);
+    {
+        // Firmware enabled it (GBPA still bypass, which SMMUEN overrides).
+        let mut s = fake.state_mut();
+        s.cr0 = 0xd;
+        s.cr0ack = 0xd;
+    }
+    let r: Result<TestSmmu, _> = Smmu::probe(&fake, &dma, &clock, budget());
+    assert!(matches!(r, Err(SmmuError::Unsupported(_))));
+    super::driver::abort_all_traffic(&&fake, &&clock, PollBudget::DEFAULT).unwrap();
+    let (cr0, cr0ack, gbpa) = {
+        let s = fake.state();
+        (s.cr0, s.cr0ack, s.gbpa)
+    };
+    assert_eq!((cr0, cr0ack), (0, 0), "SMMUEN and the queues off");
+    assert_ne!(gbpa & (1 << 20), 0, "GBPA.ABORT set");
+    assert_eq!(fake.translate(0x8), Outcome::Abort);
+    // Disabled after the abort was in place, never before.
+    let writes: Vec<usize> = fake
+        .state()
+        .trail
+        .iter()
+        .filter_map(|t| match t {
+            Trail::Write { off, .. } => Some(*off),
+            Trail::Cmd(_) => None,
+        })
+        .collect();
+    assert_eq!(writes, [offset::GBPA, offset::CR0]);
+    assert_eq!(fake.violations(), Vec::<std::string::String>::new());
+}
+
+#[test]
+fn a_refused_smmu_whose_gbpa_update_never_completes_is_left_enabled() {
+    let dma = FakeDma::new();
+    let fake = FakeSmmu::new(&dma, QEMU_STAGE1_ONLY);
+    let clock = FakeClock::new(1000);
+    {
+        let mut s = fake.state_mut();
+        s.cr0 = 0xd;
+        s.cr0ack = 0xd;
+        s.gbpa = 0x1000 | (1 << 31);
+    }
+    let poll = PollBudget {
+        timeout_ns: 1_000_000,
+        max_polls: 1000,
+    };
+    assert_eq!(
+        super::driver::abort_all_traffic(&&fake, &&clock, poll),
+        Err(SmmuError::Timeout(WaitFor::GbpaUpdate))
+    );
+    assert_eq!(fake.state().cr0, 0xd, "disabling would open the bypass");
 }

@@ -174,6 +174,12 @@ unsafe impl TableMemory for BenchMemory {
         // SAFETY: as for `read`.
         unsafe { core::ptr::write_volatile((table as *mut u64).add(index), desc) }
     }
+
+    #[inline(always)]
+    fn barrier_before_link(&mut self) {
+        // The store ordering the hyp's `DMB OSHST` gives (free on x86).
+        core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+    }
 }
 
 /// Counts commands; the sync is free on the host.

@@ -2,9 +2,13 @@
 //!
 //! Each run gets the board's QEMU command line (`board/<board>/qemu-args`),
 //! the hyp as `-kernel` (`smmu-hyp-selftest.bin` for a `test=` scenario,
-//! else the production `smmu-hyp.bin`), the EL1 test kernel as `-initrd`,
-//! the scenario's bootargs, and a wall-clock timeout. A failed expectation
-//! prints the tail of the serial log.
+//! else the production `smmu-hyp.bin`) with the scenario's bootargs
+//! (`-append`), the EL1 kernel and its ramdisk as multiboot modules (QEMU's
+//! `-device guest-loader`, see `src/multiboot.rs`), and a wall-clock
+//! timeout. A failed expectation prints the tail of the serial log.
+//!
+//! Shared by the `qemu` and `linux` test binaries; each uses part of it.
+#![allow(dead_code)]
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -21,10 +25,35 @@ pub struct Run {
 /// One QEMU boot.
 pub struct Boot {
     bootargs: String,
+    kernel: Option<PathBuf>,
+    kernel_args: String,
+    ramdisk: Option<PathBuf>,
+    /// Pass the board's device tree as the ramdisk (the EL1 test kernel
+    /// checks the hyp against it: the tree EL1 gets hides the SMMUs).
+    board_tree_ramdisk: bool,
     extra: Vec<String>,
     added: Vec<String>,
-    payload: bool,
+    removed: Vec<String>,
     timeout: Duration,
+}
+
+/// Where QEMU's guest loader puts the EL1 kernel and its ramdisk: RAM base +
+/// 256 MiB and + 384 MiB, clear of the DTB QEMU puts at RAM base + 128 MiB
+/// and of the hyp (the Makefile uses the same addresses).
+const KERNEL_ADDR: u64 = 0x5000_0000;
+const RAMDISK_ADDR: u64 = 0x5800_0000;
+
+/// A `-device guest-loader` option; QEMU doubles commas inside a value.
+fn guest_loader(addr: u64, what: &str, path: &std::path::Path, bootargs: Option<&str>) -> String {
+    let escape = |s: &str| s.replace(',', ",,");
+    let mut device = format!(
+        "guest-loader,addr={addr:#x},{what}={}",
+        escape(&path.display().to_string())
+    );
+    if let Some(args) = bootargs {
+        device.push_str(&format!(",bootargs={}", escape(args)));
+    }
+    device
 }
 
 fn repo() -> PathBuf {
@@ -41,8 +70,9 @@ fn image_dir() -> PathBuf {
         .unwrap_or_else(|| repo().join("target/images").join(board()))
 }
 
-/// The board's QEMU arguments, with `-m`/`-smp` replaced by `overrides`.
-fn qemu_args(overrides: &[String]) -> Vec<String> {
+/// The board's QEMU arguments, with `-m`/`-smp` replaced by `overrides`
+/// and the options in `removed` dropped with their values.
+fn qemu_args(overrides: &[String], removed: &[String]) -> Vec<String> {
     let text = std::fs::read_to_string(repo().join("board").join(board()).join("qemu-args"))
         .expect("board qemu-args");
     let mut args: Vec<String> = text
@@ -50,7 +80,11 @@ fn qemu_args(overrides: &[String]) -> Vec<String> {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(str::to_owned)
         .collect();
-    for flag in overrides.iter().filter(|a| a.starts_with('-')) {
+    for flag in overrides
+        .iter()
+        .filter(|a| a.starts_with('-'))
+        .chain(removed)
+    {
         if let Some(i) = args.iter().position(|a| a == flag) {
             args.drain(i..i + 2);
         }
@@ -60,15 +94,39 @@ fn qemu_args(overrides: &[String]) -> Vec<String> {
 }
 
 impl Boot {
-    /// A boot with `bootargs` (the board's `semihosting` is added).
+    /// A boot of the EL1 test kernel with `bootargs`, which the hyp (with
+    /// the board's `semihosting` added) and the test kernel both get: each
+    /// reads its own keys (`log=`, `test=`, `hyp_mem=`; `suite=`, ...).
     pub fn new(bootargs: &str) -> Self {
         Self {
             bootargs: format!("semihosting {bootargs}"),
+            kernel: Some(image_dir().join("el1-test-kernel.bin")),
+            kernel_args: bootargs.into(),
+            ramdisk: None,
+            board_tree_ramdisk: true,
             extra: Vec::new(),
             added: Vec::new(),
-            payload: true,
+            removed: Vec::new(),
             timeout: Duration::from_secs(60),
         }
+    }
+
+    /// A boot of `kernel` with its command line `kernel_args` and
+    /// `ramdisk`; the hyp gets the board's bootargs only.
+    pub fn kernel(kernel: PathBuf, kernel_args: &str, ramdisk: PathBuf) -> Self {
+        Self {
+            kernel: Some(kernel),
+            kernel_args: kernel_args.into(),
+            ramdisk: Some(ramdisk),
+            board_tree_ramdisk: false,
+            ..Self::new("")
+        }
+    }
+
+    /// Ends the run after `timeout` of wall time.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Replaces (or adds) a QEMU option, e.g. `.qemu("-m", "2G")`.
@@ -85,25 +143,35 @@ impl Boot {
         self
     }
 
-    /// Boots the hyp alone, without the EL1 payload.
+    /// Adds a QEMU option that takes no value, e.g. `-no-reboot`.
+    pub fn add_flag(mut self, flag: &str) -> Self {
+        self.added.push(flag.into());
+        self
+    }
+
+    /// Drops a board QEMU option and its value, e.g. `-icount`.
+    pub fn without_qemu(mut self, flag: &str) -> Self {
+        self.removed.push(flag.into());
+        self
+    }
+
+    /// Boots the hyp alone, without an EL1 kernel.
     pub fn without_payload(mut self) -> Self {
-        self.payload = false;
+        self.kernel = None;
         self
     }
 
     /// Writes the device tree QEMU would generate for this boot to `path`
-    /// (`-M <machine>,dumpdtb=<path>`), e.g. to boot a patched copy with
-    /// `.qemu("-dtb", path)`.
+    /// (`-machine dumpdtb=<path>`), the boot modules' nodes included, e.g.
+    /// to boot a patched copy with `.qemu("-dtb", path)` (QEMU adds no
+    /// module nodes to a `-dtb` tree, but still loads the modules).
     pub fn dump_dtb(&self, path: &std::path::Path) {
-        let mut args = qemu_args(&self.extra);
-        let m = args
-            .iter()
-            .position(|a| a == "-M")
-            .expect("-M in qemu-args");
-        args[m + 1] = format!("{},dumpdtb={}", args[m + 1], path.display());
         let status = Command::new("qemu-system-aarch64")
-            .args(args)
+            .args(qemu_args(&self.extra, &self.removed))
             .args(&self.added)
+            .args(self.module_devices())
+            .arg("-machine")
+            .arg(format!("dumpdtb={}", path.display()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -126,7 +194,68 @@ impl Boot {
         }
     }
 
-    pub fn run(self) -> Run {
+    /// The `-device guest-loader` options for the kernel and the ramdisk.
+    fn module_devices(&self) -> Vec<String> {
+        let kernel = (
+            KERNEL_ADDR,
+            "kernel",
+            &self.kernel,
+            Some(&*self.kernel_args),
+        );
+        let ramdisk = (RAMDISK_ADDR, "initrd", &self.ramdisk, None);
+        [kernel, ramdisk]
+            .into_iter()
+            .filter_map(|(addr, what, path, bootargs)| {
+                let path = path.as_ref()?;
+                assert!(
+                    path.exists(),
+                    "{} is missing: run `make test`",
+                    path.display()
+                );
+                Some(["-device".into(), guest_loader(addr, what, path, bootargs)])
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// Passes `ramdisk` as the ramdisk module.
+    pub fn ramdisk(mut self, ramdisk: PathBuf) -> Self {
+        self.ramdisk = Some(ramdisk);
+        self
+    }
+
+    /// The board's own device tree for this boot: the `-dtb` given, or the
+    /// one QEMU generates (written to a temporary file, removed after the
+    /// run).
+    fn board_tree(&self) -> (PathBuf, bool) {
+        if let Some(i) = self.extra.iter().position(|a| a == "-dtb") {
+            return (PathBuf::from(&self.extra[i + 1]), false);
+        }
+        static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("smmu-hyp-board-{}-{n}.dtb", std::process::id()));
+        self.dump_dtb(&path);
+        (path, true)
+    }
+
+    pub fn run(mut self) -> Run {
+        let mut temporary = None;
+        if self.board_tree_ramdisk && self.kernel.is_some() && self.ramdisk.is_none() {
+            let (path, dumped) = self.board_tree();
+            if dumped {
+                temporary = Some(path.clone());
+            }
+            self.ramdisk = Some(path);
+        }
+        let run = self.boot();
+        if let Some(path) = temporary {
+            let _ = std::fs::remove_file(path);
+        }
+        run
+    }
+
+    fn boot(self) -> Run {
         let images = image_dir();
         let hyp = images.join(self.hyp_image());
         assert!(
@@ -135,15 +264,13 @@ impl Boot {
             hyp.display()
         );
         let mut cmd = Command::new("qemu-system-aarch64");
-        cmd.args(qemu_args(&self.extra))
+        cmd.args(qemu_args(&self.extra, &self.removed))
             .args(&self.added)
             .arg("-kernel")
             .arg(&hyp)
             .arg("-append")
             .arg(&self.bootargs);
-        if self.payload {
-            cmd.arg("-initrd").arg(images.join("el1-test-kernel.bin"));
-        }
+        cmd.args(self.module_devices());
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

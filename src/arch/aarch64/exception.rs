@@ -5,7 +5,7 @@
 //! dispatches on the decoded exit.
 
 use crate::esr::{DataAbortIss, Esr, FaultStatus, ec};
-use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, Readable};
+use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HPFAR_EL2, Readable};
 use core::fmt;
 
 /// The interrupted context, as `vectors.S` saves it.
@@ -106,15 +106,16 @@ pub enum Exit {
     Smc {
         imm: u16,
     },
-    /// A data abort at `far` (valid unless `iss.far_valid` is false).
+    /// A data abort at `far` (`None` when the syndrome says FAR is not
+    /// valid: ISS.FnV).
     DataAbort {
         iss: DataAbortIss,
-        far: u64,
+        far: Option<u64>,
     },
-    /// An instruction abort at `far`.
+    /// An instruction abort at `far` (`None` when FAR is not valid).
     InstructionAbort {
         status: FaultStatus,
-        far: u64,
+        far: Option<u64>,
     },
     Irq,
     Fiq,
@@ -151,13 +152,16 @@ pub fn decode(index: u64) -> Trap {
             Kind::SError => Exit::SError(esr),
             Kind::Synchronous => match esr.class() {
                 ec::SMC64 => Exit::Smc { imm: esr.imm16() },
-                ec::DABT_LOWER | ec::DABT_CURRENT => Exit::DataAbort {
-                    iss: DataAbortIss::new(esr.iss()),
-                    far: far(),
-                },
+                ec::DABT_LOWER | ec::DABT_CURRENT => {
+                    let iss = DataAbortIss::new(esr.iss());
+                    Exit::DataAbort {
+                        iss,
+                        far: iss.far_valid().then(far),
+                    }
+                }
                 ec::IABT_LOWER | ec::IABT_CURRENT => Exit::InstructionAbort {
                     status: FaultStatus::decode((esr.iss() & 0x3f) as u8),
-                    far: far(),
+                    far: esr.abort_far_valid().then(far),
                 },
                 _ => Exit::Other(esr),
             },
@@ -170,6 +174,12 @@ pub fn decode(index: u64) -> Trap {
 /// after other exceptions).
 pub fn far() -> u64 {
     FAR_EL2.get()
+}
+
+/// The IPA of a stage-2 abort on a lower EL's access: `HPFAR_EL2.FIPA`
+/// with the page offset from `FAR_EL2` (UNKNOWN after other exceptions).
+pub fn fault_ipa() -> u64 {
+    ((HPFAR_EL2.get() >> 4) << 12) | (FAR_EL2.get() & 0xfff)
 }
 
 impl fmt::Display for TrapFrame {

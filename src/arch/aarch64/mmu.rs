@@ -1,7 +1,10 @@
-//! Turns the EL2 stage-1 MMU and caches on.
+//! The EL2 stage-1 MMU and caches: the register values every CPU uses, and
+//! turning them on for the boot CPU. Secondary CPUs turn theirs on in
+//! `boot.S`, from the same values (see `smp::boot_data`).
 
 use super::cache;
 use crate::memmap::PhysRange;
+use crate::smp::boot_data::MmuRegisters;
 use crate::stage1;
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{
@@ -26,36 +29,37 @@ const SCTLR_I: u64 = 1 << 12;
 /// Writable implies never-executable.
 const SCTLR_WXN: u64 = 1 << 19;
 
-/// Enables the MMU with the identity map rooted at `root`.
-///
-/// `written_with_mmu_off` is memory this CPU wrote while the MMU was off
-/// (tables, BSS, stacks): its lines are invalidated first so that no stale
-/// cache line from before the hand-over can shadow what is in RAM.
-///
-/// # Safety
-/// `root` must be a complete identity map of everything the hyp touches
-/// from here on, including the code running now and its stack.
-pub unsafe fn enable(root: u64, written_with_mmu_off: PhysRange) {
-    cache::invalidate_to_poc(written_with_mmu_off.start, written_with_mmu_off.size);
-    // SAFETY: the caller's contract.
-    unsafe { enable_secondary(root) }
+/// The registers for the identity map rooted at `root`. TCR_EL2's output
+/// size comes from this CPU's ID_AA64MMFR0_EL1.PARange; every CPU of the
+/// system is expected to report the same.
+pub fn registers(root: u64) -> MmuRegisters {
+    let pa_range = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange);
+    MmuRegisters {
+        mair: stage1::MAIR_EL2_VALUE,
+        tcr: stage1::tcr_el2(pa_range),
+        ttbr0: root,
+        sctlr: SCTLR_EL2_RES1 | SCTLR_M | SCTLR_C | SCTLR_SA | SCTLR_I | SCTLR_WXN,
+    }
 }
 
-/// Enables the MMU on a secondary CPU with the identity map the boot CPU
-/// built. Unlike [`enable`], it must not invalidate anything: other CPUs'
-/// caches hold live data.
+/// Enables the MMU on the boot CPU.
+///
+/// `written_with_mmu_off` is memory this CPU wrote while the MMU was off
+/// (tables, BSS, its stack): its lines are invalidated first so that no
+/// stale cache line from before the hand-over can shadow what is in RAM.
 ///
 /// # Safety
-/// As for [`enable`]; the boot CPU's map covers everything.
-pub unsafe fn enable_secondary(root: u64) {
-    let pa_range = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange);
-    MAIR_EL2.set(stage1::MAIR_EL2_VALUE);
-    TCR_EL2.set(stage1::tcr_el2(pa_range));
-    TTBR0_EL2.set(root);
+/// `regs.ttbr0` must be a complete identity map of everything the hyp
+/// touches from here on, including the code running now and its stack.
+pub unsafe fn enable(regs: &MmuRegisters, written_with_mmu_off: PhysRange) {
+    cache::invalidate_to_poc(written_with_mmu_off.start, written_with_mmu_off.size);
+    MAIR_EL2.set(regs.mair);
+    TCR_EL2.set(regs.tcr);
+    TTBR0_EL2.set(regs.ttbr0);
     barrier::isb(barrier::SY);
     // SAFETY: invalidating EL2's TLB only costs walks.
     unsafe { asm!("tlbi alle2", "dsb nsh", "isb", options(nostack)) };
-    SCTLR_EL2.set(SCTLR_EL2_RES1 | SCTLR_M | SCTLR_C | SCTLR_SA | SCTLR_I | SCTLR_WXN);
+    SCTLR_EL2.set(regs.sctlr);
     barrier::isb(barrier::SY);
     cache::invalidate_icache();
 }

@@ -4,26 +4,23 @@ pub mod cache;
 pub mod el1;
 pub mod exception;
 pub mod image;
+pub mod inject;
 pub mod mmu;
 pub mod semihosting;
 pub mod smc;
+pub mod stage2;
 
 use aarch64_cpu::registers::{CurrentEL, Readable};
 
-/// CPTR_EL2 (E2H = 0): RES1 bits set, TFP = 0 so FP/SIMD is not trapped
-/// (compiled Rust uses it); SVE (TZ) and SME (TSM) stay trapped.
-pub const CPTR_EL2_VALUE: u64 = 0x33ff;
+/// CPTR_EL2 (E2H = 0) from the first instruction: FP/SIMD not trapped
+/// (compiled Rust uses it); SVE and SME trapped until an EL1 kernel starts
+/// (`el1::enter` untraps them, see `crate::el2_controls`).
+pub const CPTR_EL2_VALUE: u64 = crate::el2_controls::CPTR_EL2_BOOT;
 
-/// CPUs the hyp has stacks for: as many as the device tree may list.
-pub const MAX_CPUS: usize = crate::platform::MAX_CPUS;
-/// One stack slot: an unmapped guard page below a 64 KiB stack. Must
-/// match the `.stacks` section in `linker/hyp.ld`.
-pub const STACK_GUARD_SIZE: usize = crate::mem::PAGE_SIZE as usize;
-pub const STACK_SLOT_SIZE: usize = 0x11000;
 /// An exception taken from EL2 with less than this much of its stack slot
 /// below SP (the guard page, then room for a crash report) is handled on
 /// an emergency stack (`vectors.S`).
-pub const EXCEPTION_STACK_MIN: usize = STACK_GUARD_SIZE + 0x1000;
+pub const EXCEPTION_STACK_MIN: u64 = crate::layout::STACK_GUARD_SIZE + 0x1000;
 
 /// The emergency stack of an exception taken from EL2 whose SP is in no
 /// stack slot (say, before `boot.S` set one up). One for all CPUs: such an

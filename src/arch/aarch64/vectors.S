@@ -9,15 +9,19 @@
  * restarts it), so its frame goes straight onto it: the hypercall path.
  *
  * An exception taken from EL2 itself may be a stack overflow: its SP may be
- * in (or next to) the unmapped guard page below a CPU's stack, where saving
- * the frame would fault again, forever. So before touching memory the entry
- * checks, with registers only, how much stack is left; with less than
+ * in (or next to) the unmapped guard page below a stack, where saving the
+ * frame would fault again, forever. EL2's stacks are slots of a guard page
+ * and a stack (src/stacks.rs): the boot stack in the image (linker/hyp.ld),
+ * and one slot per CPU at the end of the page pool (layout::CpuStacks),
+ * found through the boot data record (smp::boot_data) the boot CPU writes
+ * before EL1 runs. So before touching memory the entry checks, with
+ * registers and that record only, how much stack is left; with less than
  * {EXCEPTION_STACK_MIN} bytes of the slot below SP (the guard page and
  * room for the report), it moves to an emergency stack: the top of the
- * same CPU's stack slot, whose frames are not needed any more (every
- * exception from EL2 ends the run), or, for an SP outside every slot, a
- * stack of its own. The frame records the SP at the exception, so the
- * handler can tell a stack overflow from any other fault.
+ * same slot, whose frames are not needed any more (every exception from
+ * EL2 ends the run), or, for an SP outside every slot, a stack of its own.
+ * The frame records the SP at the exception, so the handler can tell a
+ * stack overflow from any other fault.
  *
  * TPIDR_EL2 is the scratch register of that check: nothing else in the
  * hyp may use it.
@@ -59,54 +63,93 @@ el2_vectors:
     vector_lower 14     /* lower EL, AArch32: FIQ */
     vector_lower 15     /* lower EL, AArch32: SError */
 
+/* x0 = the first byte of the boot stack's slot (its guard page). */
+.macro boot_slot_start
+    adrp    x0, __boot_stack_start
+    add     x0, x0, :lo12:__boot_stack_start
+.endm
+
+/* x0 = the end of the boot stack's slot: the boot stack's top. */
+.macro boot_slot_end
+    adrp    x0, __boot_stack_end
+    add     x0, x0, :lo12:__boot_stack_end
+.endm
+
 /*
- * An exception from EL2. x0 goes to TPIDR_EL2; x0 then holds the SP's
- * offset in the stacks (SP itself is left alone until it is known good).
+ * x0 = the first byte, or the end, of the CPUs' stack slots in the pool,
+ * as the boot data record says (both 0 until the boot CPU writes it: no
+ * slot).
+ */
+.macro cpu_slots field
+    adrp    x0, {boot_data}
+    add     x0, x0, :lo12:{boot_data}
+    ldr     x0, [x0, #\field]
+.endm
+
+/*
+ * An exception from EL2. x0 goes to TPIDR_EL2; x0 then holds the bounds of
+ * a stack region and the SP's offset in it (SP itself is left alone until
+ * it is known good). Two regions: the boot stack in the image (one slot),
+ * and the CPUs' stacks in the pool (uniform slots of {STACK_SLOT_SIZE}
+ * bytes).
  */
 .macro el2_entry index
 el2_entry_\index:
     msr     tpidr_el2, x0
-    adrp    x0, __stacks_end
-    add     x0, x0, :lo12:__stacks_end
+    boot_slot_start
     cmp     sp, x0
-    b.hi    3f                              /* above every stack */
-    adrp    x0, __stacks_start
-    add     x0, x0, :lo12:__stacks_start
+    b.ls    1f                              /* not on the boot stack */
+    boot_slot_end
     cmp     sp, x0
-    b.ls    3f                              /* below every stack */
+    b.hi    1f
+    boot_slot_start
     sub     x0, sp, x0
-    sub     x0, x0, #1                      /* the byte below SP, from the start */
-1:  cmp     x0, #{STACK_SLOT_SIZE}
-    b.lo    2f
-    sub     x0, x0, #{STACK_SLOT_SIZE}
-    b       1b
-2:  /* x0 = the offset of the byte below SP in its slot. */
+    sub     x0, x0, #1                      /* the byte below SP, in the slot */
     cmp     x0, #{EXCEPTION_STACK_MIN}
-    b.lo    4f
-    /* Enough stack: the frame goes below SP, as for a lower EL. */
+    b.hs    6f
+    boot_slot_end                           /* overflowing: the slot's top */
+    b       7f
+1:  cpu_slots {BOOT_DATA_STACKS}
+    cmp     sp, x0
+    b.ls    5f                              /* below every CPU's slot */
+    cpu_slots {BOOT_DATA_STACKS_END}
+    cmp     sp, x0
+    b.hi    5f                              /* above every CPU's slot */
+    cpu_slots {BOOT_DATA_STACKS}
+    sub     x0, sp, x0
+    sub     x0, x0, #1                      /* the byte below SP, from the first slot */
+2:  cmp     x0, #{STACK_SLOT_SIZE}
+    b.lo    3f
+    sub     x0, x0, #{STACK_SLOT_SIZE}
+    b       2b
+3:  /* x0 = the offset of the byte below SP in its slot. */
+    cmp     x0, #{EXCEPTION_STACK_MIN}
+    b.hs    6f
+    /* Overflowing: the top of this slot (slot base + slot size). */
+    sub     x0, sp, x0
+    add     x0, x0, #{STACK_SLOT_SIZE}
+    sub     x0, x0, #1
+    b       7f
+5:  /* SP outside every stack: the stack of its own. */
+    adrp    x0, {wild_sp_stack}
+    add     x0, x0, :lo12:{wild_sp_stack}
+    add     x0, x0, #{WILD_SP_STACK_SIZE}
+    b       7f
+6:  /* Enough stack: the frame goes below SP, as for a lower EL. */
     mrs     x0, tpidr_el2
     sub     sp, sp, #{FRAME_SIZE}
     stp     x0, x1, [sp, #0]
     add     x1, sp, #{FRAME_SIZE}
-    str     x1, [sp, #264]                  /* TrapFrame::sp */
+    str     x1, [sp, #{FRAME_SP}]           /* TrapFrame::sp */
     mov     x0, #\index
     b       save_frame
-3:  /* SP outside every stack: the stack of its own. */
-    adrp    x0, {wild_sp_stack}
-    add     x0, x0, :lo12:{wild_sp_stack}
-    add     x0, x0, #{WILD_SP_STACK_SIZE}
-    b       5f
-4:  /* Overflowing: the top of this slot (slot base + slot size). */
-    sub     x0, sp, x0
-    add     x0, x0, #{STACK_SLOT_SIZE}
-    sub     x0, x0, #1
-5:  /* x0 = the emergency stack's top. Swap x0 and SP without memory. */
+7:  /* x0 = the emergency stack's top. Swap x0 and SP without memory. */
     add     sp, sp, x0
     sub     x0, sp, x0                      /* x0 = the SP at the exception */
     sub     sp, sp, x0                      /* SP = the emergency stack */
     sub     sp, sp, #{FRAME_SIZE}
     str     x1, [sp, #8]
-    str     x0, [sp, #264]                  /* TrapFrame::sp */
+    str     x0, [sp, #{FRAME_SP}]           /* TrapFrame::sp */
     mrs     x0, tpidr_el2
     str     x0, [sp, #0]
     mov     x0, #\index

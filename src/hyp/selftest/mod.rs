@@ -58,12 +58,48 @@ pub fn run(name: &str) {
             }
         }
         "el2-stack-overflow" => {
-            log::info!("selftest: recursing until EL2's stack overflows");
+            log::info!("selftest: recursing until EL2's boot stack overflows");
             let depth = recurse(0);
             log::error!("selftest: recursion returned at depth {depth} instead of faulting");
         }
+        "el2-cpu-stack-overflow" => overflow_last_cpu_stack(),
         _ => {}
     }
+}
+
+/// Moves to the pool stack of the device tree's last CPU (a secondary,
+/// never started: EL1 has not run yet) and recurses until it overflows.
+/// `vectors.S` finds the CPUs' stacks only through the boot data record,
+/// so this checks that record and the slot arithmetic for a slot other
+/// than the boot CPU's.
+fn overflow_last_cpu_stack() {
+    let Some(stacks) = super::boot::LAYOUT.get().map(|l| l.stacks) else {
+        log::error!("selftest: no boot layout");
+        return;
+    };
+    let cpu = stacks.count - 1;
+    let Some(top) = stacks.top(cpu) else {
+        return;
+    };
+    log::info!("selftest: recursing on cpu{cpu}'s stack in the pool until it overflows");
+    // SAFETY: that CPU never started, so nothing uses its stack, which is
+    // mapped read-write; nothing returns here (the overflow ends the run).
+    unsafe {
+        core::arch::asm!(
+            "mov sp, {top}",
+            "bl {overflow}",
+            top = in(reg) top,
+            overflow = sym overflow_this_stack,
+            options(noreturn)
+        )
+    }
+}
+
+/// Recurses on the current stack until it overflows.
+extern "C" fn overflow_this_stack() -> ! {
+    let depth = recurse(0);
+    log::error!("selftest: recursion returned at depth {depth} instead of faulting");
+    super::end_run(crate::exit::TEST_FAILURE)
 }
 
 /// Recurses with a 1 KiB frame until the stack runs into its guard page

@@ -655,6 +655,35 @@ fn a_dirty_vmid_is_invalidated_everywhere_before_reuse() {
 }
 
 #[test]
+fn an_attach_that_fails_after_its_ste_went_live_leaves_the_vmid_invalidated_before_reuse() {
+    let storage = Storage::new(1);
+    let m0 = spin::Mutex::new(MockSmmu::new());
+    let smmus = [Some(&m0)];
+    let budget = TableBudget::new(UNLIMITED);
+    let svc = service(&smmus, &storage, &budget);
+    let a = alloc(&svc, 40);
+    let vmid = svc.with_domain(DomainId(a), |d| d.vmid()).unwrap();
+    // The STE was live (DMA may have filled the TLB with entries tagged
+    // with the VMID), then the attach failed and the service detached.
+    m0.lock().fail_attach_after_ste = true;
+    assert_eq!(call(&svc, client::attach(0, 1, a)), Err(abi::SMMU_ERROR));
+    m0.lock().fail_attach_after_ste = false;
+    assert!(m0.lock().stes.is_empty(), "the service detached the stream");
+    assert_eq!(svc.with_domain(DomainId(a), |d| d.tlb_mask), Some(1));
+    m0.lock().commands.clear();
+    call(&svc, client::domain_free(a)).unwrap();
+    let b = alloc(&svc, 40);
+    assert_eq!(svc.with_domain(DomainId(b), |d| d.vmid()), Some(vmid));
+    // Between the failed attach and the reuse, the VMID was invalidated on
+    // the SMMU that may have cached it.
+    assert!(
+        m0.lock().commands.contains(&Command::tlbi_s12_vmall(vmid)),
+        "{:?}",
+        m0.lock().commands
+    );
+}
+
+#[test]
 fn faults_are_popped_in_order_with_a_more_flag() {
     with_fakes(1, false, |fakes, smmus| {
         let storage = Storage::new(4);

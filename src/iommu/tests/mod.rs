@@ -137,6 +137,9 @@ unsafe impl TableMemory for BudgetMemory {
     fn write(&mut self, table: PhysAddr, index: usize, desc: u64) {
         self.host.write(table, index, desc)
     }
+    fn barrier_before_link(&mut self) {
+        self.host.barrier_before_link()
+    }
 }
 
 impl TableAllocator for HostTables {
@@ -304,15 +307,20 @@ pub fn translation_fault(sid: u32, addr: u64) -> [u64; 4] {
 
 // ---------------------------------------------------------------- mock
 
-/// A thread-safe SMMU stand-in: records STEs, counts commands, can fail
-/// syncs, and can run a probe at each sync (to observe what is true while
-/// the sync is in flight).
+/// A thread-safe SMMU stand-in: records STEs and commands, can fail syncs
+/// and attaches, and can run a probe at each sync (to observe what is true
+/// while the sync is in flight).
 pub struct MockSmmu<'p> {
     features: Features,
     pub stes: std::collections::BTreeMap<u32, S2Config>,
     pub tlbis: u64,
+    /// Every command queued.
+    pub commands: Vec<Command>,
     pub syncs: u64,
     pub fail_syncs: bool,
+    /// Attaches write the STE (it goes live) and then fail, as when the
+    /// sync after word 0 times out.
+    pub fail_attach_after_ste: bool,
     pub events: VecDeque<Event>,
     pub on_sync: Option<Box<dyn Fn() + Send + 'p>>,
 }
@@ -323,8 +331,10 @@ impl<'p> MockSmmu<'p> {
             features: Features::decode(QEMU_VIRT),
             stes: Default::default(),
             tlbis: 0,
+            commands: Vec::new(),
             syncs: 0,
             fail_syncs: false,
+            fail_attach_after_ste: false,
             events: VecDeque::new(),
             on_sync: None,
         }
@@ -343,6 +353,9 @@ impl SmmuBackend for MockSmmu<'_> {
     }
     fn attach_s2(&mut self, sid: u32, cfg: &S2Config) -> Result<(), SmmuError> {
         self.stes.insert(sid, *cfg);
+        if self.fail_attach_after_ste {
+            return Err(SmmuError::Timeout(crate::smmu::WaitFor::CmdSync));
+        }
         Ok(())
     }
     fn detach(&mut self, sid: u32) -> Result<(), SmmuError> {
@@ -351,6 +364,7 @@ impl SmmuBackend for MockSmmu<'_> {
     }
     fn queue_invalidations(&mut self, cmds: &[Command]) -> Result<(), SmmuError> {
         self.tlbis += cmds.len() as u64;
+        self.commands.extend_from_slice(cmds);
         Ok(())
     }
     fn sync(&mut self) -> Result<(), SmmuError> {

@@ -13,8 +13,10 @@ use crate::mem::PAGE_SIZE;
 use crate::memmap::PhysRange;
 use crate::platform::{MAX_GIC_REGIONS, MAX_SMMUS, Platform};
 
-/// Most forbidden ranges.
-pub const MAX_FORBIDDEN: usize = 16;
+/// Most forbidden ranges: a server's GIC alone has a dozen frames (D05:
+/// distributor, 4 redistributor regions, 3 GICv2 frames, 8 ITSs), plus
+/// every SMMU and the UART.
+pub const MAX_FORBIDDEN: usize = 64;
 /// The most [`forbidden_mmio`] can list: every SMMU, GIC region and a UART.
 const MAX_PLATFORM_FORBIDDEN: usize = MAX_SMMUS + MAX_GIC_REGIONS + 1;
 const _: () = assert!(MAX_PLATFORM_FORBIDDEN <= MAX_FORBIDDEN);
@@ -30,7 +32,7 @@ pub fn forbidden_mmio<'p>(
         .smmus
         .iter()
         .map(|s| s.regs)
-        .chain(platform.gic.iter().copied())
+        .chain(platform.gic.regions())
         .chain(platform.uart)
 }
 
@@ -156,7 +158,7 @@ mod tests {
         assert_eq!(p.forbidden().len(), listed.len());
         assert_eq!(
             listed.len(),
-            platform.smmus.len() + platform.gic.len() + 1,
+            platform.smmus.len() + platform.gic.regions().count() + 1,
             "{listed:x?}"
         );
         let ram = [PhysRange::new(0x4000_0000, 0x10_0000)];
@@ -167,7 +169,7 @@ mod tests {
             .smmus
             .iter()
             .map(|s| s.regs)
-            .chain(platform.gic.iter().copied())
+            .chain(platform.gic.regions())
         {
             assert_eq!(
                 p.classify(&t, r.start, PAGE_SIZE),

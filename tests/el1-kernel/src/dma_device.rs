@@ -1,7 +1,9 @@
-//! The `edu` PCI device as seen from EL1: found by scanning the host
-//! bridge's ECAM, its BAR0 (assigned by EL2 at boot) read from
-//! configuration space and translated through the bridge's windows, its
-//! StreamID from the device tree's `iommu-map`.
+//! The `edu` PCI device as seen from EL1: found by scanning every bus of
+//! the host bridge's ECAM (on the root bus, behind root ports and switches
+//! EL2 numbered at boot, or on an expander's root bus, which no bridge leads
+//! to), its BAR0 (assigned by EL2 at boot) read from configuration space
+//! and translated through the bridge's windows, its StreamID from the
+//! device tree's `iommu-map` with the function's real bus number.
 //!
 //! The device's 4 KiB buffer is reachable only by DMA, so data goes RAM ->
 //! device -> RAM: [`DmaDevice::copy`] reads `len` bytes from one IOVA into
@@ -22,17 +24,18 @@ pub struct DmaDevice {
     pub sid: u32,
 }
 
-/// The first `edu` function on the host bridge's first bus.
+/// The first `edu` function in bus order.
 pub fn find(platform: &Platform<'_>) -> Option<DmaDevice> {
     let host = platform.pcie.as_ref()?;
     // SAFETY: the device tree's ECAM window for these buses; EL1 runs with
     // its MMU off, so it is reached as Device memory.
     let ecam = unsafe { Ecam::new(host.ecam.start, host.bus_start, host.bus_end) };
-    let bus = host.bus_start;
-    let bdf = (0..32).map(|dev| Bdf::new(bus, dev, 0)).find(|&bdf| {
-        let id = ecam.read32(bdf, header::VENDOR_DEVICE);
-        id & 0xffff == u32::from(edu::VENDOR) && id >> 16 == u32::from(edu::DEVICE)
-    })?;
+    let bdf = (host.bus_start..=host.bus_end)
+        .flat_map(|bus| (0..32).map(move |dev| Bdf::new(bus, dev, 0)))
+        .find(|&bdf| {
+            let id = ecam.read32(bdf, header::VENDOR_DEVICE);
+            id & 0xffff == u32::from(edu::VENDOR) && id >> 16 == u32::from(edu::DEVICE)
+        })?;
     let command = ecam.read32(bdf, header::COMMAND);
     let wanted = header::COMMAND_MEMORY | header::COMMAND_BUS_MASTER;
     if command & wanted != wanted {

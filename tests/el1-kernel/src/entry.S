@@ -70,7 +70,7 @@ el1_secondary_entry:
     mov     x1, #(3 << 20)
     msr     cpacr_el1, x1
     isb
-    cmp     x19, #8
+    cmp     x19, #16                /* suites::smp::MAX_CPUS */
     b.hs    halt
     adrp    x1, __secondary_stacks
     add     x1, x1, :lo12:__secondary_stacks
@@ -85,7 +85,44 @@ el1_secondary_entry:
     bl      {secondary}
     b       halt
 
-/* Any exception at EL1 is unexpected: report and end the run. */
+/*
+ * Probes: instructions in section .text.probes (between __probes_start and
+ * __probes_end, see linker.ld) may fault on purpose (an access the hyp
+ * refuses, an undefined instruction). The synchronous vector resumes after
+ * such an instruction with x0 = FAR_EL1 and x1 = ESR_EL1 (never 0 for an
+ * exception); the probes set x1 = 0 before they try. Only x0..x3 are used,
+ * which every probe treats as scratch.
+ */
+.section .text.probes, "ax"
+.global probe_read64, probe_write64, probe_undefined_impdef, probe_hvc1, probe_brk
+probe_read64:               /* x0 = address -> x0 = value or FAR, x1 = 0 or ESR */
+    mov     x1, xzr
+    mov     x2, x0
+    ldr     x0, [x2]
+    ret
+probe_write64:              /* x0 = address, x1 = value -> x0 = FAR, x1 = 0 or ESR */
+    mov     x2, x0
+    mov     x3, x1
+    mov     x1, xzr
+    mov     x0, xzr
+    str     x3, [x2]
+    ret
+probe_undefined_impdef:     /* an IMPLEMENTATION DEFINED system register */
+    mov     x1, xzr
+    mrs     x0, s3_0_c15_c0_0
+    ret
+probe_hvc1:                 /* hvc with a non-zero immediate -> x0 */
+    mov     x1, xzr
+    hvc     #1
+    ret
+probe_brk:                  /* brk: EL1's own debug exception */
+    mov     x1, xzr
+    brk     #0x123
+    ret
+
+.text
+
+/* Any other exception at EL1 is unexpected: report and end the run. */
 .macro vector
     .balign 0x80
     mrs     x0, esr_el1
@@ -96,6 +133,29 @@ el1_secondary_entry:
 
 .balign 0x800
 el1_vectors:
-    .rept 16
+    .rept 4
+    vector
+    .endr
+    /* Current EL with SP_EL1, synchronous: a probe may resume. */
+    .balign 0x80
+    mrs     x2, elr_el1
+    adrp    x3, __probes_start
+    add     x3, x3, :lo12:__probes_start
+    cmp     x2, x3
+    b.lo    1f
+    adrp    x3, __probes_end
+    add     x3, x3, :lo12:__probes_end
+    cmp     x2, x3
+    b.hs    1f
+    add     x2, x2, #4
+    msr     elr_el1, x2
+    mrs     x1, esr_el1
+    mrs     x0, far_el1
+    eret
+1:  mrs     x0, esr_el1
+    mrs     x1, elr_el1
+    mrs     x2, far_el1
+    b       {exception}
+    .rept 11
     vector
     .endr

@@ -279,10 +279,10 @@ fn registers(t: &mut Denier<'_>, platform: &Platform<'_>) {
             RW | prot::MMIO,
         );
     }
-    for gic in platform.gic.iter() {
+    for gic in platform.gic.regions() {
         t.every_page(
             "every page of the GIC region is DENIED",
-            *gic,
+            gic,
             RW | prot::MMIO,
         );
         t.whole(

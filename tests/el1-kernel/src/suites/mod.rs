@@ -1,10 +1,12 @@
 //! The test suites, selected with `suite=<name>`.
 
+pub mod attack;
 pub mod bad_input;
 pub mod bench;
 pub mod demo;
 pub mod deny;
 pub mod dma;
+pub mod fp;
 pub mod fuzz;
 pub mod smp;
 pub mod smp_stress;
@@ -20,6 +22,8 @@ use smmu_hyp::smccc::{self, psci};
 pub fn run(suite: &str, platform: &Platform<'_>, report: &mut Report) {
     match suite {
         "demo" => demo::run(platform, report),
+        "attack" => attack::run(platform, report),
+        "fp" => fp::run(platform, report),
         "iommu" => iommu(report),
         "smccc" => smccc_calls(report),
         "psci" => psci_calls(report),

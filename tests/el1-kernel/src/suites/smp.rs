@@ -10,9 +10,12 @@ use smmu_hyp::platform::Platform;
 use smmu_hyp::smccc::psci;
 use smmu_hyp::smp::{ALREADY_ON, INVALID_ADDRESS};
 
+/// CPUs this kernel can start (`entry.S` and `linker.ld` have a stack for each).
+pub const MAX_CPUS: usize = 16;
+
 /// `ARRIVED[i]` is the context value CPU `i` was started with, written by
 /// CPU `i` itself.
-static mut ARRIVED: [u64; 8] = [0; 8];
+static mut ARRIVED: [u64; MAX_CPUS] = [0; MAX_CPUS];
 
 unsafe extern "C" {
     fn el1_secondary_entry();
@@ -58,7 +61,7 @@ pub fn run(platform: &Platform<'_>, report: &mut Report) {
     let entry = entry_point();
     let cpus = platform.cpus.len();
     report.check("more than one CPU", cpus > 1, format_args!("{cpus} CPUs"));
-    for cpu in 1..cpus.min(8) {
+    for cpu in 1..cpus.min(MAX_CPUS) {
         let r = cpu_on(platform.cpus[cpu], entry, cpu as u64);
         // Wait before printing: the new CPU prints its own line first (the
         // console has no lock).

@@ -1,12 +1,12 @@
-//! Suite `smp-stress` (boot with 4 CPUs): every CPU maps, translates and
-//! unmaps at once, in its own domain and in one shared domain (its own
-//! ranges there, plus a few IOVAs all CPUs fight over: exactly one map
-//! wins, the others get EXISTS), while the boot CPU keeps the `edu`
-//! device copying through a stable mapping of the shared domain. Every
-//! result is checked where it happens (a translation right after a map
-//! must be the CPU's own page); at the end the boot CPU checks each
-//! CPU's last mappings with DMA, the counters against what the CPUs did,
-//! and that everything can be torn down.
+//! Suite `smp-stress` (boot with 4 to 8 CPUs; `make test` uses 8): every
+//! CPU maps, translates and unmaps at once, in its own domain and in one
+//! shared domain (its own ranges there, plus a few IOVAs all CPUs fight
+//! over: exactly one map wins, the others get EXISTS), while the boot CPU
+//! keeps the `edu` device copying through a stable mapping of the shared
+//! domain. Every result is checked where it happens (a translation right
+//! after a map must be the CPU's own page); at the end the boot CPU checks
+//! each CPU's last mappings with DMA, the counters against what the CPUs
+//! did, and that everything can be torn down.
 //!
 //! EL1 runs with its MMU off, so there are no exclusives: the CPUs talk
 //! through per-CPU slots that only their owner writes, and a start flag
@@ -39,13 +39,29 @@ const SHARED_STRIDE: u64 = 0x100_0000;
 const CONTENDED_IOVA: u64 = 0x2000_0000;
 const CONTENDED: u64 = 4;
 const BLOCK_IOVA: u64 = 0x4000_0000;
-/// Where each CPU leaves its last mapping (own domain, and its shared
-/// range), for the DMA check at the end.
-const FINAL_IOVA: u64 = 0x300_0000;
+/// Where each CPU leaves its last mapping, for the DMA check at the end:
+/// at this IOVA in its own domain and at this offset into its range of
+/// the shared domain, so it must lie inside one stride and past the pages
+/// the rounds use there.
+const FINAL_IOVA: u64 = 0x80_0000;
 const FINAL_PAGE: u64 = 60;
 /// The boot CPU's stable DMA mapping in the shared domain.
 const STABLE_SRC: u64 = 0x3000_0000;
 const STABLE_DST: u64 = 0x3000_1000;
+/// Pages of a CPU's shared range (and of its own domain) that the rounds map.
+const ROUND_PAGES: u64 = 8 * 4;
+
+// Every CPU's IOVAs in the shared domain are its own: its range holds its
+// rounds' pages and its final page, the ranges of all CPUs end before the
+// contended IOVAs, and those before the boot CPU's stable mapping. The
+// CPUs' pages fit in the arena's page half.
+const _: () = {
+    assert!(ROUND_PAGES * PAGE <= FINAL_IOVA && FINAL_IOVA + PAGE <= SHARED_STRIDE);
+    assert!(FINAL_IOVA + PAGE <= PRIVATE_IOVA);
+    assert!(SHARED_IOVA + MAX_CPUS as u64 * SHARED_STRIDE <= CONTENDED_IOVA);
+    assert!(CONTENDED_IOVA + CONTENDED * PAGE <= STABLE_SRC);
+    assert!(FINAL_PAGE < PAGES_PER_CPU && MAX_CPUS as u64 * PAGES_PER_CPU <= 512);
+};
 /// DMA rounds the boot CPU waits for the others at most once its own
 /// work is done (about 0.3 s of virtual time each). A CPU stuck inside
 /// EL2 would stop the boot CPU too: the harness's timeout catches that.
@@ -310,7 +326,10 @@ pub fn run(platform: &Platform<'_>, report: &mut Report) {
     report.check(
         "4 CPUs or more",
         cpus >= 4,
-        format_args!("{cpus} CPUs (boot with -smp 4)"),
+        format_args!(
+            "{cpus} CPUs work, of {} booted (boot with -smp 4 to 8)",
+            platform.cpus.len()
+        ),
     );
     let dev = dma_device::find(platform);
     dma_device::check_found(report, &dev);

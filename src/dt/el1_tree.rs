@@ -1,0 +1,644 @@
+//! The device tree the hyp hands its EL1 kernel: a copy of the tree the
+//! boot loader gave the hyp, minus what EL1 must not drive, plus what it
+//! must know.
+//!
+//! The policy, applied by [`write`]:
+//! - EL2's memory (every range the hyp owns) becomes a `/reserved-memory`
+//!   child with `no-map`, so a cooperative kernel never allocates it; the
+//!   `/memreserve/` block and every other reserved range are kept.
+//! - Every `arm,smmu-v3` node is removed (the hyp owns the SMMUs), and so is
+//!   every node whose `compatible` is on the board's list of bus masters that
+//!   no SMMU sits in front of ([`El1Tree::hidden_compatibles`]).
+//! - Properties that refer to a removed node are removed: PCIe `iommu-map`
+//!   and `iommu-map-mask`, `iommus`, and the `/aliases` and `/__symbols__`
+//!   entries naming it. (A map pointing at a driverless node oopses Linux 6.1
+//!   when a device is removed.)
+//! - `/chosen`: the multiboot module nodes are removed; `bootargs` becomes
+//!   the kernel's own (the hyp's stay with the hyp); `linux,initrd-start`
+//!   and `linux,initrd-end` describe the ramdisk.
+//!
+//! Everything else, the header's `boot_cpuid_phys` included, is copied as
+//! it is. The output is written with rust-vmm's `vm-fdt`; the input is read
+//! with [`super::reader`], so a malformed input is an error, never a panic.
+
+use super::reader::{DtError, Fdt, Token, cells_at, strings};
+use crate::memmap::PhysRange;
+use crate::multiboot;
+use alloc::format;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// What the EL1 tree must say beyond the input.
+#[derive(Clone, Copy, Debug)]
+pub struct El1Tree<'a> {
+    /// Board bus masters outside every SMMU, by `compatible` (the
+    /// `arm,smmu-v3` nodes are always removed).
+    pub hidden_compatibles: &'a [&'a str],
+    /// Memory EL2 keeps for itself.
+    pub el2_owned: &'a [PhysRange],
+    /// The kernel's command line.
+    pub bootargs: Option<&'a str>,
+    pub initrd: Option<PhysRange>,
+}
+
+/// The compatible of the SMMUs the hyp owns.
+pub const SMMU_V3: &str = "arm,smmu-v3";
+/// Name prefix of the `/reserved-memory` children that hold EL2's memory.
+pub const EL2_RESERVED_NAME: &str = "smmu-hyp";
+
+/// Why the EL1 tree cannot be written.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum El1TreeError {
+    Input(DtError),
+    /// The writer refused something of the input (a name it finds invalid,
+    /// overlapping `/memreserve/` entries).
+    Writer(&'static str),
+    /// An EL2 range does not fit the cell sizes of `/reserved-memory`.
+    CellsTooSmall,
+}
+
+impl fmt::Display for El1TreeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Input(e) => write!(f, "{e}"),
+            Self::Writer(what) => write!(f, "cannot write the EL1 device tree: {what}"),
+            Self::CellsTooSmall => write!(
+                f,
+                "EL2's memory does not fit the #address-cells/#size-cells of /reserved-memory"
+            ),
+        }
+    }
+}
+
+impl From<DtError> for El1TreeError {
+    fn from(e: DtError) -> Self {
+        Self::Input(e)
+    }
+}
+
+impl From<vm_fdt::Error> for El1TreeError {
+    fn from(e: vm_fdt::Error) -> Self {
+        Self::Writer(match e {
+            vm_fdt::Error::InvalidNodeName => "invalid node name",
+            vm_fdt::Error::InvalidPropertyName => "invalid property name",
+            vm_fdt::Error::InvalidMemoryReservation => "invalid /memreserve/ entry",
+            vm_fdt::Error::OverlappingMemoryReservations => "overlapping /memreserve/ entries",
+            vm_fdt::Error::DuplicatePhandle => "duplicate phandle",
+            _ => "tree too large or malformed",
+        })
+    }
+}
+
+/// One node of the input, borrowing its names and values.
+#[derive(Debug)]
+struct Node<'a> {
+    name: &'a str,
+    props: Vec<(&'a str, &'a [u8])>,
+    children: Vec<Node<'a>>,
+}
+
+impl<'a> Node<'a> {
+    fn prop(&self, name: &str) -> Option<&'a [u8]> {
+        self.props.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+    fn u32_prop(&self, name: &str) -> Option<u32> {
+        self.prop(name)
+            .and_then(|v| cells_at(v, 0, 1))
+            .map(|v| v as u32)
+    }
+    fn is_compatible(&self, with: &str) -> bool {
+        self.prop("compatible")
+            .is_some_and(|c| strings(c).any(|s| s == with.as_bytes()))
+    }
+    fn child_mut(&mut self, name: &str) -> Option<&mut Node<'a>> {
+        self.children.iter_mut().find(|c| c.name == name)
+    }
+    fn set_prop(&mut self, name: &'a str, value: &'a [u8]) {
+        self.props.retain(|(n, _)| *n != name);
+        self.props.push((name, value));
+    }
+}
+
+/// Reads the whole structure block into a tree.
+fn read_tree<'a>(fdt: &Fdt<'a>) -> Result<Node<'a>, DtError> {
+    let mut open: Vec<Node<'a>> = Vec::new();
+    for token in fdt.tokens() {
+        match token? {
+            Token::Begin(name) => open.push(Node {
+                name,
+                props: Vec::new(),
+                children: Vec::new(),
+            }),
+            Token::Prop { name, value } => {
+                let node = open.last_mut().ok_or(DtError::BadNesting)?;
+                node.props.push((name, value));
+            }
+            Token::End => {
+                let done = open.pop().ok_or(DtError::BadNesting)?;
+                match open.last_mut() {
+                    Some(parent) => parent.children.push(done),
+                    None => return Ok(done),
+                }
+            }
+        }
+    }
+    Err(DtError::BadNesting)
+}
+
+/// What the removal of hidden nodes left behind.
+#[derive(Default)]
+struct Removed {
+    phandles: Vec<u32>,
+    paths: Vec<alloc::string::String>,
+}
+
+/// Removes, below `node` (at `path`), every node that must be hidden.
+fn remove_hidden(node: &mut Node<'_>, path: &str, hidden: &[&str], removed: &mut Removed) {
+    node.children.retain(|child| {
+        let hide = child.is_compatible(SMMU_V3) || hidden.iter().any(|c| child.is_compatible(c));
+        if hide {
+            collect_phandles(child, &mut removed.phandles);
+            removed.paths.push(format!("{path}/{}", child.name));
+        }
+        !hide
+    });
+    for child in &mut node.children {
+        let child_path = format!("{path}/{}", child.name);
+        remove_hidden(child, &child_path, hidden, removed);
+    }
+}
+
+fn collect_phandles(node: &Node<'_>, out: &mut Vec<u32>) {
+    out.extend(node.u32_prop("phandle"));
+    for child in &node.children {
+        collect_phandles(child, out);
+    }
+}
+
+/// `#iommu-cells` of every node with a phandle.
+fn iommu_cells(node: &Node<'_>, out: &mut Vec<(u32, usize)>) {
+    if let (Some(phandle), Some(cells)) = (node.u32_prop("phandle"), node.u32_prop("#iommu-cells"))
+    {
+        out.push((phandle, cells as usize));
+    }
+    for child in &node.children {
+        iommu_cells(child, out);
+    }
+}
+
+/// The phandles an `iommus` (`iommu-map` when `map`) value refers to, or
+/// `None` if it cannot be parsed against the IOMMUs' `#iommu-cells`.
+/// `iommus` is a list of `<phandle specifier...>`; `iommu-map` entries are
+/// `<rid-base phandle specifier... length>`.
+fn referenced_iommus(value: &[u8], cells: &[(u32, usize)], map: bool) -> Option<Vec<u32>> {
+    let words = value.len() / 4;
+    if !value.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut at = 0;
+    let mut out = Vec::new();
+    while at < words {
+        let phandle_at = at + usize::from(map);
+        let phandle = cells_at(value, phandle_at, 1)? as u32;
+        let specifier = cells.iter().find(|(p, _)| *p == phandle)?.1;
+        at = phandle_at + 1 + specifier + usize::from(map);
+        if at > words {
+            return None;
+        }
+        out.push(phandle);
+    }
+    Some(out)
+}
+
+/// Removes, in `node` and below, IOMMU references to removed nodes, and
+/// references that cannot be parsed (the safe side: no IOMMU).
+fn remove_dangling_iommu_refs(node: &mut Node<'_>, cells: &[(u32, usize)], removed: &[u32]) {
+    let dangling = |value: &[u8], map: bool| {
+        referenced_iommus(value, cells, map).is_none_or(|p| p.iter().any(|p| removed.contains(p)))
+    };
+    if node.prop("iommu-map").is_some_and(|v| dangling(v, true)) {
+        node.props
+            .retain(|(n, _)| *n != "iommu-map" && *n != "iommu-map-mask");
+    }
+    if node.prop("iommus").is_some_and(|v| dangling(v, false)) {
+        node.props.retain(|(n, _)| *n != "iommus");
+    }
+    for child in &mut node.children {
+        remove_dangling_iommu_refs(child, cells, removed);
+    }
+}
+
+/// Removes the `/aliases` and `/__symbols__` entries that name a removed
+/// node (their values are paths).
+fn remove_dangling_paths(root: &mut Node<'_>, removed: &[alloc::string::String]) {
+    for table in ["aliases", "__symbols__"] {
+        let Some(node) = root.child_mut(table) else {
+            continue;
+        };
+        node.props.retain(|(_, value)| {
+            let path = value.strip_suffix(&[0]).unwrap_or(value);
+            !removed.iter().any(|r| {
+                path.strip_prefix(r.as_bytes())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"))
+            })
+        });
+    }
+}
+
+/// Big-endian cells of `value` in `cells` 32-bit words, if it fits.
+fn encode_cells(out: &mut Vec<u8>, value: u64, cells: usize) -> Result<(), El1TreeError> {
+    match cells {
+        1 if value <= u64::from(u32::MAX) => out.extend_from_slice(&(value as u32).to_be_bytes()),
+        2 => out.extend_from_slice(&value.to_be_bytes()),
+        _ => return Err(El1TreeError::CellsTooSmall),
+    }
+    Ok(())
+}
+
+/// Values the writer emits that the input does not hold.
+struct Added {
+    bootargs: Vec<u8>,
+    initrd_start: [u8; 8],
+    initrd_end: [u8; 8],
+    /// `(node name, reg)` of each EL2 range.
+    reserved: Vec<(alloc::string::String, Vec<u8>)>,
+}
+
+/// Writes the EL1 tree for the input tree `dtb`.
+pub fn write(dtb: &[u8], spec: &El1Tree<'_>) -> Result<Vec<u8>, El1TreeError> {
+    let fdt = Fdt::new(dtb)?;
+    let mut root = read_tree(&fdt)?;
+
+    let mut cells = Vec::new();
+    iommu_cells(&root, &mut cells);
+    let mut removed = Removed::default();
+    remove_hidden(&mut root, "", spec.hidden_compatibles, &mut removed);
+    remove_dangling_iommu_refs(&mut root, &cells, &removed.phandles);
+    remove_dangling_paths(&mut root, &removed.paths);
+
+    // Cell sizes for the new `/reserved-memory` children: its own, or the
+    // root's when it is created (Devicetree Specification defaults: 2, 1).
+    let root_cells = (
+        root.u32_prop("#address-cells").unwrap_or(2) as usize,
+        root.u32_prop("#size-cells").unwrap_or(1) as usize,
+    );
+    let reserved_cells = root.child_mut("reserved-memory").map(|rm| {
+        (
+            rm.u32_prop("#address-cells").unwrap_or(root_cells.0 as u32) as usize,
+            rm.u32_prop("#size-cells").unwrap_or(root_cells.1 as u32) as usize,
+        )
+    });
+    let (acells, scells) = reserved_cells.unwrap_or(root_cells);
+    let mut added = Added {
+        bootargs: Vec::new(),
+        initrd_start: [0; 8],
+        initrd_end: [0; 8],
+        reserved: Vec::new(),
+    };
+    for range in spec.el2_owned.iter().filter(|r| r.size != 0) {
+        let mut reg = Vec::new();
+        encode_cells(&mut reg, range.start, acells)?;
+        encode_cells(&mut reg, range.size, scells)?;
+        added
+            .reserved
+            .push((format!("{EL2_RESERVED_NAME}@{:x}", range.start), reg));
+    }
+    if let Some(args) = spec.bootargs {
+        added.bootargs.extend_from_slice(args.as_bytes());
+        added.bootargs.push(0);
+    }
+    if let Some(initrd) = spec.initrd {
+        added.initrd_start = initrd.start.to_be_bytes();
+        added.initrd_end = initrd.end().to_be_bytes();
+    }
+
+    if root.child_mut("chosen").is_none() {
+        root.children.push(Node {
+            name: "chosen",
+            props: Vec::new(),
+            children: Vec::new(),
+        });
+    }
+    if let Some(chosen) = root.child_mut("chosen") {
+        chosen
+            .children
+            .retain(|c| !c.prop("compatible").is_some_and(multiboot::is_module));
+        chosen
+            .props
+            .retain(|(n, _)| !matches!(*n, "bootargs" | "linux,initrd-start" | "linux,initrd-end"));
+        if spec.bootargs.is_some() {
+            chosen.set_prop("bootargs", &added.bootargs);
+        }
+        if spec.initrd.is_some() {
+            chosen.set_prop("linux,initrd-start", &added.initrd_start);
+            chosen.set_prop("linux,initrd-end", &added.initrd_end);
+        }
+    }
+    if !added.reserved.is_empty() && root.child_mut("reserved-memory").is_none() {
+        root.children.push(Node {
+            name: "reserved-memory",
+            props: Vec::new(),
+            children: Vec::new(),
+        });
+    }
+    let cell_values = [(acells as u32).to_be_bytes(), (scells as u32).to_be_bytes()];
+    if let Some(rm) = root.child_mut("reserved-memory") {
+        if rm.props.is_empty() {
+            rm.set_prop("#address-cells", &cell_values[0]);
+            rm.set_prop("#size-cells", &cell_values[1]);
+            rm.set_prop("ranges", &[]);
+        }
+        for (name, reg) in &added.reserved {
+            rm.children.push(Node {
+                name,
+                props: alloc::vec![("reg", reg.as_slice()), ("no-map", &[][..])],
+                children: Vec::new(),
+            });
+        }
+    }
+
+    let reservations: Result<Vec<_>, _> = fdt
+        .memory_reservations()
+        .map(|(address, size)| vm_fdt::FdtReserveEntry::new(address, size))
+        .collect();
+    let mut w = vm_fdt::FdtWriter::new_with_mem_reserv(&reservations?)?;
+    w.set_boot_cpuid_phys(fdt.boot_cpuid);
+    emit(&mut w, &root)?;
+    Ok(w.finish()?)
+}
+
+fn emit(w: &mut vm_fdt::FdtWriter, node: &Node<'_>) -> Result<(), vm_fdt::Error> {
+    let handle = w.begin_node(node.name)?;
+    for (name, value) in &node.props {
+        w.property(name, value)?;
+    }
+    for child in &node.children {
+        emit(w, child)?;
+    }
+    w.end_node(handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::Platform;
+
+    const GUEST_LOADER: &[u8] = include_bytes!("../../tests/fixtures/qemu-virt-guest-loader.dtb");
+    const QEMU_HIDDEN: &[&str] = &["qemu,fw-cfg-mmio", "virtio,mmio"];
+    const EL2: [PhysRange; 2] = [
+        PhysRange::new(0x4020_0000, 0x11_0000),
+        PhysRange::new(0x4040_0000, 0x200_0000),
+    ];
+
+    fn spec() -> El1Tree<'static> {
+        El1Tree {
+            hidden_compatibles: QEMU_HIDDEN,
+            el2_owned: &EL2,
+            bootargs: Some("console=ttyAMA0 earlycon"),
+            initrd: Some(PhysRange::new(0x5800_0000, 5000)),
+        }
+    }
+
+    fn nodes(dtb: &[u8]) -> std::vec::Vec<std::string::String> {
+        let fdt = fdt::Fdt::new(dtb).unwrap();
+        fdt.all_nodes().map(|n| n.name.to_string()).collect()
+    }
+
+    #[test]
+    fn el2_memory_is_reserved_no_map_and_reads_back_as_reserved() {
+        let out = write(GUEST_LOADER, &spec()).unwrap();
+        let p = Platform::parse(&out, 0).unwrap();
+        for r in EL2 {
+            assert!(p.reserved.contains_range(&r), "{r} reserved");
+        }
+        let fdt = fdt::Fdt::new(&out).unwrap();
+        let rm = fdt.find_node("/reserved-memory").unwrap();
+        let names: std::vec::Vec<_> = rm.children().map(|c| c.name).collect();
+        assert_eq!(names, ["smmu-hyp@40200000", "smmu-hyp@40400000"]);
+        for child in rm.children() {
+            assert!(child.property("no-map").is_some());
+        }
+        assert_eq!(rm.property("#address-cells").unwrap().as_usize(), Some(2));
+        assert!(rm.property("ranges").is_some());
+    }
+
+    #[test]
+    fn smmus_and_board_bus_masters_are_removed_with_every_reference_to_them() {
+        let input = nodes(GUEST_LOADER);
+        assert!(input.iter().any(|n| n.starts_with("smmuv3@")));
+        assert!(input.iter().any(|n| n.starts_with("fw-cfg@")));
+        assert_eq!(
+            input
+                .iter()
+                .filter(|n| n.starts_with("virtio_mmio@"))
+                .count(),
+            32
+        );
+        let out = write(GUEST_LOADER, &spec()).unwrap();
+        let left = nodes(&out);
+        assert!(!left.iter().any(|n| n.starts_with("smmuv3@")
+            || n.starts_with("fw-cfg@")
+            || n.starts_with("virtio_mmio@")));
+        let p = Platform::parse(&out, 0).unwrap();
+        assert!(p.smmus.is_empty());
+        let pcie = p.pcie.unwrap();
+        assert!(pcie.iommu_map.is_empty(), "iommu-map pointed at the SMMU");
+        let fdt = fdt::Fdt::new(&out).unwrap();
+        let pcie_node = fdt
+            .all_nodes()
+            .find(|n| n.name.starts_with("pcie@"))
+            .unwrap();
+        assert!(pcie_node.property("iommu-map-mask").is_none());
+        assert!(pcie_node.property("msi-map").is_some(), "the ITS stays");
+        // Removed: the SMMU, fw-cfg, 32 virtio-mmio transports and the two
+        // modules; added: /reserved-memory and its two children.
+        assert_eq!(input.len() - left.len(), 36 - 3);
+    }
+
+    #[test]
+    fn chosen_carries_the_kernels_bootargs_and_initrd_and_no_modules() {
+        let out = write(GUEST_LOADER, &spec()).unwrap();
+        let fdt = fdt::Fdt::new(&out).unwrap();
+        let chosen = fdt.find_node("/chosen").unwrap();
+        assert_eq!(
+            chosen.property("bootargs").unwrap().as_str(),
+            Some("console=ttyAMA0 earlycon")
+        );
+        assert_eq!(chosen.children().count(), 0, "module nodes removed");
+        let start = chosen.property("linux,initrd-start").unwrap().as_usize();
+        let end = chosen.property("linux,initrd-end").unwrap().as_usize();
+        assert_eq!((start, end), (Some(0x5800_0000), Some(0x5800_0000 + 5000)));
+        assert!(
+            chosen.property("stdout-path").is_some(),
+            "the rest is copied"
+        );
+        assert_eq!(
+            multiboot::parse(&out).unwrap(),
+            multiboot::BootModules::default()
+        );
+        let hyp_args = fdt::Fdt::new(GUEST_LOADER).unwrap();
+        assert_eq!(
+            hyp_args
+                .find_node("/chosen")
+                .unwrap()
+                .property("bootargs")
+                .unwrap()
+                .as_str(),
+            Some("semihosting log=info"),
+            "the hyp's own bootargs were in the input"
+        );
+        assert!(!out.windows(11).any(|w| w == b"semihosting"));
+    }
+
+    #[test]
+    fn everything_else_is_copied_unchanged() {
+        let out = write(GUEST_LOADER, &spec()).unwrap();
+        let a = Platform::parse(GUEST_LOADER, 0).unwrap();
+        let b = Platform::parse(&out, 0).unwrap();
+        assert_eq!(a.ram.total_size(), b.ram.total_size());
+        assert_eq!(
+            (a.uart, a.gic.regions().count(), a.psci, a.cpus.len()),
+            (b.uart, b.gic.regions().count(), b.psci, b.cpus.len())
+        );
+        assert_eq!(a.model, b.model);
+        let fdt_in = fdt::Fdt::new(GUEST_LOADER).unwrap();
+        let fdt_out = fdt::Fdt::new(&out).unwrap();
+        for node in fdt_in
+            .all_nodes()
+            .filter(|n| n.name.starts_with("cpu") || n.name.starts_with("intc"))
+        {
+            let copy = fdt_out.all_nodes().find(|m| m.name == node.name).unwrap();
+            let props_in: std::vec::Vec<_> = node.properties().map(|p| (p.name, p.value)).collect();
+            let props_out: std::vec::Vec<_> =
+                copy.properties().map(|p| (p.name, p.value)).collect();
+            assert_eq!(props_in, props_out, "{}", node.name);
+        }
+    }
+
+    /// A hand-made tree: an SMMU, a platform device behind it (`iommus`),
+    /// one behind another IOMMU, a `/memreserve/` entry, an alias, an
+    /// existing `/reserved-memory` with one-cell sizes.
+    fn custom() -> std::vec::Vec<u8> {
+        let mut w = vm_fdt::FdtWriter::new_with_mem_reserv(&[vm_fdt::FdtReserveEntry::new(
+            0x8000_0000,
+            0x1000,
+        )
+        .unwrap()])
+        .unwrap();
+        w.set_boot_cpuid_phys(3);
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let aliases = w.begin_node("aliases").unwrap();
+        w.property_string("smmu0", "/soc/iommu@2b400000").unwrap();
+        w.property_string("serial0", "/soc/uart@1c090000").unwrap();
+        w.end_node(aliases).unwrap();
+        let rm = w.begin_node("reserved-memory").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        w.property_null("ranges").unwrap();
+        let fw = w.begin_node("firmware@88000000").unwrap();
+        w.property_array_u32("reg", &[0x8800_0000, 0x10_0000])
+            .unwrap();
+        w.property_null("no-map").unwrap();
+        w.end_node(fw).unwrap();
+        w.end_node(rm).unwrap();
+        let soc = w.begin_node("soc").unwrap();
+        let smmu = w.begin_node("iommu@2b400000").unwrap();
+        w.property_string("compatible", "arm,smmu-v3").unwrap();
+        w.property_u32("phandle", 5).unwrap();
+        w.property_u32("#iommu-cells", 1).unwrap();
+        w.end_node(smmu).unwrap();
+        let other = w.begin_node("iommu@3000000").unwrap();
+        w.property_string("compatible", "vendor,other-iommu")
+            .unwrap();
+        w.property_u32("phandle", 6).unwrap();
+        w.property_u32("#iommu-cells", 2).unwrap();
+        w.end_node(other).unwrap();
+        let dma = w.begin_node("dma@1000").unwrap();
+        w.property_array_u32("iommus", &[5, 0x10]).unwrap();
+        w.end_node(dma).unwrap();
+        let gpu = w.begin_node("gpu@2000").unwrap();
+        w.property_array_u32("iommus", &[6, 1, 2]).unwrap();
+        w.end_node(gpu).unwrap();
+        let uart = w.begin_node("uart@1c090000").unwrap();
+        w.property_string("compatible", "arm,pl011").unwrap();
+        w.end_node(uart).unwrap();
+        w.end_node(soc).unwrap();
+        w.end_node(root).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn existing_reserved_memory_memreserve_and_other_iommus_are_kept() {
+        let el2 = [PhysRange::new(0x8020_0000, 0x20_0000)];
+        let spec = El1Tree {
+            hidden_compatibles: &[],
+            el2_owned: &el2,
+            bootargs: None,
+            initrd: None,
+        };
+        let out = write(&custom(), &spec).unwrap();
+        let fdt = fdt::Fdt::new(&out).unwrap();
+        let reservations: std::vec::Vec<_> = fdt
+            .memory_reservations()
+            .map(|r| (r.address() as u64, r.size()))
+            .collect();
+        assert_eq!(reservations, [(0x8000_0000, 0x1000)]);
+        assert_eq!(
+            u32::from_be_bytes(out[28..32].try_into().unwrap()),
+            3,
+            "boot_cpuid_phys"
+        );
+        let rm = fdt.find_node("/reserved-memory").unwrap();
+        let kids: std::vec::Vec<_> = rm
+            .children()
+            .map(|c| (c.name, c.property("reg").unwrap().value))
+            .collect();
+        assert_eq!(
+            kids,
+            [
+                ("firmware@88000000", &[0x88, 0, 0, 0, 0, 0x10, 0, 0][..]),
+                ("smmu-hyp@80200000", &[0x80, 0x20, 0, 0, 0, 0x20, 0, 0][..]),
+            ],
+            "one-cell reg for the hyp's range too"
+        );
+        assert!(fdt.find_node("/soc/iommu@2b400000").is_none());
+        assert!(
+            fdt.find_node("/soc/dma@1000")
+                .unwrap()
+                .property("iommus")
+                .is_none()
+        );
+        assert!(
+            fdt.find_node("/soc/gpu@2000")
+                .unwrap()
+                .property("iommus")
+                .is_some()
+        );
+        let aliases = fdt.find_node("/aliases").unwrap();
+        assert!(aliases.property("smmu0").is_none());
+        assert!(aliases.property("serial0").is_some());
+        let chosen = fdt.find_node("/chosen").unwrap();
+        assert!(
+            chosen.property("bootargs").is_none()
+                && chosen.property("linux,initrd-start").is_none()
+        );
+    }
+
+    #[test]
+    fn ranges_that_do_not_fit_the_cells_and_malformed_input_are_errors() {
+        let el2 = [PhysRange::new(0x1_0000_0000, 0x1000)];
+        let spec = El1Tree {
+            hidden_compatibles: &[],
+            el2_owned: &el2,
+            bootargs: None,
+            initrd: None,
+        };
+        assert_eq!(write(&custom(), &spec), Err(El1TreeError::CellsTooSmall));
+        assert_eq!(
+            write(&[0; 64], &spec),
+            Err(El1TreeError::Input(DtError::BadHeader))
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! Host tests on small device trees written here: node status, the CPU
+//! capacity and the refusals' wording.
+
+use super::*;
+use std::string::ToString;
+use std::vec::Vec as StdVec;
+
+/// A minimal flattened-device-tree writer (Devicetree Specification v0.4,
+/// chapter 5): header, an empty reservation block, structure, strings.
+#[derive(Default)]
+struct Dtb {
+    structs: StdVec<u8>,
+    strings: StdVec<u8>,
+}
+
+fn words(cells: &[u32]) -> StdVec<u8> {
+    cells.iter().flat_map(|c| c.to_be_bytes()).collect()
+}
+
+fn text(s: &str) -> StdVec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+impl Dtb {
+    fn token(&mut self, t: u32) {
+        self.structs.extend(t.to_be_bytes());
+    }
+
+    fn pad(&mut self) {
+        while !self.structs.len().is_multiple_of(4) {
+            self.structs.push(0);
+        }
+    }
+
+    fn begin(&mut self, name: &str) -> &mut Self {
+        self.token(1);
+        self.structs.extend(text(name));
+        self.pad();
+        self
+    }
+
+    fn prop(&mut self, name: &str, value: &[u8]) -> &mut Self {
+        let offset = self.strings.len() as u32;
+        self.strings.extend(text(name));
+        self.token(3);
+        self.structs.extend((value.len() as u32).to_be_bytes());
+        self.structs.extend(offset.to_be_bytes());
+        self.structs.extend(value);
+        self.pad();
+        self
+    }
+
+    fn end(&mut self) -> &mut Self {
+        self.token(2);
+        self
+    }
+
+    fn finish(&mut self) -> StdVec<u8> {
+        self.token(9);
+        let (header, rsv) = (40u32, 16u32);
+        let structs = header + rsv;
+        let strings = structs + self.structs.len() as u32;
+        let total = strings + self.strings.len() as u32;
+        let mut out = words(&[
+            0xd00d_feed,
+            total,
+            structs,
+            strings,
+            header,
+            17,
+            16,
+            0,
+            self.strings.len() as u32,
+            self.structs.len() as u32,
+        ]);
+        out.extend([0u8; 16]);
+        out.extend(&self.structs);
+        out.extend(&self.strings);
+        out
+    }
+}
+
+/// Root, a GICv3, and what `body` adds.
+fn tree(body: impl FnOnce(&mut Dtb)) -> StdVec<u8> {
+    let mut d = Dtb::default();
+    d.begin("")
+        .prop("#address-cells", &words(&[2]))
+        .prop("#size-cells", &words(&[2]));
+    d.begin("interrupt-controller@8000000")
+        .prop("compatible", &text("arm,gic-v3"))
+        .prop(
+            "reg",
+            &words(&[0, 0x0800_0000, 0, 0x1_0000, 0, 0x080a_0000, 0, 0xf6_0000]),
+        )
+        .end();
+    body(&mut d);
+    d.end();
+    d.finish()
+}
+
+fn memory(d: &mut Dtb, base: u32, status: Option<&str>) {
+    d.begin(&std::format!("memory@{base:x}"))
+        .prop("device_type", &text("memory"))
+        .prop("reg", &words(&[0, base, 0, 0x4000_0000]));
+    if let Some(s) = status {
+        d.prop("status", &text(s));
+    }
+    d.end();
+}
+
+fn cpus(d: &mut Dtb, n: u32, status: impl Fn(u32) -> Option<&'static str>) {
+    d.begin("cpus")
+        .prop("#address-cells", &words(&[1]))
+        .prop("#size-cells", &words(&[0]));
+    for i in 0..n {
+        d.begin(&std::format!("cpu@{i:x}"))
+            .prop("device_type", &text("cpu"))
+            .prop("reg", &words(&[i]));
+        if let Some(s) = status(i) {
+            d.prop("status", &text(s));
+        }
+        d.end();
+    }
+    d.end();
+}
+
+#[test]
+fn disabled_nodes_and_their_subtrees_are_skipped_and_failed_cpus_are_not_counted() {
+    let dtb = tree(|d| {
+        memory(d, 0x4000_0000, None);
+        memory(d, 0x8000_0000, Some("disabled"));
+        // A disabled CPU is only quiescent: it can be started.
+        cpus(d, 3, |i| [None, Some("disabled"), Some("fail")][i as usize]);
+        d.begin("bus@9000000")
+            .prop("compatible", &text("simple-bus"))
+            .prop("status", &text("disabled"))
+            .prop("#address-cells", &words(&[2]))
+            .prop("#size-cells", &words(&[2]))
+            .prop("ranges", &[]);
+        d.begin("iommu@9050000")
+            .prop("compatible", &text("arm,smmu-v3"))
+            .prop("reg", &words(&[0, 0x0905_0000, 0, 0x2_0000]))
+            .end();
+        d.end();
+    });
+    let p = Platform::parse(&dtb, 0).unwrap();
+    let ram: StdVec<_> = p.ram.iter().copied().collect();
+    assert_eq!(ram, [PhysRange::new(0x4000_0000, 0x4000_0000)]);
+    assert_eq!(p.cpus.as_slice(), [0, 1]);
+    assert!(p.smmus.is_empty(), "under a disabled bus");
+}
+
+#[test]
+fn five_hundred_twelve_cpus_parse_and_one_more_is_refused_by_name_and_limit() {
+    let dtb = tree(|d| {
+        memory(d, 0x4000_0000, None);
+        cpus(d, 512, |_| None);
+    });
+    assert_eq!(Platform::parse(&dtb, 0).unwrap().cpus.len(), MAX_CPUS);
+    let dtb = tree(|d| {
+        memory(d, 0x4000_0000, None);
+        cpus(d, 513, |_| None);
+    });
+    let e = Platform::parse(&dtb, 0).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "device tree node cpu@200: more than 512 cpus (the hyp's limit)"
+    );
+}
+
+#[test]
+fn a_tree_without_memory_or_without_a_gic_is_refused_with_its_reason() {
+    let no_memory = tree(|d| cpus(d, 1, |_| None));
+    let e = Platform::parse(&no_memory, 0).unwrap_err();
+    assert_eq!(e, PlatformError::NoMemory);
+    assert!(
+        e.to_string()
+            .contains("the boot loader is expected to fill it in")
+    );
+
+    let mut d = Dtb::default();
+    d.begin("")
+        .prop("#address-cells", &words(&[2]))
+        .prop("#size-cells", &words(&[2]));
+    memory(&mut d, 0x4000_0000, None);
+    d.end();
+    let no_gic = d.finish();
+    assert_eq!(
+        Platform::parse(&no_gic, 0).unwrap_err(),
+        PlatformError::NoGic
+    );
+}

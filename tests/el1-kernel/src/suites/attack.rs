@@ -1,0 +1,241 @@
+//! Suite `attack`: EL1 behaves as a hostile kernel would, with its own
+//! loads and stores. Every access to EL2's memory (the hyp image with its
+//! stacks and identity-map tables, the page pool with every page table,
+//! stream table, queue and page record), to an SMMU's registers or to a bus
+//! master outside any SMMU (QEMU's fw_cfg) takes an external abort that EL1
+//! catches in its own vectors, nothing is read or changed, and the hyp
+//! serves the next hypercall. Traps EL1 provokes (`hvc #1`, an
+//! IMPLEMENTATION DEFINED register) are answered, not fatal.
+
+use crate::el2_layout;
+use crate::hyp_client::hvc;
+use crate::probe::{self, Fault};
+use crate::report::Report;
+use smmu_hyp::esr::ec;
+use smmu_hyp::hypercall::abi;
+use smmu_hyp::memmap::PhysRange;
+use smmu_hyp::platform::Platform;
+
+const PAGE: u64 = 0x1000;
+/// Synchronous external abort, not on a translation table walk.
+const DFSC_EXTERNAL: u32 = 0x10;
+
+struct Attacker<'r> {
+    report: &'r mut Report,
+}
+
+impl Attacker<'_> {
+    /// Whether the hyp still answers a hypercall.
+    fn hyp_serves(&self) -> bool {
+        hvc([abi::HYP_ABI_VERSION.into(), 0, 0, 0])[0] == abi::ABI_VERSION
+    }
+
+    /// Whether `r` is the abort an access to `addr` must take.
+    fn aborted(r: Result<u64, Fault>, addr: u64, write: bool) -> bool {
+        match r {
+            Err(f) => {
+                f.esr.class() == ec::DABT_CURRENT
+                    && f.esr.iss() & 0x3f == DFSC_EXTERNAL
+                    && (f.esr.iss() & (1 << 6) != 0) == write
+                    && f.far == addr
+            }
+            Ok(_) => false,
+        }
+    }
+
+    /// Reads and writes `addr`: both must abort, and the hyp serve on.
+    fn refused(&mut self, what: &str, addr: u64) {
+        let read = probe::read(addr);
+        let write = probe::write(addr, 0x5a5a_5a5a_5a5a_5a5a);
+        let ok = Self::aborted(read, addr, false)
+            && Self::aborted(write.map(|()| 0), addr, true)
+            && self.hyp_serves();
+        self.report.check(
+            what,
+            ok,
+            format_args!(
+                "{addr:#x}: read {}, write {}",
+                Seen(read),
+                Seen(write.map(|()| 0))
+            ),
+        );
+    }
+
+    /// Reads and writes a page every `step` bytes of `range` (and its
+    /// last page): all must abort.
+    fn range_refused(&mut self, what: &str, range: PhysRange, step: u64) {
+        let first = range.start & !(PAGE - 1);
+        let last = (range.end() - 1) & !(PAGE - 1);
+        let mut tried = 0;
+        let mut bad = None;
+        let mut addr = first;
+        loop {
+            let read = probe::read(addr);
+            let write = probe::write(addr + 8, 0xa5a5_a5a5_a5a5_a5a5);
+            tried += 1;
+            if bad.is_none()
+                && !(Self::aborted(read, addr, false)
+                    && Self::aborted(write.map(|()| 0), addr + 8, true))
+            {
+                bad = Some((addr, read));
+            }
+            if addr == last {
+                break;
+            }
+            addr = (addr + step).min(last);
+        }
+        let serves = self.hyp_serves();
+        self.report.check(
+            what,
+            bad.is_none() && serves,
+            format_args!(
+                "{range}: {tried} pages read and written, {}; hyp serves: {serves}",
+                match bad {
+                    None => "every access aborted".into(),
+                    Some((a, r)) => Text::from(format_args!("{a:#x} read {}", Seen(r))),
+                }
+            ),
+        );
+    }
+}
+
+/// A short owned text (no allocator in the test kernel).
+struct Text(heapless::String<96>);
+
+impl From<core::fmt::Arguments<'_>> for Text {
+    fn from(a: core::fmt::Arguments<'_>) -> Self {
+        let mut s = heapless::String::new();
+        let _ = core::fmt::write(&mut s, a);
+        Text(s)
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Self {
+        Text::from(format_args!("{s}"))
+    }
+}
+
+impl core::fmt::Display for Text {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+struct Seen(Result<u64, Fault>);
+
+impl core::fmt::Display for Seen {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Ok(v) => write!(f, "succeeded ({v:#x})"),
+            Err(e) => write!(f, "{} (FAR {:#x})", e.esr, e.far),
+        }
+    }
+}
+
+/// The `reg` of the first node with `compatible`.
+fn node_reg(platform: &Platform<'_>, compatible: &str) -> Option<PhysRange> {
+    // SAFETY: the device tree the hyp passed in x0, whose header gave this
+    // size (`Platform::parse` validated it); EL1 reads it physically.
+    let dtb = unsafe {
+        core::slice::from_raw_parts(platform.dtb.start as *const u8, platform.dtb.size as usize)
+    };
+    let dtb = fdt::Fdt::new(dtb).ok()?;
+    let node = dtb.find_compatible(&[compatible])?;
+    let r = node.reg()?.next()?;
+    Some(PhysRange::new(
+        r.starting_address as u64,
+        r.size.unwrap_or(0) as u64,
+    ))
+}
+
+pub fn run(platform: &Platform<'_>, report: &mut Report) {
+    let mut a = Attacker { report };
+
+    // Controls: EL1's own RAM and the UART are reachable.
+    let own = &a as *const _ as u64;
+    a.report.check(
+        "EL1's own memory is readable",
+        probe::read(own & !7).is_ok(),
+        format_args!("{own:#x}"),
+    );
+
+    let r = probe::hvc1();
+    a.report.check(
+        "hvc #1 is answered NOT_SUPPORTED",
+        r == Ok(abi::NOT_SUPPORTED as u64),
+        format_args!("x0 = {}", Seen(r)),
+    );
+    let r = probe::brk();
+    a.report.check(
+        "brk is EL1's own exception",
+        matches!(r, Err(f) if f.esr.class() == ec::BRK64 && f.esr.imm16() == 0x123),
+        format_args!("{}", Seen(r)),
+    );
+    let r = probe::impdef_register();
+    a.report.check(
+        "an IMPLEMENTATION DEFINED register traps and EL1 gets an undefined instruction",
+        matches!(r, Err(f) if f.esr.class() == ec::UNKNOWN),
+        format_args!("{}", Seen(r)),
+    );
+    match el2_layout::derive(platform) {
+        Some(el2) => {
+            a.range_refused(
+                "EL2's image (code, data, stacks) is out of reach",
+                el2.image,
+                PAGE,
+            );
+            a.range_refused(
+                "EL2's page pool (tables, stream tables, queues, records) is out of reach",
+                el2.pool,
+                64 * PAGE,
+            );
+            // The pages just outside are EL1's.
+            let below = el2.image.start - PAGE;
+            a.report.check(
+                "the page below the hyp image is EL1's",
+                probe::read(below).is_ok(),
+                format_args!("{below:#x}"),
+            );
+        }
+        None => {
+            a.report
+                .check("EL2's ranges known", false, format_args!("no layout"));
+        }
+    }
+
+    for smmu in platform.smmus.iter() {
+        a.refused(
+            "an SMMU's registers are out of reach (IDR0)",
+            smmu.regs.start,
+        );
+        a.refused(
+            "an SMMU's registers are out of reach (CR0)",
+            smmu.regs.start + 0x20,
+        );
+        a.refused(
+            "an SMMU's registers are out of reach (page 1)",
+            smmu.regs.start + 0x1_00a8,
+        );
+    }
+    match node_reg(platform, "qemu,fw-cfg-mmio") {
+        Some(r) => a.refused(
+            "fw_cfg (a bus master outside the SMMU) is out of reach",
+            r.start + 0x10,
+        ),
+        None => {
+            a.report.check(
+                "fw_cfg found",
+                false,
+                format_args!("no qemu,fw-cfg-mmio node"),
+            );
+        }
+    }
+
+    let serves = a.hyp_serves();
+    a.report.check(
+        "the hyp serves hypercalls after every attack",
+        serves,
+        format_args!("HYP_ABI_VERSION answered: {serves}"),
+    );
+}
