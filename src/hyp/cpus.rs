@@ -5,6 +5,7 @@ use super::boot::LAYOUT;
 use super::mem::PAGE_POOL;
 use crate::arch::aarch64::{self, cache, el1};
 use crate::layout::CpuStacks;
+use crate::mem::PAGE_SIZE;
 use crate::smccc::{Firmware, psci};
 use crate::smp::boot_data::{self, BootDataCell, MmuRegisters, SecondaryBootData};
 use crate::smp::{CpuSlot, CpuTable, El1Start};
@@ -59,7 +60,7 @@ pub fn init(mpidrs: &[u64], boot_mpidr: u64) -> Result<usize, &'static str> {
     let bytes = mpidrs.len() * core::mem::size_of::<CpuSlot>();
     let region = PAGE_POOL
         .lock()
-        .alloc(bytes as u64, 4096)
+        .alloc(bytes as u64, PAGE_SIZE)
         .map_err(|_| "no pool memory for the CPU table")?;
     let slots = region.start as *mut CpuSlot;
     for i in 0..mpidrs.len() {
