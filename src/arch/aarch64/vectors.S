@@ -14,12 +14,13 @@
  * and a stack (src/stacks.rs): the boot stack in the image (linker/hyp.ld),
  * and one slot per CPU at the end of the page pool (layout::CpuStacks),
  * found through the boot data record (smp::boot_data) the boot CPU writes
- * before EL1 runs. So before touching memory the entry checks, with
- * registers and that record only, how much stack is left; with less than
- * {EXCEPTION_STACK_MIN} bytes of the slot below SP (the guard page and
- * room for the report), it moves to an emergency stack: the top of the
- * same slot, whose frames are not needed any more (every exception from
- * EL2 ends the run), or, for an SP outside every slot, a stack of its own.
+ * before EL1 runs. So before it stores anything the entry checks, with
+ * registers and loads of that record only, how much stack is left; with
+ * less than {EXCEPTION_STACK_MIN} bytes of the slot below SP (the guard
+ * page and room for the report), it moves to an emergency stack: the top
+ * of the same slot, whose frames are not needed any more (every exception
+ * from EL2 ends the run), or, for an SP outside every slot, a stack of its
+ * own.
  * The frame records the SP at the exception, so the handler can tell a
  * stack overflow from any other fault.
  *
