@@ -14,7 +14,7 @@ BOARD ?= qemu-virt
 include board/$(BOARD)/board.mk
 
 # The hyp is built soft-float: EL2 never touches FP/SIMD registers, so EL1's
-# survive every trap without being saved (tests/image.rs checks the image).
+# survive every trap without being saved (tests/images.rs checks both images).
 # The EL1 test kernel is an ordinary hard-float kernel.
 HYP_TARGET := aarch64-unknown-none-softfloat
 EL1_TARGET := aarch64-unknown-none
@@ -23,6 +23,7 @@ HYP_ELF := target/$(HYP_TARGET)/release/smmu-hyp
 EL1_ELF := target/$(EL1_TARGET)/release/el1-test-kernel
 IMAGE_DIR := target/images/$(BOARD)
 HYP_BIN := $(IMAGE_DIR)/smmu-hyp.bin
+SELFTEST_BIN := $(IMAGE_DIR)/smmu-hyp-selftest.bin
 EL1_BIN := $(IMAGE_DIR)/el1-test-kernel.bin
 SYSROOT = $(shell rustc --print sysroot)
 OBJCOPY = $(SYSROOT)/lib/rustlib/x86_64-unknown-linux-gnu/bin/llvm-objcopy
@@ -55,11 +56,21 @@ setup:
 	@rustup component list --installed | grep -q '^llvm-tools' || rustup component add llvm-tools
 	@if [ -n "$(BOARD_SETUP)" ]; then bash $(BOARD_SETUP); fi
 
+# Two EL2 images: smmu-hyp.bin (production: `make run` and every EL1 suite)
+# and smmu-hyp-selftest.bin (with the EL2 self-tests, for the `test=`
+# scenarios), both soft-float. Each in a cargo invocation of its own, the
+# production one last: cargo unifies features across the packages of one
+# build, and $(HYP_ELF) (used by `make debug`) is the last one built. The
+# ELFs are kept next to the images for tests/images.rs.
 images: setup
-	$(CARGO) build --release --target $(HYP_TARGET) -p smmu-hyp
-	$(CARGO) build --release --target $(EL1_TARGET) -p el1-test-kernel
 	@mkdir -p $(IMAGE_DIR)
+	$(CARGO) build --release --target $(HYP_TARGET) -p smmu-hyp --features selftest
+	cp $(HYP_ELF) $(IMAGE_DIR)/smmu-hyp-selftest.elf
+	$(OBJCOPY) -O binary $(HYP_ELF) $(SELFTEST_BIN)
+	$(CARGO) build --release --target $(HYP_TARGET) -p smmu-hyp
+	cp $(HYP_ELF) $(IMAGE_DIR)/smmu-hyp.elf
 	$(OBJCOPY) -O binary $(HYP_ELF) $(HYP_BIN)
+	$(CARGO) build --release --target $(EL1_TARGET) -p el1-test-kernel
 	$(OBJCOPY) -O binary $(EL1_ELF) $(EL1_BIN)
 
 run: images
@@ -77,11 +88,10 @@ run-linux: images linux-kit
 		$(call el1_ramdisk,target/linux/initramfs-$(LINUX_SCENARIO).cpio.gz)
 
 unit-test: setup
-	$(CARGO) test --lib
+	$(CARGO) test --lib --test layering
 
 qemu-test: images
-	HYP_IMAGE_DIR=$(CURDIR)/$(IMAGE_DIR) $(CARGO) test --test qemu
-	HYP_ELF=$(CURDIR)/$(HYP_ELF) $(CARGO) test --test image
+	HYP_IMAGE_DIR=$(CURDIR)/$(IMAGE_DIR) $(CARGO) test --test images --test qemu
 
 linux-test: images linux-kit
 	HYP_IMAGE_DIR=$(CURDIR)/$(IMAGE_DIR) $(CARGO) test --test linux
@@ -103,7 +113,7 @@ bench: images
 	@$(QEMU) $(QEMU_ARGS) -machine dumpdtb=$(BOARD_DTB) >/dev/null
 	$(call qemu_lines,BENCH_EL1,^bench:|^el1: ([0-9]+ passed|FAIL))
 
-BENCH_SMMU = $(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) -append "$(BOARD_BOOTARGS) test=smmu-bench"
+BENCH_SMMU = $(QEMU) $(QEMU_ARGS) -kernel $(SELFTEST_BIN) -append "$(BOARD_BOOTARGS) test=smmu-bench"
 BENCH_EL1 = $(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) $(call el1_module,$(EL1_BIN),suite=bench) \
 	$(call el1_ramdisk,$(BOARD_DTB)) -append "$(BOARD_BOOTARGS)"
 
@@ -128,7 +138,8 @@ debug: images
 clippy: setup
 	$(CARGO) clippy --lib --tests --benches -- -D warnings
 	$(CARGO) clippy --release --target $(HYP_TARGET) -p smmu-hyp -- -D warnings
-	$(CARGO) clippy --release --target $(EL1_TARGET) -p el1-test-kernel -- -D warnings
+	$(CARGO) clippy --release --target $(HYP_TARGET) -p smmu-hyp --features selftest -- -D warnings
+	$(CARGO) clippy --release --target $(EL1_TARGET) -p el1-test-kernel -p qemu-edu -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

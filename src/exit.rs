@@ -11,5 +11,11 @@ pub const EL2_EXCEPTION: u32 = 3;
 pub const EL2_PANIC: u32 = 4;
 /// EL2 could not boot: bad device tree, no memory, no payload...
 pub const BOOT_FAILURE: u32 = 5;
-/// The EL1 kernel took an exception it did not expect.
+/// An exception from EL1 nobody expected: one the EL1 test kernel took
+/// (an abort or undefined instruction the hyp injected lands there too),
+/// or, reported by the hyp, an interrupt or SError taken from EL1, which
+/// `HCR_EL2` never routes to EL2.
 pub const EL1_EXCEPTION: u32 = 6;
+/// EL2 overflowed a stack into its guard page (the decoded crash report,
+/// made on an emergency stack, precedes it).
+pub const EL2_STACK_OVERFLOW: u32 = 7;

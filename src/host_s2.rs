@@ -9,7 +9,7 @@
 //! * RAM is mapped read-write-executable, Normal write-back, except every
 //!   range EL2 owns (image and stacks, page pool: page tables, stream tables,
 //!   queues, ownership records). Those are exactly the pages the ownership
-//!   record ([`crate::ownership`]) marks EL2's: both are built from
+//!   record ([`crate::mem::ownership`]) marks EL2's: both are built from
 //!   [`BootLayout::el2_owned`](crate::layout::BootLayout::el2_owned) and the
 //!   hyp never moves a page between owners after boot, so the two agree.
 //! * Everything else below `2^ipa_bits` is MMIO, mapped read-write and never

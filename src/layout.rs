@@ -12,8 +12,10 @@
 //! which stays where the loader put it) or reserved memory.
 
 use crate::image::ImageHeader;
+use crate::mem::PAGE_SIZE;
 use crate::memmap::{PhysRange, RangeSet};
 use crate::platform::Platform;
+use crate::stacks::StackSlots;
 use core::fmt;
 
 pub const SZ_2M: u64 = 2 << 20;
@@ -21,7 +23,7 @@ pub const SZ_2M: u64 = 2 << 20;
 pub const STACK_SIZE: u64 = 0x1_0000;
 /// The unmapped page below each stack: an overflow faults instead of
 /// corrupting what lies below.
-pub const STACK_GUARD_SIZE: u64 = 0x1000;
+pub const STACK_GUARD_SIZE: u64 = PAGE_SIZE;
 /// A stack with its guard page; CPU `i`'s slot starts at `i` slots above
 /// the first.
 pub const STACK_SLOT_SIZE: u64 = STACK_GUARD_SIZE + STACK_SIZE;
@@ -89,6 +91,16 @@ impl CpuStacks {
     pub fn top(&self, cpu: usize) -> Option<u64> {
         self.stack(cpu).map(|s| s.end())
     }
+
+    /// The slots, for telling a stack overflow (slot `i` is CPU `i`'s).
+    pub fn slots(&self) -> StackSlots {
+        StackSlots {
+            start: self.region.start,
+            slot_size: STACK_SLOT_SIZE,
+            guard_size: STACK_GUARD_SIZE,
+            count: self.count,
+        }
+    }
 }
 
 /// The boot memory layout.
@@ -127,7 +139,7 @@ impl BootLayout {
             .chain([platform.dtb, image])
             .chain(modules);
         for hole in holes {
-            free.remove(hole.align_out(4096))
+            free.remove(hole.align_out(PAGE_SIZE))
                 .map_err(|_| LayoutError::TooFragmented)?;
         }
         let pool = free
@@ -288,6 +300,14 @@ mod tests {
             Some(PhysRange::new(end - 3 * 0x11000 + 0x1000, 0x1_0000))
         );
         assert_eq!(l.stacks.stack(3), None);
+        // The slots the crash report and `vectors.S` use are these stacks.
+        let slots = l.stacks.slots();
+        for cpu in 0..3 {
+            let stack = l.stacks.stack(cpu).unwrap();
+            assert_eq!(slots.guard(cpu).end(), stack.start, "cpu{cpu}");
+            assert_eq!(slots.overflow(stack.start, None), Some(cpu));
+            assert_eq!(slots.overflow(stack.end(), None), None);
+        }
         let stacks: std::vec::Vec<_> = l.stacks.stacks().collect();
         for pair in stacks.windows(2) {
             assert_eq!(

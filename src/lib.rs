@@ -5,6 +5,8 @@
 //! unit-tested on the host. Code that touches system registers lives under
 //! `arch` and only builds for `aarch64-unknown-none`.
 #![cfg_attr(not(test), no_std)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 extern crate alloc;
 
@@ -22,15 +24,15 @@ pub mod image;
 pub mod inject;
 pub mod iommu;
 pub mod layout;
+pub mod mem;
 pub mod memmap;
 pub mod multiboot;
-pub mod ownership;
-pub mod page_pool;
 pub mod pci;
 pub mod pgtable;
 pub mod platform;
 pub mod smccc;
 pub mod smmu;
+pub mod stacks;
 pub mod stage1;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

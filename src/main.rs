@@ -1,11 +1,14 @@
 //! The EL2 image. All logic lives in the `smmu_hyp` library; this file holds
 //! the assembly entry points and the panic handler.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(target_os = "none")]
 mod el2 {
     use core::arch::global_asm;
     use smmu_hyp::arch::aarch64::{self, exception};
+    use smmu_hyp::hyp::trap;
     use smmu_hyp::smp::boot_data;
 
     global_asm!(
@@ -25,7 +28,15 @@ mod el2 {
     global_asm!(
         include_str!("arch/aarch64/vectors.S"),
         FRAME_SIZE = const exception::FRAME_SIZE,
-        handler = sym exception::handle_exception,
+        FRAME_SP = const core::mem::offset_of!(exception::TrapFrame, sp),
+        STACK_SLOT_SIZE = const smmu_hyp::layout::STACK_SLOT_SIZE,
+        EXCEPTION_STACK_MIN = const aarch64::EXCEPTION_STACK_MIN,
+        BOOT_DATA_STACKS = const boot_data::OFFSET_STACKS,
+        BOOT_DATA_STACKS_END = const boot_data::OFFSET_STACKS_END,
+        boot_data = sym smmu_hyp::hyp::cpus::SECONDARY_BOOT_DATA,
+        wild_sp_stack = sym aarch64::WILD_SP_STACK,
+        WILD_SP_STACK_SIZE = const aarch64::WILD_SP_STACK_SIZE,
+        handler = sym trap::handle_exception,
     );
 
     extern "C" fn rust_main(dtb_pa: u64) -> ! {
@@ -46,6 +57,8 @@ mod el2 {
 /// On the host this binary does nothing: the image only runs at EL2.
 #[cfg(not(target_os = "none"))]
 fn main() {
-    eprintln!("smmu-hyp is an EL2 image: build it with `make` (target aarch64-unknown-none)");
+    eprintln!(
+        "smmu-hyp is an EL2 image: build it with `make` (target aarch64-unknown-none-softfloat)"
+    );
     std::process::exit(2);
 }

@@ -13,7 +13,9 @@ mod real_dtbs;
 #[cfg(test)]
 mod synthetic;
 
-pub use gic::{Gic, GicVersion, MAX_GIC_MSI_FRAMES, MAX_GIC_REDISTRIBUTOR_REGIONS};
+pub use gic::{
+    Gic, GicVersion, MAX_GIC_MSI_FRAMES, MAX_GIC_REDISTRIBUTOR_REGIONS, MAX_GIC_REGIONS,
+};
 
 use crate::memmap::{PhysRange, RangeSet};
 use bus::{Bus, MAX_DEPTH, read_cells, reg_entries, translate};
@@ -88,6 +90,15 @@ impl fmt::Display for PlatformError<'_> {
 pub enum PsciConduit {
     Smc,
     Hvc,
+}
+
+impl fmt::Display for PsciConduit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Smc => "smc",
+            Self::Hvc => "hvc",
+        })
+    }
 }
 
 /// One `arm,smmu-v3` node.

@@ -7,9 +7,10 @@
 //! works on a caller-provided pool of tables and refuses to map a page twice,
 //! so every address has exactly one meaning.
 
+use crate::mem::PAGE_SIZE;
 use crate::memmap::PhysRange;
+use core::fmt;
 
-pub const PAGE_SIZE: u64 = 4096;
 const ENTRIES: usize = 512;
 const VA_BITS: u32 = 48;
 
@@ -68,9 +69,21 @@ pub enum MapError {
     BadRange,
 }
 
+impl fmt::Display for MapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoTables => f.write_str("out of translation tables"),
+            Self::AlreadyMapped(va) => write!(f, "{va:#x} is mapped already"),
+            Self::BadRange => f.write_str("range not page aligned or beyond 48 bits"),
+        }
+    }
+}
+
 /// One 4 KiB translation table.
 #[repr(C, align(4096))]
 pub struct Table(pub [u64; ENTRIES]);
+// The 4 KiB granule is the hyp's page.
+const _: () = assert!(core::mem::size_of::<Table>() as u64 == PAGE_SIZE);
 
 impl Table {
     pub const EMPTY: Table = Table([0; ENTRIES]);

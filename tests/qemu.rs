@@ -53,6 +53,49 @@ fn el2_panic_prints_message_and_location_with_its_own_status() {
 }
 
 #[test]
+fn el2_stack_overflow_is_reported_from_an_emergency_stack_with_its_own_status() {
+    Boot::new("test=el2-stack-overflow")
+        .run()
+        .expect_status(exit::EL2_STACK_OVERFLOW as i32)
+        .expect("*** EL2 stack overflow: the boot stack ran into its guard page [0x")
+        .expect("*** unexpected exception: synchronous, EL2 ***")
+        .expect("EC 0x25 (Data abort from the same EL)")
+        .expect("translation fault at level 3 on write")
+        .expect("SP   0x")
+        .expect("x30 0x")
+        .expect_absent("instead of faulting")
+        .expect_absent("el1:");
+}
+
+/// The CPUs' stacks after boot are in the pool, found by `vectors.S`
+/// through the boot data record: an overflow in the last CPU's slot is
+/// caught there too.
+#[test]
+fn an_overflow_of_a_cpus_stack_in_the_pool_is_reported_with_its_own_status() {
+    Boot::new("test=el2-cpu-stack-overflow")
+        .qemu("-smp", "4")
+        .run()
+        .expect_status(exit::EL2_STACK_OVERFLOW as i32)
+        .expect("selftest: recursing on cpu3's stack in the pool until it overflows")
+        .expect("*** EL2 stack overflow: cpu3's stack ran into its guard page [0x")
+        .expect("translation fault at level 3 on write")
+        .expect("SP   0x")
+        .expect_absent("instead of faulting");
+}
+
+#[test]
+fn an_el2_fault_with_sp_outside_every_stack_is_still_reported() {
+    Boot::new("test=el2-wild-sp")
+        .run()
+        .expect_status(exit::EL2_EXCEPTION as i32)
+        .expect("*** unexpected exception: synchronous, EL2 ***")
+        .expect("FAR  0x0000000000000010")
+        .expect("SP   0x0000000000000010")
+        .expect("x30 0x")
+        .expect_absent("stack overflow");
+}
+
+#[test]
 fn unknown_function_ids_return_not_supported() {
     Boot::new("suite=smccc")
         .run()
@@ -559,7 +602,7 @@ fn an_smmu_without_stage_2_is_refused_and_blocked_and_the_hyp_runs_on() {
         .add("-global", "arm-smmuv3.stage=1")
         .run()
         .expect_status(SUCCESS)
-        .expect("smmu0: not used: SMMU not usable: no stage-2 translation (IDR0.S2P = 0)")
+        .expect("smmu0: not used: unsupported SMMU: no stage-2 translation (IDR0.S2P = 0)")
         .expect("smmu0: disabled with GBPA.ABORT: its devices cannot DMA")
         .expect_passed(8);
 }

@@ -1,3 +1,2 @@
 //! Device drivers that are not the SMMU.
-pub mod edu;
 pub mod pl011;

@@ -1,13 +1,14 @@
 //! The primary CPU's boot, from the first Rust instruction to EL1.
 
-use super::{CONFIG, RunConfig, board, payload, selftest};
+use super::mem::PAGE_POOL;
+use super::{CONFIG, RunConfig, board, payload};
 use crate::arch::aarch64::{self, el1, image, mmu};
 use crate::bootargs;
 use crate::console;
 use crate::layout::{BootLayout, CpuStacks};
+use crate::mem::{PAGE_SIZE, forbidden_mmio};
 use crate::memmap::{PhysRange, RangeSet};
 use crate::multiboot;
-use crate::page_pool::PagePool;
 use crate::pci::ecam::Ecam;
 use crate::pci::enumerate::{Function, MAX_FUNCTIONS, enumerate};
 use crate::platform::{self, Platform};
@@ -30,9 +31,6 @@ pub static PCI_FUNCTIONS: spin::Once<heapless::Vec<Function, MAX_FUNCTIONS>> = s
 /// The boot memory layout; [`BootLayout::el2_owned`] is memory that must
 /// never be handed to EL1 or mapped for a device.
 pub static LAYOUT: spin::Once<BootLayout> = spin::Once::new();
-
-/// The hyp's page pool.
-pub static PAGE_POOL: spin::Mutex<PagePool> = spin::Mutex::new(PagePool::new());
 
 /// Reports a failure that happens before the console exists (MMU off, on
 /// the board's early UART) and ends the run like every boot failure.
@@ -107,17 +105,10 @@ fn build_id_map(
     // The early UART keeps crash reports printable until the console
     // exists; it is usually the device tree's UART itself.
     let early_uart = board::EARLY_UART
-        .map(|base| PhysRange::new(base, 0x1000))
+        .map(|base| PhysRange::new(base, PAGE_SIZE))
         .filter(|u| platform.uart.is_none_or(|dt| !dt.overlaps(u)));
-    let devices = platform
-        .uart
-        .into_iter()
-        .chain(early_uart)
-        .chain(platform.smmus.iter().map(|s| s.regs))
-        .chain(platform.gic.regions())
-        .chain(pcie);
-    for device in devices {
-        map.map(device.align_out(4096), Kind::Device)?;
+    for device in forbidden_mmio(platform).chain(early_uart).chain(pcie) {
+        map.map(device.align_out(PAGE_SIZE), Kind::Device)?;
     }
     Ok((map.root_pa(), map.tables_used()))
 }
@@ -159,11 +150,10 @@ fn banner(platform: &Platform<'_>, layout: &BootLayout) {
         ),
         None => log::info!("pcie: none"),
     }
-    log::info!(
-        "psci: {:?}; bootargs: \"{}\"",
-        platform.psci,
-        platform.bootargs
-    );
+    match platform.psci {
+        Some(conduit) => log::info!("psci: {conduit}; bootargs: \"{}\"", platform.bootargs),
+        None => log::info!("psci: none; bootargs: \"{}\"", platform.bootargs),
+    }
 }
 
 /// Enumerates the host bridge's buses, numbering bridges and assigning
@@ -250,7 +240,7 @@ pub fn start(dtb_pa: u64) -> ! {
     let layout = BootLayout::new(&platform, image.whole, pool_mib << 20, modules.ranges())
         .unwrap_or_else(|e| fail_early(format_args!("{e}")));
     let (root, id_map_tables) = build_id_map(&platform, &image, &layout.stacks)
-        .unwrap_or_else(|e| fail_early(format_args!("identity map: {e:?}")));
+        .unwrap_or_else(|e| fail_early(format_args!("identity map: {e}")));
     let mmu_registers = mmu::registers(root);
     // SAFETY: the map covers the image (this code, its stack, its data),
     // RAM and the devices used from here on; everything written so far with
@@ -293,13 +283,17 @@ pub fn start(dtb_pa: u64) -> ! {
     scan_pci(&platform);
     super::smmu::probe_all(&platform);
     let layout = LAYOUT.call_once(|| layout);
-    super::iommu::init(&platform, layout);
+    if let Err(e) = super::mem::init_ownership(&platform, layout) {
+        log::error!("mem: no page ownership record: {e}");
+    }
+    super::iommu::init(&platform);
 
     super::host_s2::init(&platform, dtb)
         .unwrap_or_else(|e| fail(format_args!("EL1 cannot be confined: {e}")));
 
-    let test = bootargs::value(platform.bootargs, "test").unwrap_or("");
-    selftest::run(test);
+    if let Some(test) = bootargs::value(platform.bootargs, "test") {
+        super::run_selftest(test);
+    }
 
     let Some(kernel) = modules.kernel else {
         fail(format_args!(

@@ -1,17 +1,20 @@
 //! The EL1 kernel's CPUs: PSCI CPU_ON / CPU_OFF / CPU_SUSPEND intercepted
 //! by EL2, and the secondary CPUs' path from firmware to EL1.
 
-use super::boot::{LAYOUT, PAGE_POOL};
+use super::boot::LAYOUT;
+use super::mem::PAGE_POOL;
 use crate::arch::aarch64::{self, cache, el1};
 use crate::layout::CpuStacks;
+use crate::mem::PAGE_SIZE;
 use crate::smccc::{Firmware, psci};
 use crate::smp::boot_data::{self, BootDataCell, MmuRegisters, SecondaryBootData};
 use crate::smp::{CpuSlot, CpuTable, El1Start};
 
 pub static CPUS: spin::Once<CpuTable<'static>> = spin::Once::new();
 
-/// What `secondary_entry` (`boot.S`) reads with the MMU off. Written once
-/// by the boot CPU, before EL1 runs (so before any CPU_ON), through
+/// What `secondary_entry` (`boot.S`) reads with the MMU off, and the EL2
+/// vectors (`vectors.S`) read to find the stack slots. Written once by the
+/// boot CPU, before EL1 runs (so before any CPU_ON), through
 /// [`publish_boot_data`].
 pub static mut SECONDARY_BOOT_DATA: SecondaryBootData = SecondaryBootData {
     mmu: MmuRegisters {
@@ -22,6 +25,7 @@ pub static mut SECONDARY_BOOT_DATA: SecondaryBootData = SecondaryBootData {
     },
     stacks: 0,
     cpus: 0,
+    stacks_end: 0,
 };
 
 struct BootDataStatic;
@@ -45,6 +49,7 @@ pub fn publish_boot_data(mmu: MmuRegisters, stacks: &CpuStacks) {
         mmu,
         stacks: stacks.region.start,
         cpus: stacks.count as u64,
+        stacks_end: stacks.region.end(),
     };
     boot_data::publish(&mut BootDataStatic, data);
 }
@@ -55,7 +60,7 @@ pub fn init(mpidrs: &[u64], boot_mpidr: u64) -> Result<usize, &'static str> {
     let bytes = mpidrs.len() * core::mem::size_of::<CpuSlot>();
     let region = PAGE_POOL
         .lock()
-        .alloc(bytes as u64, 4096)
+        .alloc(bytes as u64, PAGE_SIZE)
         .map_err(|_| "no pool memory for the CPU table")?;
     let slots = region.start as *mut CpuSlot;
     for i in 0..mpidrs.len() {

@@ -1,6 +1,9 @@
-//! A DMA domain: one stage-2 page table, its VMID, and the SMMU whose
-//! StreamIDs use it. Every change is complete (tables, invalidation,
-//! CMD_SYNC, freed tables) when a method returns.
+//! A DMA domain for the EL2 self-tests (`smmu-hyp-selftest.bin` only): one
+//! stage-2 page table, its VMID, and the SMMU whose StreamIDs use it. Every
+//! change is complete (tables, invalidation, CMD_SYNC, freed tables) when a
+//! method returns, except [`Domain::unmap_without_invalidation`], which
+//! exists to show that a missing invalidation is observable and which the
+//! production image therefore must not contain.
 
 use super::smmu::{HypSmmu, smmu};
 use super::tables::PoolTables;
@@ -17,6 +20,16 @@ pub enum DomainError {
     NoSmmu,
     Table(Error),
     Smmu(SmmuError),
+}
+
+impl core::fmt::Display for DomainError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoSmmu => f.write_str("no such SMMU"),
+            Self::Table(e) => write!(f, "page table: {e}"),
+            Self::Smmu(e) => write!(f, "SMMU: {e}"),
+        }
+    }
 }
 
 impl From<Error> for DomainError {
@@ -40,7 +53,8 @@ pub struct Domain {
 impl Domain {
     /// A domain with an empty 4 KiB-granule table of `ipa_bits`, translated
     /// by SMMU `smmu_index` with `vmid`. The start level never concatenates
-    /// (QEMU's SMMU walks concatenated roots wrongly; see the facts file).
+    /// (QEMU's SMMU walks concatenated roots wrongly: `docs/qemu.md`,
+    /// defect 1).
     pub fn new(smmu_index: usize, vmid: u16, ipa_bits: u32) -> Result<Self, DomainError> {
         Self::with_policy(
             smmu_index,

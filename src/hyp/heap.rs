@@ -7,7 +7,8 @@
 //! ("memory allocation of N bytes failed"), never a hang, since stable Rust
 //! has no way to recover from one. Nothing allocates after boot.
 
-use super::boot::PAGE_POOL;
+use super::mem::PAGE_POOL;
+use crate::mem::PAGE_SIZE;
 use crate::memmap::PhysRange;
 use buddy_system_allocator::LockedHeap;
 
@@ -29,7 +30,7 @@ pub fn size_for_tree(tree_bytes: u64) -> u64 {
 /// Gives the heap `bytes` from the page pool; returns the range, or `None`
 /// when the pool cannot.
 pub fn init(bytes: u64) -> Option<PhysRange> {
-    let range = PAGE_POOL.lock().alloc(bytes, 4096).ok()?;
+    let range = PAGE_POOL.lock().alloc(bytes, PAGE_SIZE).ok()?;
     // SAFETY: the range was just taken from the pool, so nothing else uses
     // it; the pool is identity mapped read-write for the hyp's lifetime.
     unsafe {

@@ -1,12 +1,16 @@
-//! The hyp itself: boot, traps from EL1, and how a run ends.
+//! The hyp itself: boot, traps from EL1, crash reports, and how a run ends.
 
 pub mod boot;
 pub mod cpus;
+mod crash;
+#[cfg(feature = "selftest")]
 pub mod domain;
 mod heap;
 pub mod host_s2;
 pub mod iommu;
+pub mod mem;
 mod payload;
+#[cfg(feature = "selftest")]
 mod selftest;
 pub mod smmu;
 pub mod tables;
@@ -46,6 +50,15 @@ pub fn firmware() -> Option<&'static dyn Firmware> {
         Some(PsciConduit::Smc) => Some(&SmcFirmware),
         _ => None,
     }
+}
+
+/// Runs the EL2 self-test `name` (bootargs `test=<name>`); the scenarios
+/// end the run. Only `smmu-hyp-selftest.bin` has them.
+fn run_selftest(name: &str) {
+    #[cfg(feature = "selftest")]
+    selftest::run(name);
+    #[cfg(not(feature = "selftest"))]
+    log::warn!("test={name}: this image has no EL2 self-tests (smmu-hyp-selftest.bin has)");
 }
 
 /// Ends the run with `status`: through semihosting when bootargs say it is

@@ -1,7 +1,7 @@
 //! The SMMUs the hyp owns: the driver core (`crate::smmu`) wired to the
 //! hyp's page pool, the generic timer and the real registers.
 
-use super::boot::PAGE_POOL;
+use super::mem::PAGE_POOL;
 use crate::arch::aarch64::cache;
 use crate::platform::{MAX_SMMUS, Platform};
 use crate::smmu::{Budget, Clock, DmaError, DmaMemory, DmaRegion, MmioRegs, Smmu};

@@ -1,8 +1,9 @@
 //! Stage-2 table memory for the page-table engine: pages from the hyp's
 //! pool, identity mapped, read and written with single 64-bit accesses.
 
-use super::boot::PAGE_POOL;
+use super::mem::PAGE_POOL;
 use crate::arch::aarch64::cache;
+use crate::mem::PAGE_SIZE;
 use crate::memmap::PhysRange;
 use crate::pgtable::{PhysAddr, TableMemory};
 use crate::smmu::dma::dma_wmb;
@@ -14,7 +15,11 @@ pub struct PoolTables {
     pub coherent: bool,
 }
 
-impl TableMemory for PoolTables {
+// SAFETY: tables are pool pages, handed out once until freed, zeroed (and
+// cleaned for a non-coherent walker) before they are returned, identity
+// mapped so the address returned is the one the walker reads; `write` is
+// one aligned 64-bit volatile store.
+unsafe impl TableMemory for PoolTables {
     fn alloc_table(&mut self, size: u64) -> Option<PhysAddr> {
         let range = PAGE_POOL.lock().alloc(size, size).ok()?;
         // SAFETY: the pool just handed this range to us; it is mapped
@@ -27,12 +32,12 @@ impl TableMemory for PoolTables {
     }
 
     fn free_table(&mut self, pa: PhysAddr, size: u64) {
-        let size = size.next_power_of_two().max(4096);
+        let size = size.next_power_of_two().max(PAGE_SIZE);
         PAGE_POOL.lock().free(PhysRange::new(pa, size), size);
     }
 
     fn free_tables(&mut self, tables: &[PhysAddr], size: u64) {
-        let size = size.next_power_of_two().max(4096);
+        let size = size.next_power_of_two().max(PAGE_SIZE);
         let mut pool = PAGE_POOL.lock();
         for &pa in tables {
             pool.free(PhysRange::new(pa, size), size);

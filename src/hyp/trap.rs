@@ -1,15 +1,47 @@
-//! Traps from EL1: hypercalls (`hvc`), trapped `smc` calls, stage-2 aborts
-//! and anything else EL1 makes trap. Nothing EL1 does ends the machine: a
-//! refused access becomes an abort EL1 takes, an unexpected trap an
-//! undefined instruction.
+//! Exceptions taken to EL2, dispatched on their decoded exit.
+//!
+//! From EL1 (or EL0): hypercalls (`hvc #0`) and trapped `smc` calls are
+//! served, and nothing else EL1 does ends the machine: `hvc` with another
+//! immediate answers NOT_SUPPORTED, an access the host stage-2 refuses
+//! becomes an external abort EL1 takes, any other trap an undefined
+//! instruction. An exception of EL2's own ends the run with a crash report
+//! (`crash.rs`), and so would an interrupt or SError from EL1, which
+//! `HCR_EL2` never routes here (IMO, FMO and AMO are clear).
 
-use crate::arch::aarch64::exception::TrapFrame;
+use super::crash;
+use crate::arch::aarch64::exception::{self, Exit, TrapFrame};
 use crate::arch::aarch64::inject::inject;
-use crate::esr::Esr;
+use crate::esr::{DataAbortIss, Esr};
 use crate::inject::Injected;
 use crate::{hypercall, smccc};
-use aarch64_cpu::registers::{FAR_EL2, HPFAR_EL2, Readable};
 use core::sync::atomic::{AtomicU32, Ordering};
+
+/// Called by `vectors.S` for every exception taken to EL2, with the entry
+/// index of the vector table (`main.rs` passes this function's symbol).
+pub extern "C" fn handle_exception(frame: &mut TrapFrame, vector: u64) {
+    let trap = exception::decode(vector);
+    if trap.vector.from_el2() {
+        crash(frame, vector);
+    }
+    match trap.exit {
+        Exit::Hvc { imm: 0 } => hvc(frame),
+        Exit::Hvc { .. } => frame.x[0] = smccc::NOT_SUPPORTED,
+        Exit::Smc { .. } => smc(frame),
+        Exit::DataAbort { iss, far } => data_abort(frame, iss, far),
+        Exit::InstructionAbort { far, .. } => instruction_abort(frame, far),
+        Exit::Other(esr) => unexpected(frame, esr),
+        Exit::Irq | Exit::Fiq | Exit::SError(_) => crash(frame, vector),
+    }
+}
+
+/// Out of line and without the decoded trap (it decodes again, reading the
+/// same registers): handing the trap over needs it in memory, which costs
+/// the hypercall path above a stack frame (`make bench` measures it).
+#[cold]
+#[inline(never)]
+fn crash(frame: &TrapFrame, vector: u64) -> ! {
+    crash::unexpected_exception(frame, &exception::decode(vector))
+}
 
 /// Refused EL1 accesses logged so far; the log stops at
 /// [`MAX_LOGGED_FAULTS`] so a hostile EL1 cannot flood it.
@@ -25,43 +57,38 @@ fn log_refused(what: core::fmt::Arguments<'_>) {
     }
 }
 
-/// The IPA of a stage-2 fault (`HPFAR_EL2.FIPA` and the page offset from
-/// `FAR_EL2`).
-fn fault_ipa() -> u64 {
-    ((HPFAR_EL2.get() >> 4) << 12) | (FAR_EL2.get() & 0xfff)
-}
-
 /// A data access EL1 may not make (the host stage-2 has no mapping for
 /// it): an external abort for EL1.
-pub fn data_abort(frame: &mut TrapFrame, esr: Esr) {
-    const WNR: u32 = 1 << 6;
-    const FNV: u32 = 1 << 10;
-    let write = esr.iss() & WNR != 0;
-    let far = (esr.iss() & FNV == 0).then(|| FAR_EL2.get());
+#[cold]
+#[inline(never)]
+fn data_abort(frame: &mut TrapFrame, iss: DataAbortIss, far: Option<u64>) {
+    let write = iss.write();
     log_refused(format_args!(
         "{} of {:#x} (IPA {:#x}) at {:#x} refused: external abort injected",
         if write { "write" } else { "read" },
         far.unwrap_or(0),
-        fault_ipa(),
+        exception::fault_ipa(),
         frame.elr
     ));
     inject(frame, Injected::DataAbort { far, write });
 }
 
 /// An instruction fetch EL1 may not make: an external abort for EL1.
-pub fn instruction_abort(frame: &mut TrapFrame, esr: Esr) {
-    const FNV: u32 = 1 << 10;
-    let far = (esr.iss() & FNV == 0).then(|| FAR_EL2.get());
+#[cold]
+#[inline(never)]
+fn instruction_abort(frame: &mut TrapFrame, far: Option<u64>) {
     log_refused(format_args!(
         "instruction fetch from IPA {:#x} at {:#x} refused: external abort injected",
-        fault_ipa(),
+        exception::fault_ipa(),
         frame.elr
     ));
     inject(frame, Injected::InstructionAbort { far });
 }
 
 /// A trap the hyp does not handle: an undefined instruction for EL1.
-pub fn unexpected(frame: &mut TrapFrame, esr: Esr) {
+#[cold]
+#[inline(never)]
+fn unexpected(frame: &mut TrapFrame, esr: Esr) {
     log_refused(format_args!(
         "unexpected trap at {:#x} ({esr}): undefined instruction injected",
         frame.elr
@@ -69,13 +96,9 @@ pub fn unexpected(frame: &mut TrapFrame, esr: Esr) {
     inject(frame, Injected::Undefined);
 }
 
-/// An `hvc` from EL1: ELR already points past it. Only `hvc #0` is a
-/// hypercall (SMCCC); any other immediate answers NOT_SUPPORTED.
-pub fn hvc(frame: &mut TrapFrame, esr: Esr) {
-    if esr.imm16() != 0 {
-        frame.x[0] = smccc::NOT_SUPPORTED;
-        return;
-    }
+/// An `hvc #0` from EL1, a hypercall (SMCCC): ELR already points past it.
+#[inline(never)]
+fn hvc(frame: &mut TrapFrame) {
     // Element by element: a slice copy becomes a memcpy call, a third of
     // a null hypercall's cost.
     let x = &frame.x;
@@ -87,7 +110,8 @@ pub fn hvc(frame: &mut TrapFrame, esr: Esr) {
 
 /// An `smc` from EL1, trapped by HCR_EL2.TSC: ELR points at the `smc`
 /// itself, so step over it.
-pub fn smc(frame: &mut TrapFrame) {
+#[inline(never)]
+fn smc(frame: &mut TrapFrame) {
     frame.elr += 4;
     let mut args = [0u64; 4];
     args.copy_from_slice(&frame.x[..4]);

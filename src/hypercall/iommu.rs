@@ -1,10 +1,10 @@
-//! The IOMMU calls as a trait, and their argument decoding.
+//! The IOMMU calls as a trait on raw registers, and the table of which
+//! registers each call takes.
 //!
-//! [`IommuCalls`] is what `dispatch_with` needs from the IOMMU service:
-//! one method per call, raw register values in, x1..x3 or a status code
-//! out. Taking raw `u64`s keeps every range check (a StreamID above
-//! `u32::MAX`, a domain id of a freed domain) in the service, next to the
-//! state it depends on.
+//! [`IommuCalls`] is what `dispatch_with` needs: one method per call, raw
+//! register values in, x1..x3 or a status code out. It is object safe, so
+//! the dispatcher needs no type parameters; `super::calls` implements it
+//! for the IOMMU core, decoding the registers into the core's types.
 
 use super::abi;
 

@@ -1,14 +1,21 @@
-//! Dispatch of `hvc` calls from EL1.
+//! The hypercall front end: dispatch of `hvc` calls from EL1, and every
+//! decoding of registers and encoding of results.
 //!
 //! * [`abi`]: function IDs, status codes, argument and result encodings.
 //! * [`client`]: the pure encoding side for EL1 clients (argument arrays
 //!   in, decoded results out); the `hvc` itself stays with the client.
-//! * [`iommu`]: the IOMMU calls as a trait ([`IommuCalls`]), implemented
-//!   by [`crate::iommu::IommuService`].
+//! * [`iommu`]: the IOMMU calls as a trait on raw registers
+//!   ([`IommuCalls`]); [`calls`] implements it for the IOMMU core
+//!   ([`crate::iommu::IommuService`]), decoding registers into the core's
+//!   types ([`prot`] for protection bits) and encoding its results;
+//!   [`status`] maps the core's errors to status codes.
 
 pub mod abi;
+pub mod calls;
 pub mod client;
 pub mod iommu;
+pub mod prot;
+pub mod status;
 
 #[cfg(test)]
 mod header;

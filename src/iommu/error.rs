@@ -1,53 +1,55 @@
-//! The service's error type, and the one place where page-table, SMMU and
-//! ownership errors become ABI status codes.
+//! Why the IOMMU service refused a call, and how the errors of its parts
+//! (page tables, SMMU driver, ownership records) become its errors. Each
+//! front end maps these to its own codes (the hypercalls:
+//! `crate::hypercall::status`, in exactly one place).
 
-use crate::hypercall::abi;
-use crate::ownership::OwnershipError;
+use crate::mem::OwnershipError;
 use crate::pgtable;
 use crate::smmu::SmmuError;
+use core::fmt;
 
-/// Why an IOMMU call was refused. Each maps to one ABI status code.
+/// Why an IOMMU call was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IommuError {
-    /// [`abi::INVALID_PARAMETER`].
+    /// A malformed argument: a page size or granule the domain does not
+    /// support, a zero or overflowing size, a wrapping range, no access.
     InvalidParameter,
-    /// [`abi::DENIED`].
+    /// Memory or a stream the caller may not use.
     Denied,
-    /// [`abi::NO_MEMORY`].
+    /// No memory for tables, or a page's reference count is saturated.
     NoMemory,
-    /// [`abi::BUSY`].
+    /// The domain still has attached streams.
     Busy,
-    /// [`abi::EXISTS`].
+    /// The range is mapped already, or the stream attached.
     Exists,
-    /// [`abi::NOT_FOUND`].
+    /// No such domain, SMMU, attachment, mapping or fault record.
     NotFound,
-    /// [`abi::OUT_OF_RANGE`].
+    /// An index or address beyond a limit.
     OutOfRange,
-    /// [`abi::UNALIGNED`].
+    /// An address not aligned to the page size.
     Unaligned,
-    /// [`abi::PARTIAL_BLOCK`].
+    /// An exact unmap would cut a page or block mapping.
     PartialBlock,
-    /// [`abi::TOO_MANY`].
+    /// A fixed table is full.
     TooMany,
-    /// [`abi::SMMU_ERROR`], with the driver's reason for the log.
+    /// The SMMU failed, with the driver's reason.
     Smmu(SmmuError),
 }
 
-impl IommuError {
-    /// The ABI status code.
-    pub const fn code(self) -> i64 {
+impl fmt::Display for IommuError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::InvalidParameter => abi::INVALID_PARAMETER,
-            Self::Denied => abi::DENIED,
-            Self::NoMemory => abi::NO_MEMORY,
-            Self::Busy => abi::BUSY,
-            Self::Exists => abi::EXISTS,
-            Self::NotFound => abi::NOT_FOUND,
-            Self::OutOfRange => abi::OUT_OF_RANGE,
-            Self::Unaligned => abi::UNALIGNED,
-            Self::PartialBlock => abi::PARTIAL_BLOCK,
-            Self::TooMany => abi::TOO_MANY,
-            Self::Smmu(_) => abi::SMMU_ERROR,
+            Self::InvalidParameter => f.write_str("invalid parameter"),
+            Self::Denied => f.write_str("denied"),
+            Self::NoMemory => f.write_str("no memory"),
+            Self::Busy => f.write_str("busy"),
+            Self::Exists => f.write_str("already exists"),
+            Self::NotFound => f.write_str("not found"),
+            Self::OutOfRange => f.write_str("out of range"),
+            Self::Unaligned => f.write_str("unaligned"),
+            Self::PartialBlock => f.write_str("would cut a block"),
+            Self::TooMany => f.write_str("too many"),
+            Self::Smmu(e) => write!(f, "SMMU error: {e}"),
         }
     }
 }
@@ -92,41 +94,5 @@ impl From<OwnershipError> for IommuError {
             | OwnershipError::WrongOwner
             | OwnershipError::Mapped => Self::Denied,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_error_has_a_distinct_documented_code() {
-        let all = [
-            IommuError::InvalidParameter,
-            IommuError::Denied,
-            IommuError::NoMemory,
-            IommuError::Busy,
-            IommuError::Exists,
-            IommuError::NotFound,
-            IommuError::OutOfRange,
-            IommuError::Unaligned,
-            IommuError::PartialBlock,
-            IommuError::TooMany,
-            IommuError::Smmu(SmmuError::ServiceFailureMode),
-        ];
-        let codes: std::vec::Vec<i64> = all.iter().map(|e| e.code()).collect();
-        for (i, c) in codes.iter().enumerate() {
-            assert!(abi::ALL_ERRORS.contains(c), "{c}");
-            assert!(!codes[..i].contains(c), "duplicate {c}");
-            assert_ne!(abi::error_name(*c), "UNKNOWN");
-        }
-        assert_eq!(
-            IommuError::from(pgtable::Error::PartialBlock).code(),
-            abi::PARTIAL_BLOCK
-        );
-        assert_eq!(
-            IommuError::from(OwnershipError::El2Owned).code(),
-            abi::DENIED
-        );
     }
 }

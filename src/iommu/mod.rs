@@ -1,25 +1,29 @@
 //! IOMMU domains: the stage-2 page-table engine joined to the SMMU driver,
-//! and the service behind the IOMMU hypercalls.
+//! behind a typed core that every front end (the hypercalls today,
+//! `crate::hypercall::calls`) drives.
 //!
+//! * [`api`]: the core's argument and result types; no ABI bits.
+//! * [`service`]: [`IommuService`], the core: one method per operation,
+//!   every semantic check.
 //! * [`backend`]: what the service needs from an SMMU and from table memory.
 //! * [`tlb`]: the engine's invalidations as SMMU commands, one CMD_SYNC per
 //!   SMMU.
-//! * [`service`]: [`IommuService`], one method per hypercall; [`calls`]
-//!   plugs it into the dispatcher.
-//! * [`domain`], [`attach`], [`vmid`], [`unmap`], [`prot`], [`error`]: its
-//!   parts.
+//! * [`domain`], [`attach`], [`vmid`], [`unmap`], [`error`]: its parts.
+//!
+//! Page ownership is not here: the service borrows the one record in
+//! `crate::mem::ownership`.
 
+pub mod api;
 pub mod attach;
 pub mod backend;
-pub mod calls;
 pub mod domain;
 pub mod error;
-pub mod prot;
 pub mod service;
 pub mod tlb;
 pub mod unmap;
 pub mod vmid;
 
+pub use api::{DomainId, Pages, StreamRef, UnmapMode};
 pub use attach::StreamRange;
 pub use backend::{SmmuBackend, SmmuStats, TableAllocator};
 pub use domain::DomainSlot;

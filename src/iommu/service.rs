@@ -1,5 +1,10 @@
-//! The IOMMU service: one method per IOMMU hypercall, over the SMMU
-//! drivers, the page-table engine and the RAM ownership records.
+//! The IOMMU service: domains, attachments, map and unmap, over the SMMU
+//! drivers, the page-table engine and the RAM ownership record it shares
+//! with every other user of RAM pages (`crate::mem::ownership`).
+//!
+//! It speaks typed values only ([`super::api`]); a front end decodes its
+//! own encoding into them (the hypercalls: `crate::hypercall::calls`).
+//! Every semantic check is here, so every front end shares it.
 //!
 //! Every method validates all of its arguments before it changes anything,
 //! in the order `docs/hypercall-abi.md` gives, and an error other than
@@ -21,23 +26,24 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use super::api::{
+    DomainId, DomainInfo, Fault, IommuInfo, Pages, SmmuInfo, StatsQuery, StreamRef, Translation,
+    UnmapMode, Unmapped,
+};
 use super::attach::{Attachments, MAX_ATTACHMENTS, MAX_STREAM_RANGES, StreamRange};
 use super::backend::{SmmuBackend, TableAllocator};
 use super::domain::{Domain, DomainSlot, MAX_SLOTS, SlotState, domain_id, split_id};
 use super::error::IommuError;
-use super::prot;
 use super::tlb::SmmuTlb;
 use super::unmap::unmap_and_release;
 use super::vmid::VmidAllocator;
-use crate::hypercall::abi::{self, smmu_feat, stats};
-use crate::hypercall::client::{self, FaultRecord};
-use crate::ownership::{OwnershipTracker, PaClass, PhysPolicy};
+use crate::mem::{OwnershipTracker, PaClass, PhysPolicy};
 use crate::pgtable::{
-    Config, Granule, Invalidation, MIN_IPA_BITS, MemType, PageTable, StartLevelPolicy,
+    Config, Granule, Invalidation, MIN_IPA_BITS, MemType, PageTable, Prot, StartLevelPolicy,
     TlbMaintenance,
 };
 use crate::platform::MAX_SMMUS;
-use crate::smmu::{Event, FaultClass, SmmuError};
+use crate::smmu::SmmuError;
 
 /// What the service is built from (besides its storage). Both lists are
 /// copied; only the SMMU references must outlive the service.
@@ -62,6 +68,16 @@ pub enum ServiceError {
     BadStreamRanges,
     /// No domain slots, or more than [`MAX_SLOTS`].
     BadSlots,
+}
+
+impl core::fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::TooManySmmus => "more SMMUs than the service can hold",
+            Self::BadStreamRanges => "too many stream ranges, or one naming no SMMU",
+            Self::BadSlots => "no domain slots, or too many",
+        })
+    }
 }
 
 /// What every driven SMMU can do (domains may be attached to any of them).
@@ -125,7 +141,7 @@ pub struct IommuService<'a, S: SmmuBackend, A: TableAllocator> {
     slots: &'a [DomainSlot<A::Memory>],
     attachments: spin::Mutex<Attachments>,
     vmids: spin::Mutex<VmidAllocator>,
-    tracker: OwnershipTracker<'a>,
+    tracker: &'a OwnershipTracker<'a>,
     policy: PhysPolicy,
     tables: A,
     start_level: StartLevelPolicy,
@@ -142,8 +158,9 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
     ///   policy;
     /// * `slots`: one [`DomainSlot`] per domain EL1 may have at once (at
     ///   most 255 are usable: one VMID each);
-    /// * `tracker`: RAM ownership, with the hyp's own memory (image, page
-    ///   pool) already marked EL2-owned;
+    /// * `tracker`: the RAM ownership record, shared with every other user
+    ///   of RAM pages, with the hyp's own memory (image, page pool) already
+    ///   marked EL2-owned;
     /// * `policy`: the MMIO ranges no device may be given (every SMMU's
     ///   registers, the GIC, the hyp's UART, ...);
     /// * `tables`: where domains get table memory.
@@ -152,7 +169,7 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
     pub fn new(
         cfg: ServiceConfig<'_, 'a, S>,
         slots: &'a [DomainSlot<A::Memory>],
-        tracker: OwnershipTracker<'a>,
+        tracker: &'a OwnershipTracker<'a>,
         policy: PhysPolicy,
         tables: A,
     ) -> Result<Self, ServiceError> {
@@ -212,9 +229,9 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         })
     }
 
-    /// The RAM ownership records (for ownership changes and checks).
-    pub fn tracker(&self) -> &OwnershipTracker<'a> {
-        &self.tracker
+    /// The RAM ownership record the service shares.
+    pub fn tracker(&self) -> &'a OwnershipTracker<'a> {
+        self.tracker
     }
 
     /// Counts a refused call (for `HYP_STATS`).
@@ -222,34 +239,50 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         self.counters.errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// SMMU `idx`: OutOfRange beyond the list, NotFound if not driven.
-    fn smmu(&self, idx: u64) -> Result<(usize, &'a spin::Mutex<S>), IommuError> {
-        let i = usize::try_from(idx).map_err(|_| IommuError::OutOfRange)?;
-        match self.smmus.get(i) {
+    /// SMMU `index`: OutOfRange beyond the list, NotFound if not driven.
+    fn smmu(&self, index: usize) -> Result<&'a spin::Mutex<S>, IommuError> {
+        match self.smmus.get(index) {
             None => Err(IommuError::OutOfRange),
             Some(None) => Err(IommuError::NotFound),
-            Some(Some(s)) => Ok((i, *s)),
+            Some(Some(s)) => Ok(*s),
         }
     }
 
+    /// The first check of every call that names an SMMU (OutOfRange,
+    /// NotFound), for a front end whose ABI reports it before an error of
+    /// the front end's own decoding.
+    pub fn check_smmu(&self, index: usize) -> Result<(), IommuError> {
+        self.smmu(index).map(|_| ())
+    }
+
+    /// The first check of every call that names a domain (NotFound), for a
+    /// front end whose ABI reports it before an error of the front end's
+    /// own decoding.
+    pub fn check_domain(&self, id: DomainId) -> Result<(), IommuError> {
+        self.lock_domain(id).map(|_| ())
+    }
+
     /// SMMU, StreamID range and allow-list checks shared by attach/detach.
-    fn stream(&self, smmu: u64, sid: u64) -> Result<(usize, &'a spin::Mutex<S>, u32), IommuError> {
-        let (i, s) = self.smmu(smmu)?;
-        let limit = self.caps.sid_limit.get(i).copied().unwrap_or(0);
-        let sid32 = u32::try_from(sid).map_err(|_| IommuError::OutOfRange)?;
-        if sid >= limit {
+    fn stream(&self, stream: StreamRef) -> Result<&'a spin::Mutex<S>, IommuError> {
+        let s = self.smmu(stream.smmu)?;
+        let limit = self.caps.sid_limit.get(stream.smmu).copied().unwrap_or(0);
+        if u64::from(stream.sid) >= limit {
             return Err(IommuError::OutOfRange);
         }
-        if !self.streams.iter().any(|r| r.contains(i, sid32)) {
+        if !self
+            .streams
+            .iter()
+            .any(|r| r.contains(stream.smmu, stream.sid))
+        {
             return Err(IommuError::Denied);
         }
-        Ok((i, s, sid32))
+        Ok(s)
     }
 
     /// Locks the slot of domain `id`; NotFound unless it holds that live
     /// domain.
-    fn lock_domain(&self, id: u64) -> Result<(usize, Guard<'a, A::Memory>), IommuError> {
-        let (idx, generation) = split_id(id).ok_or(IommuError::NotFound)?;
+    fn lock_domain(&self, id: DomainId) -> Result<(usize, Guard<'a, A::Memory>), IommuError> {
+        let (idx, generation) = split_id(id.0).ok_or(IommuError::NotFound)?;
         let slot = self.slots.get(idx).ok_or(IommuError::NotFound)?;
         let guard = slot.0.lock();
         if guard.generation != generation || guard.domain.is_none() {
@@ -286,50 +319,30 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         })
     }
 
-    /// The byte size of `pgcount` pages of `pgsize` for a domain of `cfg`.
-    fn size_of(cfg: &Config, pgsize: u64, pgcount: u64) -> Result<u64, IommuError> {
-        if !pgsize.is_power_of_two() || cfg.leaf_sizes() & pgsize == 0 || pgcount == 0 {
+    /// The byte size of `pages` for a domain of `cfg`.
+    fn size_of(cfg: &Config, pages: Pages) -> Result<u64, IommuError> {
+        if !pages.size.is_power_of_two() || cfg.leaf_sizes() & pages.size == 0 || pages.count == 0 {
             return Err(IommuError::InvalidParameter);
         }
-        pgsize
-            .checked_mul(pgcount)
+        pages
+            .size
+            .checked_mul(pages.count)
             .ok_or(IommuError::InvalidParameter)
     }
 
-    /// `HYP_IOMMU_INFO`: SMMU indices, domain slots, attachment capacity.
-    pub fn info(&self) -> client::IommuInfo {
-        client::IommuInfo {
-            smmus: self.smmus.len() as u64,
-            max_domains: self.slots.len().min(255) as u64,
-            max_attachments: MAX_ATTACHMENTS as u64,
+    /// SMMU indices, domain slots, attachment capacity.
+    pub fn info(&self) -> IommuInfo {
+        IommuInfo {
+            smmus: self.smmus.len(),
+            max_domains: self.slots.len().min(255),
+            max_attachments: MAX_ATTACHMENTS,
         }
     }
 
-    /// `HYP_SMMU_INFO`.
-    pub fn smmu_info(&self, smmu: u64) -> Result<client::SmmuInfo, IommuError> {
-        let (_, s) = self.smmu(smmu)?;
-        let s = s.lock();
+    /// SMMU `smmu`: its features and what domains can use on it.
+    pub fn smmu_info(&self, smmu: usize) -> Result<SmmuInfo, IommuError> {
+        let s = self.smmu(smmu)?.lock();
         let f = s.features();
-        let flags = [
-            (f.ril, smmu_feat::RIL),
-            (f.coherent, smmu_feat::COHERENT),
-            (f.vmid16, smmu_feat::VMID16),
-            (f.stage1, smmu_feat::STAGE1),
-            (f.stage2, smmu_feat::STAGE2),
-            (f.hyp, smmu_feat::HYP),
-            (s.two_level_strtab(), smmu_feat::TWO_LEVEL_STRTAB),
-            (f.btm, smmu_feat::BTM),
-            (f.ats, smmu_feat::ATS),
-            (f.pri, smmu_feat::PRI),
-            (f.msi, smmu_feat::MSI),
-            (f.gran4k, smmu_feat::GRAN4K),
-            (f.gran16k, smmu_feat::GRAN16K),
-            (f.gran64k, smmu_feat::GRAN64K),
-        ];
-        let features = flags
-            .iter()
-            .filter(|(on, _)| *on)
-            .fold(0, |acc, (_, bit)| acc | bit);
         let mut pgsizes = 0;
         for (on, g) in [
             (f.gran4k, Granule::Size4K),
@@ -345,8 +358,9 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
             }
         }
         let oas = u32::from(f.oas_bits);
-        Ok(client::SmmuInfo {
-            features,
+        Ok(SmmuInfo {
+            features: *f,
+            two_level_strtab: s.two_level_strtab(),
             pgsizes,
             oas_bits: oas,
             max_ipa_bits: oas.min(48),
@@ -354,20 +368,12 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         })
     }
 
-    /// `HYP_DOMAIN_ALLOC`: a new empty stage-2 domain of `ipa_bits` with
-    /// granule `granule` bytes (0: 4 KiB).
-    pub fn domain_alloc(&self, ipa_bits: u64, granule: u64) -> Result<client::Domain, IommuError> {
-        let g = match granule {
-            0 | 0x1000 => Granule::Size4K,
-            0x4000 => Granule::Size16K,
-            0x1_0000 => Granule::Size64K,
-            _ => return Err(IommuError::InvalidParameter),
-        };
+    /// A new empty stage-2 domain of `ipa_bits` with granule `granule`.
+    pub fn domain_alloc(&self, ipa_bits: u32, g: Granule) -> Result<DomainInfo, IommuError> {
         if !self.caps.granule_ok(g) {
             return Err(IommuError::InvalidParameter);
         }
-        let ipa = u32::try_from(ipa_bits)
-            .ok()
+        let ipa = Some(ipa_bits)
             .filter(|b| (MIN_IPA_BITS..=self.caps.max_ipa_bits).contains(b))
             .ok_or(IommuError::InvalidParameter)?;
         let cfg = Config::new(g, ipa, self.caps.oas_bits, self.start_level)?;
@@ -400,8 +406,8 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
             st.generation = generation;
             st.domain = Some(Domain::new(pt, vmid.vmid));
             self.counters.domains.fetch_add(1, Ordering::Relaxed);
-            return Ok(client::Domain {
-                id: domain_id(i, generation),
+            return Ok(DomainInfo {
+                id: DomainId(domain_id(i, generation)),
                 pgsizes: cfg.leaf_sizes(),
                 ipa_bits: ipa,
             });
@@ -409,14 +415,14 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         Err(IommuError::TooMany)
     }
 
-    /// `HYP_DOMAIN_FREE`: refused while a stream is attached. Unmaps
+    /// Frees domain `id`; refused while a stream is attached. Unmaps
     /// everything (releasing pages after the sync), invalidates the VMID
     /// on every SMMU that may cache it, frees the tables.
     ///
     /// On `Smmu` the domain is gone anyway: its tables and the pages still
     /// mapped in it are leaked (never reused), its VMID is invalidated
     /// again before reuse.
-    pub fn domain_free(&self, id: u64) -> Result<(), IommuError> {
+    pub fn domain_free(&self, id: DomainId) -> Result<(), IommuError> {
         let (_, mut st) = self.lock_domain(id)?;
         let Some(dom) = st.domain.as_mut() else {
             return Err(IommuError::NotFound);
@@ -462,10 +468,10 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         }
     }
 
-    /// `HYP_ATTACH`: points StreamID `sid` behind SMMU `smmu` at domain
-    /// `id`.
-    pub fn attach(&self, smmu: u64, sid: u64, id: u64) -> Result<(), IommuError> {
-        let (si, s, sid) = self.stream(smmu, sid)?;
+    /// Points `stream` at domain `id`.
+    pub fn attach(&self, stream: StreamRef, id: DomainId) -> Result<(), IommuError> {
+        let s = self.stream(stream)?;
+        let (si, sid) = (stream.smmu, stream.sid);
         let mut att = self.attachments.lock();
         let (slot, mut st) = self.lock_domain(id)?;
         let Some(dom) = st.domain.as_mut() else {
@@ -506,9 +512,10 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         Ok(())
     }
 
-    /// `HYP_DETACH`: makes StreamID `sid` behind SMMU `smmu` abort again.
-    pub fn detach(&self, smmu: u64, sid: u64) -> Result<(), IommuError> {
-        let (si, s, sid) = self.stream(smmu, sid)?;
+    /// Makes `stream` abort again.
+    pub fn detach(&self, stream: StreamRef) -> Result<(), IommuError> {
+        let s = self.stream(stream)?;
+        let (si, sid) = (stream.smmu, stream.sid);
         let mut att = self.attachments.lock();
         let slot = att.find(si, sid).ok_or(IommuError::NotFound)?;
         let mut st = self
@@ -533,25 +540,26 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         Ok(())
     }
 
-    /// `HYP_MAP`: maps `pgcount` pages of `pgsize` from `iova` to `pa`.
-    /// Returns the bytes mapped.
+    /// Maps `pages` from `iova` to `pa` with `prot` (which must allow a
+    /// read or a write). Returns the bytes mapped.
     pub fn map(
         &self,
-        id: u64,
+        id: DomainId,
         iova: u64,
         pa: u64,
-        pgsize: u64,
-        pgcount: u64,
-        prot_bits: u64,
+        pages: Pages,
+        prot: Prot,
     ) -> Result<u64, IommuError> {
         let (_, mut st) = self.lock_domain(id)?;
         let Some(dom) = st.domain.as_mut() else {
             return Err(IommuError::NotFound);
         };
-        let prot = prot::decode(prot_bits)?;
+        if !prot.read && !prot.write {
+            return Err(IommuError::InvalidParameter);
+        }
         let cfg = *dom.pt.config();
-        let size = Self::size_of(&cfg, pgsize, pgcount)?;
-        if (iova | pa) & (pgsize - 1) != 0 {
+        let size = Self::size_of(&cfg, pages)?;
+        if (iova | pa) & (pages.size - 1) != 0 {
             return Err(IommuError::Unaligned);
         }
         let end = iova.checked_add(size).ok_or(IommuError::InvalidParameter)?;
@@ -562,7 +570,7 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         if pa_end > 1u64 << cfg.oas_bits() {
             return Err(IommuError::OutOfRange);
         }
-        let ram = match self.policy.classify(&self.tracker, pa, size) {
+        let ram = match self.policy.classify(self.tracker, pa, size) {
             PaClass::Forbidden => return Err(IommuError::Denied),
             PaClass::Ram if prot.mem == MemType::Device => {
                 return Err(IommuError::InvalidParameter);
@@ -603,35 +611,31 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         Ok(size)
     }
 
-    /// `HYP_UNMAP`: unmaps `pgcount` pages of `pgsize` from `iova`.
+    /// Unmaps `pages` from `iova`.
     ///
     /// On `Smmu` part of the range may be unmapped already; the pages whose
     /// invalidation did not complete stay referenced.
     pub fn unmap(
         &self,
-        id: u64,
+        id: DomainId,
         iova: u64,
-        pgsize: u64,
-        pgcount: u64,
-        flags: u64,
-    ) -> Result<client::Unmapped, IommuError> {
+        pages: Pages,
+        mode: UnmapMode,
+    ) -> Result<Unmapped, IommuError> {
         let (_, mut st) = self.lock_domain(id)?;
         let Some(dom) = st.domain.as_mut() else {
             return Err(IommuError::NotFound);
         };
-        if flags & !abi::unmap::ALL != 0 {
-            return Err(IommuError::InvalidParameter);
-        }
         let cfg = *dom.pt.config();
-        let size = Self::size_of(&cfg, pgsize, pgcount)?;
-        if iova & (pgsize - 1) != 0 {
+        let size = Self::size_of(&cfg, pages)?;
+        if iova & (pages.size - 1) != 0 {
             return Err(IommuError::Unaligned);
         }
         let end = iova.checked_add(size).ok_or(IommuError::InvalidParameter)?;
         if end > 1u64 << cfg.ipa_bits() {
             return Err(IommuError::OutOfRange);
         }
-        let whole = flags & abi::unmap::WHOLE_LEAF != 0;
+        let whole = mode == UnmapMode::WholeLeaves;
         let (mut start, mut stop) = (iova, end);
         if let Some(l) = dom.pt.leaf_at(iova)
             && l.iova < iova
@@ -669,7 +673,7 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
             Ok(0) => Err(IommuError::NotFound),
             Ok(bytes) => {
                 self.counters.unmaps.fetch_add(1, Ordering::Relaxed);
-                Ok(client::Unmapped {
+                Ok(Unmapped {
                     bytes,
                     iova: start,
                     size: stop - start,
@@ -679,8 +683,8 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         }
     }
 
-    /// `HYP_IOVA_TO_PHYS`.
-    pub fn iova_to_phys(&self, id: u64, iova: u64) -> Result<client::Translation, IommuError> {
+    /// Where `iova` leads in domain `id`.
+    pub fn iova_to_phys(&self, id: DomainId, iova: u64) -> Result<Translation, IommuError> {
         let (_, st) = self.lock_domain(id)?;
         let Some(dom) = st.domain.as_ref() else {
             return Err(IommuError::NotFound);
@@ -689,50 +693,47 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
             return Err(IommuError::OutOfRange);
         }
         let leaf = dom.pt.leaf_at(iova).ok_or(IommuError::NotFound)?;
-        Ok(client::Translation {
+        Ok(Translation {
             pa: leaf.pa + (iova - leaf.iova),
-            prot: prot::encode(leaf.prot),
+            prot: leaf.prot,
             leaf_size: leaf.size,
         })
     }
 
-    /// `HYP_FAULT_POP`: the oldest fault record of SMMU `smmu`.
-    pub fn fault_pop(&self, smmu: u64) -> Result<FaultRecord, IommuError> {
-        let (_, s) = self.smmu(smmu)?;
-        let popped = s.lock().pop_fault();
+    /// The oldest fault record of SMMU `smmu`; NotFound when there is none.
+    pub fn fault_pop(&self, smmu: usize) -> Result<Fault, IommuError> {
+        let popped = self.smmu(smmu)?.lock().pop_fault();
         match popped {
-            Ok(Some((event, more))) => Ok(fault_record(&event, more)),
+            Ok(Some((event, more))) => Ok(Fault { event, more }),
             Ok(None) => Err(IommuError::NotFound),
             Err(e) => Err(IommuError::Smmu(e)),
         }
     }
 
-    /// `HYP_STATS`.
-    pub fn stats(&self, selector: u64, index: u64) -> Result<[u64; 3], IommuError> {
+    /// The three counters of `query`.
+    pub fn stats(&self, query: StatsQuery) -> Result<[u64; 3], IommuError> {
         let c = &self.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        match selector {
-            stats::CALLS => Ok([get(&c.maps), get(&c.unmaps), get(&c.errors)]),
-            stats::OBJECTS => Ok([
+        match query {
+            StatsQuery::Calls => Ok([get(&c.maps), get(&c.unmaps), get(&c.errors)]),
+            StatsQuery::Objects => Ok([
                 get(&c.domains),
                 self.attachments.lock().len() as u64,
                 get(&c.mapped),
             ]),
-            stats::MEMORY => Ok([
+            StatsQuery::Memory => Ok([
                 get(&c.table_bytes),
                 self.tracker.dma_refs(),
                 self.tracker.el2_pages(),
             ]),
-            stats::SMMU_COMMANDS | stats::SMMU_EVENTS => {
-                let (_, s) = self.smmu(index)?;
-                let st = s.lock().stats();
-                Ok(if selector == stats::SMMU_COMMANDS {
-                    [st.tlbis, st.syncs, st.errors]
-                } else {
-                    [st.faults_logged, st.faults_dropped, st.evtq_overflows]
-                })
+            StatsQuery::SmmuCommands { smmu } => {
+                let st = self.smmu(smmu)?.lock().stats();
+                Ok([st.tlbis, st.syncs, st.errors])
             }
-            _ => Err(IommuError::InvalidParameter),
+            StatsQuery::SmmuEvents { smmu } => {
+                let st = self.smmu(smmu)?.lock().stats();
+                Ok([st.faults_logged, st.faults_dropped, st.evtq_overflows])
+            }
         }
     }
 
@@ -747,38 +748,12 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
     }
 
     /// Runs `f` on domain `id` (read-only), for self-tests and host tests.
-    pub fn with_domain<R>(&self, id: u64, f: impl FnOnce(&Domain<A::Memory>) -> R) -> Option<R> {
+    pub fn with_domain<R>(
+        &self,
+        id: DomainId,
+        f: impl FnOnce(&Domain<A::Memory>) -> R,
+    ) -> Option<R> {
         let (_, st) = self.lock_domain(id).ok()?;
         st.domain.as_ref().map(f)
-    }
-}
-
-/// The ABI record of a decoded event.
-fn fault_record(e: &Event, more: bool) -> FaultRecord {
-    use abi::fault;
-    let mut flags = 0;
-    for (on, bit) in [
-        (e.rnw, fault::RNW),
-        (e.ind, fault::IND),
-        (e.pnu, fault::PNU),
-        (e.s2, fault::S2),
-        (more, fault::MORE),
-    ] {
-        if on {
-            flags |= bit;
-        }
-    }
-    let class: u64 = match e.class {
-        FaultClass::Cd => 0,
-        FaultClass::TranslationTable => 1,
-        FaultClass::Input => 2,
-        FaultClass::Reserved => 3,
-    };
-    FaultRecord {
-        sid: e.sid,
-        kind: e.kind.id(),
-        flags: flags | class << fault::CLASS_SHIFT,
-        input_addr: e.input_addr,
-        addr2: e.ipa.or(e.fetch_addr),
     }
 }

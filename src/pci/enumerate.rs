@@ -30,6 +30,7 @@ use super::bridge::{self, BusRange};
 use super::window::{Span, WindowAllocator};
 use super::{Bdf, ConfigSpace, header};
 use crate::platform::{PciSpace, PciWindow};
+use core::fmt;
 use heapless::Vec;
 
 pub const MAX_FUNCTIONS: usize = 64;
@@ -84,8 +85,8 @@ pub enum PciError {
     },
 }
 
-impl core::fmt::Display for PciError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+impl fmt::Display for PciError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::TooManyFunctions => write!(f, "more than {MAX_FUNCTIONS} functions"),
             Self::WindowFull { bdf, bar } => write!(f, "no window space for {bdf} BAR{bar}"),

@@ -738,7 +738,9 @@ impl AuditedMemory {
     }
 }
 
-impl TableMemory for AuditedMemory {
+// SAFETY: forwards allocation to `HostMemory` (which upholds the
+// contract) and only adds checks.
+unsafe impl TableMemory for AuditedMemory {
     fn alloc_table(&mut self, size: u64) -> Option<PhysAddr> {
         let pa = self.host.alloc_table(size)?;
         self.audit.borrow_mut().on_alloc(pa, size);

@@ -141,7 +141,10 @@ impl HostMemory {
     }
 }
 
-impl TableMemory for HostMemory {
+// SAFETY: host tests only: no walker reads these fake physical addresses.
+// Pages are zeroed, size-aligned and exclusively the table's until freed,
+// and every access is bounds-checked against the page's state.
+unsafe impl TableMemory for HostMemory {
     fn alloc_table(&mut self, size: u64) -> Option<PhysAddr> {
         assert!(
             size.is_power_of_two() && size >= self.granule && size <= 16 * self.granule,

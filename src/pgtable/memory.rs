@@ -14,7 +14,32 @@
 pub type PhysAddr = u64;
 
 /// Memory for translation tables.
-pub trait TableMemory {
+///
+/// What the engine promises an implementation: it calls `read`, `write`
+/// and `publish` only with a `table` that `alloc_table` returned and that
+/// is not freed yet, and an index inside it (`size / 8` descriptors); it
+/// frees each table once, with the size it was allocated with, after no
+/// walker can reach it. An implementation over raw memory relies on this
+/// to dereference `table + index * 8`.
+///
+/// # Safety
+///
+/// An implementation promises that every table returned by
+/// [`alloc_table`](Self::alloc_table):
+/// - is `size` bytes of zeroed memory aligned to `size`, that nothing else
+///   (no other table, no other user, no device other than the walker this
+///   table is for) reads or writes until it is freed;
+/// - is at the physical address it returns, so that the walker, given
+///   that address (an STE's `S2TTB`, a table descriptor), reads exactly
+///   what [`write`](Self::write) stored there (after
+///   [`publish`](Self::publish) on a non-coherent walker);
+///
+/// and that `write` changes only descriptor `index` of `table`, with one
+/// single-copy-atomic 64-bit store.
+///
+/// The engine cannot check any of this: a table at a wrong address hands
+/// a device whatever memory lies there.
+pub unsafe trait TableMemory {
     /// Allocates `size` bytes for a table and returns its physical address,
     /// or `None` when out of memory (the engine turns that into
     /// [`Error::NoMemory`](super::Error::NoMemory) and rolls back).

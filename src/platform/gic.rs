@@ -25,6 +25,9 @@ use heapless::Vec;
 pub const MAX_GIC_REDISTRIBUTOR_REGIONS: usize = 16;
 /// ITSs (GICv3) or v2m frames (GICv2) of one GIC.
 pub const MAX_GIC_MSI_FRAMES: usize = 16;
+/// The most register frames [`Gic::regions`] lists: the distributor, every
+/// redistributor region, GICC, GICH, GICV and every MSI frame.
+pub const MAX_GIC_REGIONS: usize = 1 + MAX_GIC_REDISTRIBUTOR_REGIONS + 3 + 2 * MAX_GIC_MSI_FRAMES;
 
 /// GICv2 distributors with the GICv2 layout (those of Linux's
 /// `irq-gic.c` found on arm64 boards).

@@ -51,6 +51,18 @@ pub enum CmdqError {
     Unknown(u8),
 }
 
+impl fmt::Display for CmdqError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("CERROR_NONE"),
+            Self::Illegal => f.write_str("CERROR_ILL"),
+            Self::Abort => f.write_str("CERROR_ABT"),
+            Self::AtcInvSync => f.write_str("CERROR_ATC_INV_SYNC"),
+            Self::Unknown(code) => write!(f, "CERROR {code:#x}"),
+        }
+    }
+}
+
 impl CmdqError {
     pub fn from_code(code: u8) -> Self {
         match code {
@@ -76,7 +88,7 @@ impl fmt::Display for CommandFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:?} at CONS {:#x}: {}",
+            "{} at CONS {:#x}: {}",
             self.error, self.cons, self.command
         )
     }
@@ -292,7 +304,7 @@ impl CommandQueue {
         let error = CmdqError::from_code(raw.read(CMDQ_CONS::ERR) as u8);
         let slot = self.ring.geo.index(cons);
         let command = self.read_entry(slot);
-        log::error!("SMMU: command queue error {error:?} at CONS {cons:#x}: {command}");
+        log::error!("SMMU: command queue error {error} at CONS {cons:#x}: {command}");
         match error {
             CmdqError::Illegal | CmdqError::Unknown(_) => {
                 self.write_entry(slot, Command::sync());

@@ -100,6 +100,22 @@ pub enum CommandError {
     TtlInvalidForGranule { ttl: u8, tg: u8 },
 }
 
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::RangeTooLarge(r) => write!(f, "CFGI_STE_RANGE span {r} above 31"),
+            Self::BadAddress(a) => write!(f, "address {a:#x} not a 4 KiB-aligned 52-bit IPA"),
+            Self::BadTtl(ttl) => write!(f, "TTL {ttl} above 3"),
+            Self::BadTg(tg) => write!(f, "TG {tg} above 3"),
+            Self::BadRange { scale, num } => {
+                write!(f, "SCALE {scale} or NUM {num} beyond 5 bits")
+            }
+            Self::HintWithoutGranule => f.write_str("TTL, SCALE or NUM without TG"),
+            Self::TtlInvalidForGranule { ttl, tg } => write!(f, "TTL {ttl} invalid with TG {tg}"),
+        }
+    }
+}
+
 /// One 16-byte command, as the two little-endian doublewords the SMMU reads.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Command(pub [u64; 2]);

@@ -22,6 +22,18 @@ pub enum WaitFor {
     CmdSync,
 }
 
+impl fmt::Display for WaitFor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Cr0Ack => "CR0ACK",
+            Self::IrqCtrlAck => "IRQ_CTRLACK",
+            Self::GbpaUpdate => "GBPA.UPDATE to clear",
+            Self::CmdqSpace => "command queue space",
+            Self::CmdSync => "CMD_SYNC",
+        })
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SmmuError {
     /// The SMMU lacks something this driver needs; nothing was programmed.
@@ -72,7 +84,7 @@ impl From<CommandError> for SmmuError {
 impl fmt::Display for SmmuError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Unsupported(u) => write!(f, "SMMU not usable: {u}"),
+            Self::Unsupported(u) => write!(f, "unsupported SMMU: {u}"),
             Self::OutOfMemory { size, align } => {
                 write!(f, "out of DMA memory ({size:#x} bytes, align {align:#x})")
             }
@@ -80,13 +92,13 @@ impl fmt::Display for SmmuError {
                 f,
                 "DMA allocator broke its contract: pa {pa:#x} for {size:#x} bytes align {align:#x}"
             ),
-            Self::Timeout(w) => write!(f, "timed out waiting for {w:?}"),
+            Self::Timeout(w) => write!(f, "timed out waiting for {w}"),
             Self::SidOutOfRange { sid, limit } => {
                 write!(f, "StreamID {sid:#x} out of range (limit {limit:#x})")
             }
             Self::TooManyL2Tables => write!(f, "no free level-2 stream table slot"),
-            Self::InvalidS2Config(e) => write!(f, "invalid stage-2 config: {e:?}"),
-            Self::InvalidCommand(e) => write!(f, "invalid command: {e:?}"),
+            Self::InvalidS2Config(e) => write!(f, "invalid stage-2 config: {e}"),
+            Self::InvalidCommand(e) => write!(f, "invalid command: {e}"),
             Self::CommandNotAllowed { opcode } => write!(f, "command {opcode:#x} not allowed"),
             Self::CommandFailed(c) => write!(f, "SMMU rejected a command: {c}"),
             Self::ServiceFailureMode => write!(f, "SMMU in Service Failure Mode"),

@@ -213,6 +213,18 @@ pub enum FaultClass {
     Reserved,
 }
 
+impl fmt::Display for FaultClass {
+    /// The CLASS names of the SMMUv3 spec (event records, 7.3).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Cd => "CD",
+            Self::TranslationTable => "TT",
+            Self::Input => "IN",
+            Self::Reserved => "reserved",
+        })
+    }
+}
+
 /// A decoded event record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -322,7 +334,7 @@ impl fmt::Display for Event {
         if self.kind.has_access_info() {
             write!(
                 f,
-                " {}{} class={:?}",
+                " {}{} class={}",
                 if self.rnw { "read" } else { "write" },
                 if self.s2 { " s2" } else { " s1" },
                 self.class
@@ -363,8 +375,8 @@ mod tests {
 
     #[test]
     fn stage2_translation_fault_as_qemu_records_it() {
-        // The facts file: F_TRANSLATION with S2 = 1, CLASS = IN, input
-        // address and IPA filled in.
+        // As QEMU records it (`docs/qemu.md`): F_TRANSLATION with S2 = 1,
+        // CLASS = IN, input address and IPA filled in.
         let e = Event::decode(qemu_record(
             0x10,
             8,
@@ -384,7 +396,7 @@ mod tests {
         assert_eq!(e.ssid, None);
         assert_eq!(
             e.to_string(),
-            "F_TRANSLATION (0x10) sid=0x8 addr=0x80007000 ipa=0x80007000 write s2 class=Input"
+            "F_TRANSLATION (0x10) sid=0x8 addr=0x80007000 ipa=0x80007000 write s2 class=IN"
         );
     }
 

@@ -909,7 +909,7 @@ impl SmmuRegs for FakeSmmu<'_> {
     }
 }
 
-/// The ID registers of QEMU 10's `-M virt,iommu=smmuv3` (facts file).
+/// The ID registers of QEMU 10's `-M virt,iommu=smmuv3` (`docs/qemu.md`).
 pub const QEMU_VIRT: IdRegs = IdRegs {
     idr0: 0x0d44_101b,
     idr1: 0x0273_0010,

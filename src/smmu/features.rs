@@ -399,7 +399,7 @@ mod tests {
 
     use std::string::ToString;
 
-    /// QEMU 10 `-M virt,iommu=smmuv3` (nested): values from the facts file.
+    /// QEMU 10 `-M virt,iommu=smmuv3` (nested), as `docs/qemu.md` lists.
     pub(crate) const QEMU_NESTED: IdRegs = IdRegs {
         idr0: 0x0d44_101b,
         idr1: 0x0273_0010,

@@ -1,4 +1,4 @@
-//! Arm SMMUv3 driver core owned by EL2 (GitHub issue 4).
+//! Arm SMMUv3 driver core owned by EL2 (see `docs/smmu.md`).
 //!
 //! Hardware-independent: the SMMU is reached through three small traits,
 //! each with a real implementation for the target and an auditing fake for

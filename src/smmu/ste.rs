@@ -121,6 +121,31 @@ pub enum S2ConfigError {
     TtbOutOfRange(u64),
 }
 
+impl fmt::Display for S2ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::VmidTooLarge(v) => write!(f, "VMID {v} needs 16-bit VMIDs"),
+            Self::BadGranule(tg) => write!(f, "reserved S2TG {tg}"),
+            Self::GranuleNotSupported(tg) => write!(f, "granule S2TG {tg} not supported"),
+            Self::BadPs(ps) => write!(f, "reserved S2PS {ps}"),
+            Self::PsTooLarge { ps_bits, oas_bits } => {
+                write!(f, "S2PS of {ps_bits} bits above the {oas_bits}-bit OAS")
+            }
+            Self::T0szOutOfRange { t0sz, min, max } => {
+                write!(f, "S2T0SZ {t0sz} outside {min}..={max}")
+            }
+            Self::BadStartLevel { sl0, tg, t0sz } => {
+                write!(f, "S2SL0 {sl0} invalid for S2TG {tg} and S2T0SZ {t0sz}")
+            }
+            Self::TooManyConcatenatedTables => f.write_str("more than 16 concatenated tables"),
+            Self::TtbMisaligned { ttb, align } => {
+                write!(f, "S2TTB {ttb:#x} not aligned to {align:#x}")
+            }
+            Self::TtbOutOfRange(ttb) => write!(f, "S2TTB {ttb:#x} beyond S2PS"),
+        }
+    }
+}
+
 /// Granule size in bits for an S2TG encoding.
 const fn granule_bits(tg: u8) -> Option<u32> {
     match tg {
@@ -462,7 +487,7 @@ mod tests {
     }
 
     /// 4K granule, 40-bit IPA starting at level 0, 44-bit PA (a QEMU-safe
-    /// configuration, see the facts file's defect 1).
+    /// configuration: `docs/qemu.md`, defect 1).
     fn cfg(vmid: u16, ttb: u64) -> S2Config {
         S2Config {
             vmid,

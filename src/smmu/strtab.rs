@@ -19,6 +19,8 @@
 //! (no allocator): the 2-level format lets a sparse StreamID space cost
 //! memory only where devices are.
 
+use core::fmt;
+
 use tock_registers::register_bitfields;
 
 use super::dma::{DmaMemory, DmaRegion, dma_wmb};
@@ -51,8 +53,8 @@ pub enum StreamTableFormat {
     TwoLevel { split: u8 },
 }
 
-impl core::fmt::Display for StreamTableFormat {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+impl fmt::Display for StreamTableFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Linear => f.write_str("linear"),
             Self::TwoLevel { split } => write!(f, "2-level (split {split})"),

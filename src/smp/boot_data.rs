@@ -12,6 +12,10 @@
 //! then sets its stack pointer. It touches no stack before the MMU is on:
 //! a stack written non-cacheably and later read cacheably could return
 //! stale lines.
+//!
+//! The EL2 vectors (`vectors.S`) read the stack slots' bounds from the same
+//! record, on every CPU and whether its MMU is on or not, to tell a stack
+//! overflow before they touch the stack.
 
 /// The EL2 translation regime's registers, the same on every CPU.
 #[repr(C)]
@@ -34,6 +38,8 @@ pub struct SecondaryBootData {
     pub stacks: u64,
     /// CPUs with a stack slot: a CPU started with a larger index parks.
     pub cpus: u64,
+    /// The end of the last slot (`layout::CpuStacks::region.end()`).
+    pub stacks_end: u64,
 }
 
 pub const OFFSET_MAIR: usize = core::mem::offset_of!(SecondaryBootData, mmu.mair);
@@ -42,6 +48,7 @@ pub const OFFSET_TTBR0: usize = core::mem::offset_of!(SecondaryBootData, mmu.ttb
 pub const OFFSET_SCTLR: usize = core::mem::offset_of!(SecondaryBootData, mmu.sctlr);
 pub const OFFSET_STACKS: usize = core::mem::offset_of!(SecondaryBootData, stacks);
 pub const OFFSET_CPUS: usize = core::mem::offset_of!(SecondaryBootData, cpus);
+pub const OFFSET_STACKS_END: usize = core::mem::offset_of!(SecondaryBootData, stacks_end);
 
 /// Where the record lives, seen from the boot CPU (caches on).
 pub trait BootDataCell {
@@ -91,6 +98,7 @@ mod tests {
             },
             stacks: 0x4230_0000,
             cpus: 16,
+            stacks_end: 0x4241_0000,
         }
     }
 
@@ -118,10 +126,11 @@ mod tests {
                 OFFSET_TTBR0,
                 OFFSET_SCTLR,
                 OFFSET_STACKS,
-                OFFSET_CPUS
+                OFFSET_CPUS,
+                OFFSET_STACKS_END
             ],
-            [0, 8, 16, 24, 32, 40]
+            [0, 8, 16, 24, 32, 40, 48]
         );
-        assert_eq!(core::mem::size_of::<SecondaryBootData>(), 48);
+        assert_eq!(core::mem::size_of::<SecondaryBootData>(), 56);
     }
 }

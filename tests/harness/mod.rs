@@ -1,10 +1,11 @@
 //! Boots the real images on QEMU and captures what they print.
 //!
 //! Each run gets the board's QEMU command line (`board/<board>/qemu-args`),
-//! the hyp as `-kernel` with the scenario's bootargs (`-append`), the EL1
-//! kernel and its ramdisk as multiboot modules (QEMU's `-device
-//! guest-loader`, see `src/multiboot.rs`), and a wall-clock timeout. A
-//! failed expectation prints the tail of the serial log.
+//! the hyp as `-kernel` (`smmu-hyp-selftest.bin` for a `test=` scenario,
+//! else the production `smmu-hyp.bin`) with the scenario's bootargs
+//! (`-append`), the EL1 kernel and its ramdisk as multiboot modules (QEMU's
+//! `-device guest-loader`, see `src/multiboot.rs`), and a wall-clock
+//! timeout. A failed expectation prints the tail of the serial log.
 //!
 //! Shared by the `qemu` and `linux` test binaries; each uses part of it.
 #![allow(dead_code)]
@@ -179,6 +180,20 @@ impl Boot {
         assert!(status.success() && path.exists(), "dumpdtb failed");
     }
 
+    /// The EL2 image: the self-test image for a `test=` scenario (the
+    /// production image has no EL2 self-tests), else the production one.
+    fn hyp_image(&self) -> &'static str {
+        if self
+            .bootargs
+            .split_whitespace()
+            .any(|a| a.starts_with("test="))
+        {
+            "smmu-hyp-selftest.bin"
+        } else {
+            "smmu-hyp.bin"
+        }
+    }
+
     /// The `-device guest-loader` options for the kernel and the ramdisk.
     fn module_devices(&self) -> Vec<String> {
         let kernel = (
@@ -242,7 +257,7 @@ impl Boot {
 
     fn boot(self) -> Run {
         let images = image_dir();
-        let hyp = images.join("smmu-hyp.bin");
+        let hyp = images.join(self.hyp_image());
         assert!(
             hyp.exists(),
             "{} is missing: run the QEMU tests with `make test`",

@@ -2,6 +2,7 @@
 
 use crate::layout::{BOOT_STACK_SIZE, STACK_GUARD_SIZE};
 use crate::memmap::PhysRange;
+use crate::stacks::StackSlots;
 
 unsafe extern "C" {
     static __image_start: u8;
@@ -46,5 +47,15 @@ pub fn layout() -> ImageLayout {
         rodata: PhysRange::new(text_end, rodata_end - text_end),
         data: PhysRange::new(rodata_end, stack_start - rodata_end),
         boot_stack: PhysRange::new(stack_start + STACK_GUARD_SIZE, BOOT_STACK_SIZE),
+    }
+}
+
+/// The boot stack's slot: its guard page, then the stack (one slot).
+pub fn boot_stack_slot() -> StackSlots {
+    StackSlots {
+        start: addr(&raw const __boot_stack_start),
+        slot_size: STACK_GUARD_SIZE + BOOT_STACK_SIZE,
+        guard_size: STACK_GUARD_SIZE,
+        count: 1,
     }
 }

@@ -17,6 +17,20 @@ use aarch64_cpu::registers::{CurrentEL, Readable};
 /// (`el1::enter` untraps them, see `crate::el2_controls`).
 pub const CPTR_EL2_VALUE: u64 = crate::el2_controls::CPTR_EL2_BOOT;
 
+/// An exception taken from EL2 with less than this much of its stack slot
+/// below SP (the guard page, then room for a crash report) is handled on
+/// an emergency stack (`vectors.S`).
+pub const EXCEPTION_STACK_MIN: u64 = crate::layout::STACK_GUARD_SIZE + 0x1000;
+
+/// The emergency stack of an exception taken from EL2 whose SP is in no
+/// stack slot (say, before `boot.S` set one up). One for all CPUs: such an
+/// exception ends the run.
+#[repr(C, align(16))]
+pub struct WildSpStack([u8; WILD_SP_STACK_SIZE]);
+pub const WILD_SP_STACK_SIZE: usize = 0x2000;
+/// Written only by `vectors.S`, as a stack.
+pub static mut WILD_SP_STACK: WildSpStack = WildSpStack([0; WILD_SP_STACK_SIZE]);
+
 /// This CPU's MPIDR_EL1.
 pub fn mpidr() -> u64 {
     use aarch64_cpu::registers::MPIDR_EL1;

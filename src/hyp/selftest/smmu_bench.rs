@@ -9,10 +9,10 @@
 use crate::checks::Checks;
 use crate::hyp::domain::Domain;
 use crate::hyp::smmu::smmu;
+use crate::mem::PAGE_SIZE as PAGE;
 use crate::pgtable::{Prot, UnmapFlags};
 
 const SMMU: usize = 0;
-const PAGE: u64 = 0x1000;
 /// Mappings point at RAM; no device runs, so nothing is ever accessed.
 const PA_BASE: u64 = 0x4000_0000;
 const IOVA_BASE: u64 = 0x80_0000_0000;
@@ -40,7 +40,7 @@ fn ceil_log2(n: u64) -> u64 {
 fn case(c: &mut Checks, dom: &mut Domain, name: &str, size: u64, leaf: u64) {
     let ril = smmu(SMMU).is_some_and(|s| s.lock().features().ril);
     if let Err(e) = dom.map(IOVA_BASE, PA_BASE, size, Prot::RW) {
-        c.check(name, false, format_args!("map failed: {e:?}"));
+        c.check(name, false, format_args!("map failed: {e}"));
         return;
     }
     let (ipa0, vmall0, sync0) = counts();
@@ -65,7 +65,7 @@ pub fn run() -> u32 {
     let mut dom = match Domain::new(SMMU, 9, 40) {
         Ok(d) => d,
         Err(e) => {
-            c.check("domain", false, format_args!("{e:?}"));
+            c.check("domain", false, format_args!("{e}"));
             return c.finish();
         }
     };
@@ -78,7 +78,7 @@ pub fn run() -> u32 {
     case(&mut c, &mut dom, "1G block", 0x4000_0000, 0x4000_0000);
     c.check(
         "every table freed",
-        dom.table_bytes() == 4096,
+        dom.table_bytes() == PAGE,
         format_args!("{} bytes of tables left", dom.table_bytes()),
     );
     c.finish()

@@ -6,14 +6,17 @@
 //! EL1 kernel runs). QEMU's SMMU caches translations, so a missing
 //! invalidation is visible (scenario 3 shows it).
 
+use super::{Address, Outcome};
 use crate::checks::Checks;
-use crate::drivers::edu::{self, Edu};
-use crate::hyp::boot::{PAGE_POOL, PCI_FUNCTIONS};
+use crate::hyp::boot::PCI_FUNCTIONS;
 use crate::hyp::domain::Domain;
+use crate::hyp::mem::PAGE_POOL;
 use crate::hyp::smmu::{HypSmmu, smmu};
+use crate::mem::PAGE_SIZE as PAGE;
 use crate::memmap::PhysRange;
 use crate::pgtable::{Prot, UnmapFlags};
 use crate::smmu::{Command, EventKind, SmmuError};
+use qemu_edu::{self as edu, Edu};
 
 const SMMU: usize = 0;
 const IPA_BITS: u32 = 40;
@@ -112,7 +115,7 @@ fn lands_where_mapped(c: &mut Checks, d: &Device, dom: &mut Domain, src: PhysRan
     let page = buffer(0x2000);
     fill(page, SENTINEL);
     let iova = 0x1000_0000;
-    let ok = dom.map(iova, page.start, 0x1000, Prot::RW).is_ok();
+    let ok = dom.map(iova, page.start, PAGE, Prot::RW).is_ok();
     c.check(
         "map a 4 KiB page",
         ok,
@@ -126,7 +129,7 @@ fn lands_where_mapped(c: &mut Checks, d: &Device, dom: &mut Domain, src: PhysRan
     c.check(
         "DMA to a mapped 4 KiB IOVA lands in the mapped page",
         dma.is_ok() && landed,
-        format_args!("{dma:?}"),
+        format_args!("{}", Outcome(&dma)),
     );
     c.check(
         "memory around it is unchanged",
@@ -153,7 +156,7 @@ fn lands_where_mapped(c: &mut Checks, d: &Device, dom: &mut Domain, src: PhysRan
         format_args!("offset 0x12340"),
     );
     let _ = dom.unmap(block_iova, 0x20_0000, UnmapFlags::EXACT);
-    let _ = dom.unmap(iova, 0x1000, UnmapFlags::EXACT);
+    let _ = dom.unmap(iova, PAGE, UnmapFlags::EXACT);
     let _ = events(EventKind::Translation, d.sid);
 }
 
@@ -165,14 +168,14 @@ fn unmap_blocks_and_missing_tlbi_is_visible(
     dom: &mut Domain,
     src: PhysRange,
 ) {
-    let page = buffer(0x1000);
+    let page = buffer(PAGE);
     let iova = 0x1100_0000;
-    let _ = dom.map(iova, page.start, 0x1000, Prot::RW);
+    let _ = dom.map(iova, page.start, PAGE, Prot::RW);
     d.load(src, PATTERN, 16);
     let _ = d.edu.write_to(iova, 0, 16); // the IOTLB now holds the entry
 
     // Scenario 3: clear the descriptor, but no TLBI.
-    let _ = dom.unmap_without_invalidation(iova, 0x1000);
+    let _ = dom.unmap_without_invalidation(iova, PAGE);
     fill(page, SENTINEL);
     let _ = d.edu.write_to(iova, 0, 16);
     let stale = all_are(page.start, 16, PATTERN);
@@ -185,39 +188,43 @@ fn unmap_blocks_and_missing_tlbi_is_visible(
     c.check(
         "the pending invalidation then completes",
         flushed.is_ok(),
-        format_args!("{flushed:?}"),
+        format_args!("{}", Outcome(&flushed)),
     );
 
     // Scenario 2: with the invalidation, the device is blocked.
     let _ = events(EventKind::Translation, d.sid);
-    let _ = dom.map(iova, page.start, 0x1000, Prot::RW);
+    let _ = dom.map(iova, page.start, PAGE, Prot::RW);
     let _ = d.edu.write_to(iova, 0, 16);
-    let unmapped = dom.unmap(iova, 0x1000, UnmapFlags::EXACT);
+    let unmapped = dom.unmap(iova, PAGE, UnmapFlags::EXACT);
     c.check(
         "unmap invalidates and syncs",
         unmapped.is_ok(),
-        format_args!("{unmapped:?}"),
+        format_args!("{}", Outcome(&unmapped)),
     );
     fill(page, SENTINEL);
     let _ = d.edu.write_to(iova, 0, 16);
     c.check(
         "after unmap the DMA is blocked",
-        all_are(page.start, 0x1000, SENTINEL),
+        all_are(page.start, PAGE, SENTINEL),
         format_args!("page unchanged"),
     );
     let (count, addr) = events(EventKind::Translation, d.sid);
     c.check(
         "an F_TRANSLATION event names the StreamID and the address",
         count > 0 && addr == Some(iova),
-        format_args!("{count} events for sid {:#x}, first at {addr:x?}", d.sid),
+        format_args!(
+            "{count} events for sid {:#x}, first at {}",
+            d.sid,
+            Address(addr)
+        ),
     );
 }
 
 /// Scenario 4: detaching the StreamID (STE back to abort) blocks it.
 fn detach_blocks(c: &mut Checks, d: &Device, dom: &mut Domain, src: PhysRange) {
-    let page = buffer(0x1000);
+    let page = buffer(PAGE);
     let iova = 0x1200_0000;
-    let _ = dom.map(iova, page.start, 0x1000, Prot::RW);
+    let _ = dom.map(iova, page.start, PAGE, Prot::RW);
     d.load(src, PATTERN, 16);
     let _ = d.edu.write_to(iova, 0, 16);
     let before = all_are(page.start, 16, PATTERN);
@@ -228,19 +235,22 @@ fn detach_blocks(c: &mut Checks, d: &Device, dom: &mut Domain, src: PhysRange) {
     c.check(
         "detach (STE to abort, CFGI_STE + sync) blocks the device",
         before && detached.is_ok() && blocked,
-        format_args!("landed before: {before}, {detached:?}, blocked after: {blocked}"),
+        format_args!(
+            "landed before: {before}, detach: {}, blocked after: {blocked}",
+            Outcome(&detached)
+        ),
     );
     let _ = dom.attach(d.sid);
-    let _ = dom.unmap(iova, 0x1000, UnmapFlags::EXACT);
+    let _ = dom.unmap(iova, PAGE, UnmapFlags::EXACT);
 }
 
 /// Scenario 5: a read-only mapping blocks device writes; QEMU records the
 /// permission fault only on a fresh walk, so the check follows a TLBI.
 fn read_only_blocks_writes(c: &mut Checks, d: &Device, dom: &mut Domain, src: PhysRange) {
-    let page = buffer(0x1000);
+    let page = buffer(PAGE);
     fill(page, SENTINEL);
     let iova = 0x1300_0000;
-    let _ = dom.map(iova, page.start, 0x1000, Prot::RO);
+    let _ = dom.map(iova, page.start, PAGE, Prot::RO);
     // Read the read-only page into the device, then out into the source.
     let read = d.edu.read_from(iova, 0, 16);
     fill(src, 0);
@@ -248,7 +258,7 @@ fn read_only_blocks_writes(c: &mut Checks, d: &Device, dom: &mut Domain, src: Ph
     c.check(
         "a read-only page can be read",
         read.is_ok() && all_are(src.start, 16, SENTINEL),
-        format_args!("{read:?}"),
+        format_args!("{}", Outcome(&read)),
     );
     let _ = events(EventKind::Permission, d.sid);
     d.load(src, PATTERN, 16);
@@ -259,16 +269,16 @@ fn read_only_blocks_writes(c: &mut Checks, d: &Device, dom: &mut Domain, src: Ph
         format_args!("page unchanged"),
     );
     // Drop the cached read-only entry: the next write walks the tables.
-    let _ = dom.unmap(iova, 0x1000, UnmapFlags::EXACT);
-    let _ = dom.map(iova, page.start, 0x1000, Prot::RO);
+    let _ = dom.unmap(iova, PAGE, UnmapFlags::EXACT);
+    let _ = dom.map(iova, page.start, PAGE, Prot::RO);
     let _ = d.edu.write_to(iova, 0, 16);
     let (count, addr) = events(EventKind::Permission, d.sid);
     c.check(
         "on a fresh walk the write records F_PERMISSION",
         count > 0 && addr == Some(iova) && all_are(page.start, 16, SENTINEL),
-        format_args!("{count} events, first at {addr:x?}"),
+        format_args!("{count} events, first at {}", Address(addr)),
     );
-    let _ = dom.unmap(iova, 0x1000, UnmapFlags::EXACT);
+    let _ = dom.unmap(iova, PAGE, UnmapFlags::EXACT);
 }
 
 /// Scenario 6a: 100,000 commands through the small command queue.
@@ -306,7 +316,7 @@ fn command_queue_wraps(c: &mut Checks) {
 fn event_queue_overflow_recovers(c: &mut Checks, d: &Device) {
     let _ = events(EventKind::Translation, d.sid);
     let before = lock().counters();
-    let _ = d.edu.write_to(0x1400_0000, 0, 0x1000);
+    let _ = d.edu.write_to(0x1400_0000, 0, edu::BUFFER_SIZE);
     let _ = events(EventKind::Translation, d.sid);
     let after = lock().counters();
     let handled = after.gerror.evtq_abort + after.evtq.overflows
@@ -325,7 +335,7 @@ fn event_queue_overflow_recovers(c: &mut Checks, d: &Device) {
     c.check(
         "after recovery a new fault is recorded",
         count == 1 && addr == Some(0x1400_0000),
-        format_args!("{count} events at {addr:x?}"),
+        format_args!("{count} events at {}", Address(addr)),
     );
 }
 
@@ -341,13 +351,13 @@ fn illegal_command_recovers(c: &mut Checks) {
         "an illegal command is detected through GERROR.CMDQ_ERR / CERROR_ILL",
         matches!(r, Err(SmmuError::CommandFailed(_)))
             && after.cmdq.errors.illegal == before.cmdq.errors.illegal + 1,
-        format_args!("{r:?}"),
+        format_args!("{}", Outcome(&r)),
     );
     let next = s.invalidate(&[Command::tlbi_s12_vmall(7)]);
     c.check(
         "the queue keeps working after it",
         next.is_ok(),
-        format_args!("{next:?}"),
+        format_args!("{}", Outcome(&next)),
     );
 }
 
@@ -363,25 +373,25 @@ fn domains_are_isolated(
         c.check("second domain", false, format_args!("could not be created"));
         return;
     };
-    let src_b = buffer(0x1000);
-    let _ = dom_b.map(SOURCE_IOVA, src_b.start, 0x1000, Prot::RW);
+    let src_b = buffer(PAGE);
+    let _ = dom_b.map(SOURCE_IOVA, src_b.start, PAGE, Prot::RW);
     let _ = dom_b.attach(b.sid);
-    let (mem_a, mem_b) = (buffer(0x1000), buffer(0x1000));
+    let (mem_a, mem_b) = (buffer(PAGE), buffer(PAGE));
     fill(mem_a, SENTINEL);
     fill(mem_b, SENTINEL);
     let iova = 0x1500_0000;
-    let _ = dom_a.map(iova, mem_a.start, 0x1000, Prot::RW);
-    let _ = dom_b.map(iova + 0x1000, mem_b.start, 0x1000, Prot::RW);
+    let _ = dom_a.map(iova, mem_a.start, PAGE, Prot::RW);
+    let _ = dom_b.map(iova + PAGE, mem_b.start, PAGE, Prot::RW);
     b.load(src_b, PATTERN, 16);
     a.load(src_a, PATTERN ^ 0xff, 16);
     let _ = b.edu.write_to(iova, 0, 16); // A's IOVA, not mapped in B
-    let _ = a.edu.write_to(iova + 0x1000, 0, 16); // B's IOVA, not mapped in A
+    let _ = a.edu.write_to(iova + PAGE, 0, 16); // B's IOVA, not mapped in A
     c.check(
         "a device cannot reach the other domain's memory",
-        all_are(mem_a.start, 0x1000, SENTINEL) && all_are(mem_b.start, 0x1000, SENTINEL),
+        all_are(mem_a.start, PAGE, SENTINEL) && all_are(mem_b.start, PAGE, SENTINEL),
         format_args!("both buffers unchanged"),
     );
-    let _ = b.edu.write_to(iova + 0x1000, 0, 16);
+    let _ = b.edu.write_to(iova + PAGE, 0, 16);
     let _ = a.edu.write_to(iova, 0, 16);
     c.check(
         "each device reaches its own domain's memory",
@@ -391,7 +401,7 @@ fn domains_are_isolated(
     let _ = dom_b.detach(b.sid);
 }
 
-/// QEMU defect 1 (facts file): with a 40-bit IPA starting at level 1 (two
+/// QEMU defect 1 (`docs/qemu.md`): with a 40-bit IPA starting at level 1 (two
 /// concatenated level-1 tables), QEMU walks IPAs >= 512 GiB in the first
 /// table. The engine builds the tables as the architecture says (checked by
 /// its own walk); this pins what QEMU does with them, so the day QEMU is
@@ -408,7 +418,7 @@ pub fn run_concatenation_pin() -> u32 {
         c.check(
             "a concatenated domain",
             false,
-            format_args!("{:?}", dom.err()),
+            format_args!("{}", Outcome(&dom)),
         );
         return c.finish();
     };
@@ -422,15 +432,15 @@ pub fn run_concatenation_pin() -> u32 {
             cfg.concatenated_tables()
         ),
     );
-    let (src, high, low) = (buffer(0x1000), buffer(0x1000), buffer(0x1000));
+    let (src, high, low) = (buffer(PAGE), buffer(PAGE), buffer(PAGE));
     let high_iova = 0x80_0000_7000;
-    let _ = dom.map(SOURCE_IOVA, src.start, 0x1000, Prot::RW);
-    let _ = dom.map(high_iova, high.start, 0x1000, Prot::RW);
-    let _ = dom.map(0x7000, low.start, 0x1000, Prot::RW);
+    let _ = dom.map(SOURCE_IOVA, src.start, PAGE, Prot::RW);
+    let _ = dom.map(high_iova, high.start, PAGE, Prot::RW);
+    let _ = dom.map(0x7000, low.start, PAGE, Prot::RW);
     c.check(
         "the engine's own walk translates the high IPA per the architecture",
         dom.iova_to_phys(high_iova) == Some(high.start),
-        format_args!("{high_iova:#x} -> {:x?}", dom.iova_to_phys(high_iova)),
+        format_args!("{high_iova:#x} -> {}", Address(dom.iova_to_phys(high_iova))),
     );
     let _ = dom.attach(d.sid);
     d.load(src, PATTERN, 16);
@@ -461,17 +471,17 @@ pub fn run() -> u32 {
     let mut dom = match Domain::new(SMMU, 1, IPA_BITS) {
         Ok(d) => d,
         Err(e) => {
-            c.check("domain created", false, format_args!("{e:?}"));
+            c.check("domain created", false, format_args!("{e}"));
             return c.finish();
         }
     };
-    let src = buffer(0x1000);
-    let _ = dom.map(SOURCE_IOVA, src.start, 0x1000, Prot::RW);
+    let src = buffer(PAGE);
+    let _ = dom.map(SOURCE_IOVA, src.start, PAGE, Prot::RW);
     let attached = dom.attach(a.sid);
     c.check(
         "attach the first device (abort -> stage 2)",
         attached.is_ok(),
-        format_args!("{attached:?}"),
+        format_args!("{}", Outcome(&attached)),
     );
     lands_where_mapped(&mut c, a, &mut dom, src);
     unmap_blocks_and_missing_tlbi_is_visible(&mut c, a, &mut dom, src);

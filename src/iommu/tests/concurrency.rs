@@ -168,7 +168,7 @@ fn concurrent_calls_on_separate_and_shared_domains() {
     });
     assert!(wins.load(Ordering::Relaxed) > 0);
     // Consistent final state.
-    assert_eq!(svc.with_domain(shared, |d| d.mapped), Some(0));
+    assert_eq!(svc.with_domain(DomainId(shared), |d| d.mapped), Some(0));
     assert_eq!(call(&svc, client::stats(stats::OBJECTS, 0)), Ok([1, 2, 0]));
     assert_eq!(svc.tracker().dma_refs(), 0);
     assert_eq!(svc.tracker().underflows(), 0);

@@ -42,7 +42,7 @@ fn happy_path_alloc_attach_map_translate_unmap_detach_free() {
         let Outcome::Stage2(cfg) = fakes[0].translate(5) else {
             panic!("sid 5 not translating");
         };
-        let expected = svc.with_domain(id, |d| d.s2_config()).unwrap();
+        let expected = svc.with_domain(DomainId(id), |d| d.s2_config()).unwrap();
         assert_eq!(cfg, expected);
 
         let pa = EL1_RAM + 0x10_0000;
@@ -90,7 +90,7 @@ fn happy_path_alloc_attach_map_translate_unmap_detach_free() {
             Err(abi::NOT_FOUND)
         );
 
-        let vmid = svc.with_domain(id, |d| d.vmid()).unwrap();
+        let vmid = svc.with_domain(DomainId(id), |d| d.vmid()).unwrap();
         let trail = activity(fakes);
         assert_eq!(call(&svc, client::detach(0, 5)), Ok([0; 3]));
         assert_eq!(fakes[0].translate(5), Outcome::Abort);
@@ -132,7 +132,7 @@ fn refused<S: SmmuBackend>(
 ) {
     let before = Snapshot::take(svc, ids, storage, budget);
     let trail = activity(fakes);
-    let errors = svc.stats(stats::CALLS, 0).unwrap()[2];
+    let errors = svc.stats(StatsQuery::Calls).unwrap()[2];
     assert_eq!(
         call(svc, args),
         Err(code),
@@ -146,7 +146,7 @@ fn refused<S: SmmuBackend>(
     );
     assert_eq!(activity(fakes), trail, "{args:x?} touched an SMMU");
     if args[0] as u32 & 0xff00_0000 == 0xc600_0000 && abi::IOMMU_CALLS.contains(&(args[0] as u32)) {
-        assert_eq!(svc.stats(stats::CALLS, 0).unwrap()[2], errors + 1);
+        assert_eq!(svc.stats(StatsQuery::Calls).unwrap()[2], errors + 1);
     }
 }
 
@@ -519,7 +519,7 @@ fn refcounts_drop_only_after_the_sync_completed() {
     // An ownership change refuses the pinned page.
     assert_eq!(
         svc.tracker().set_owner(page, K4, Owner::El2),
-        Err(crate::ownership::OwnershipError::Mapped)
+        Err(crate::mem::OwnershipError::Mapped)
     );
 }
 
@@ -607,7 +607,7 @@ fn freeing_a_domain_releases_its_pages_tables_and_vmid() {
         }
         call(&svc, client::map(a, 0xfff_0000_0000, EL1_RAM, MIB2, 4, RW)).unwrap();
         assert_eq!(svc.tracker().dma_refs(), 200 + 4 * 512);
-        let vmid = svc.with_domain(a, |d| d.vmid()).unwrap();
+        let vmid = svc.with_domain(DomainId(a), |d| d.vmid()).unwrap();
         call(&svc, client::detach(0, 7)).unwrap();
         let trail = activity(fakes);
         call(&svc, client::domain_free(a)).unwrap();
@@ -617,7 +617,7 @@ fn freeing_a_domain_releases_its_pages_tables_and_vmid() {
         assert_eq!(commands_since(&fakes[0], trail[0]), []);
         let b = alloc(&svc, 40);
         assert_eq!(
-            svc.with_domain(b, |d| d.vmid()),
+            svc.with_domain(DomainId(b), |d| d.vmid()),
             Some(vmid),
             "clean VMID reused"
         );
@@ -635,21 +635,21 @@ fn a_dirty_vmid_is_invalidated_everywhere_before_reuse() {
     let budget = TableBudget::new(UNLIMITED);
     let svc = service(&smmus, &storage, &budget);
     let a = alloc(&svc, 40);
-    assert_eq!(svc.with_domain(a, |d| d.vmid()), Some(1));
+    assert_eq!(svc.with_domain(DomainId(a), |d| d.vmid()), Some(1));
     call(&svc, client::attach(0, 1, a)).unwrap();
     m0.lock().fail_syncs = true;
     // The last detach's VMID invalidation fails: SMMU 0 stays in the mask.
     call(&svc, client::detach(0, 1)).unwrap();
-    assert_eq!(svc.with_domain(a, |d| d.tlb_mask), Some(1));
+    assert_eq!(svc.with_domain(DomainId(a), |d| d.tlb_mask), Some(1));
     assert_eq!(call(&svc, client::domain_free(a)), Err(abi::SMMU_ERROR));
     assert_eq!(call(&svc, client::domain_free(a)), Err(abi::NOT_FOUND));
     m0.lock().fail_syncs = false;
     // Clean VMIDs first (VMIDs are bounded by the slots: 1 and 2).
     let b = alloc(&svc, 40);
-    assert_eq!(svc.with_domain(b, |d| d.vmid()), Some(2));
+    assert_eq!(svc.with_domain(DomainId(b), |d| d.vmid()), Some(2));
     let (s0, s1) = (m0.lock().syncs, m1.lock().syncs);
     let c = alloc(&svc, 40);
-    assert_eq!(svc.with_domain(c, |d| d.vmid()), Some(1));
+    assert_eq!(svc.with_domain(DomainId(c), |d| d.vmid()), Some(1));
     assert_eq!((m0.lock().syncs - s0, m1.lock().syncs - s1), (1, 1));
     assert_eq!(svc.vmids_in_use(), 2);
 }
@@ -662,18 +662,18 @@ fn an_attach_that_fails_after_its_ste_went_live_leaves_the_vmid_invalidated_befo
     let budget = TableBudget::new(UNLIMITED);
     let svc = service(&smmus, &storage, &budget);
     let a = alloc(&svc, 40);
-    let vmid = svc.with_domain(a, |d| d.vmid()).unwrap();
+    let vmid = svc.with_domain(DomainId(a), |d| d.vmid()).unwrap();
     // The STE was live (DMA may have filled the TLB with entries tagged
     // with the VMID), then the attach failed and the service detached.
     m0.lock().fail_attach_after_ste = true;
     assert_eq!(call(&svc, client::attach(0, 1, a)), Err(abi::SMMU_ERROR));
     m0.lock().fail_attach_after_ste = false;
     assert!(m0.lock().stes.is_empty(), "the service detached the stream");
-    assert_eq!(svc.with_domain(a, |d| d.tlb_mask), Some(1));
+    assert_eq!(svc.with_domain(DomainId(a), |d| d.tlb_mask), Some(1));
     m0.lock().commands.clear();
     call(&svc, client::domain_free(a)).unwrap();
     let b = alloc(&svc, 40);
-    assert_eq!(svc.with_domain(b, |d| d.vmid()), Some(vmid));
+    assert_eq!(svc.with_domain(DomainId(b), |d| d.vmid()), Some(vmid));
     // Between the failed attach and the reuse, the VMID was invalidated on
     // the SMMU that may have cached it.
     assert!(
@@ -853,4 +853,132 @@ fn ram_and_mmio_leaves_that_touch_physically_release_the_ram_references() {
             );
         }
     });
+}
+
+#[test]
+fn services_over_one_ownership_record_see_each_others_pages() {
+    let storage = Storage::new(4);
+    let (m1, m2) = (
+        spin::Mutex::new(MockSmmu::new()),
+        spin::Mutex::new(MockSmmu::new()),
+    );
+    let (smmus1, smmus2) = ([Some(&m1)], [Some(&m2)]);
+    let budget = TableBudget::new(UNLIMITED);
+    let first = service(&smmus1, &storage, &budget);
+    // A second user of the same record, with its own domains.
+    let slots: Vec<DomainSlot<BudgetMemory>> = (0..4).map(|_| DomainSlot::new()).collect();
+    let second = IommuService::new(
+        ServiceConfig {
+            smmus: &smmus2,
+            streams: &STREAMS[..2],
+            start_level: StartLevelPolicy::NoConcatenation,
+        },
+        &slots,
+        &storage.tracker,
+        PhysPolicy::default(),
+        HostTables(Arc::clone(&budget)),
+    )
+    .expect("second service");
+    assert!(std::ptr::eq(first.tracker(), second.tracker()));
+    let page = EL1_RAM + 0x50_0000;
+    let (a, b) = (alloc(&first, 40), alloc(&second, 40));
+    call(&first, client::map(a, 0x5000, page, K4, 1, RW)).unwrap();
+    call(&second, client::map(b, 0x5000, page, K4, 1, RW)).unwrap();
+    assert_eq!(storage.refcount(page), 2, "one record counts both mappings");
+    call(&first, client::unmap(a, 0x5000, K4, 1, 0)).unwrap();
+    assert_eq!(
+        storage.tracker.set_owner(page, K4, Owner::El2),
+        Err(crate::mem::OwnershipError::Mapped),
+        "still mapped by the second user"
+    );
+    call(&second, client::unmap(b, 0x5000, K4, 1, 0)).unwrap();
+    storage.tracker.set_owner(page, K4, Owner::El2).unwrap();
+    assert_eq!(
+        call(&first, client::map(a, 0x5000, page, K4, 1, RW)),
+        Err(abi::DENIED),
+        "EL2's page, whoever gave it to EL2"
+    );
+}
+
+#[test]
+fn the_typed_core_serves_a_front_end_without_any_abi_encoding() {
+    use crate::iommu::IommuError;
+    use crate::iommu::api::{Pages, StreamRef, UnmapMode};
+    use crate::pgtable::{Granule, Prot};
+    let storage = Storage::new(4);
+    let m = spin::Mutex::new(MockSmmu::new());
+    let smmus = [Some(&m)];
+    let budget = TableBudget::new(UNLIMITED);
+    let svc = service(&smmus, &storage, &budget);
+    let d = svc.domain_alloc(40, Granule::Size4K).unwrap();
+    assert_eq!(d.pgsizes, K4 | MIB2 | 1 << 30);
+    let stream = StreamRef { smmu: 0, sid: 3 };
+    svc.attach(stream, d.id).unwrap();
+    let page = Pages { size: K4, count: 2 };
+    assert_eq!(svc.map(d.id, 0x8000, EL1_RAM, page, Prot::RO), Ok(2 * K4));
+    let t = svc.iova_to_phys(d.id, 0x9010).unwrap();
+    assert_eq!(
+        (t.pa, t.prot, t.leaf_size),
+        (EL1_RAM + 0x1010, Prot::RO, K4)
+    );
+    let no_access = Prot {
+        read: false,
+        write: false,
+        ..Prot::RO
+    };
+    assert_eq!(
+        svc.map(d.id, 0x10_0000, EL1_RAM, page, no_access),
+        Err(IommuError::InvalidParameter),
+        "a mapping must allow some access, whichever front end asks"
+    );
+    let one = Pages { size: K4, count: 1 };
+    assert_eq!(
+        svc.unmap(d.id, 0x9000, one, UnmapMode::Exact)
+            .map(|u| u.bytes),
+        Ok(K4)
+    );
+    assert_eq!(storage.refcount(EL1_RAM + K4), 0);
+    svc.detach(stream).unwrap();
+    svc.domain_free(d.id).unwrap();
+    assert_eq!(svc.check_domain(d.id), Err(IommuError::NotFound));
+}
+
+#[test]
+fn abi_decoding_errors_come_after_the_checks_the_abi_orders_first() {
+    with_fakes(1, true, |_, smmus| {
+        let storage = Storage::new(4);
+        let budget = TableBudget::new(UNLIMITED);
+        let svc = service(smmus, &storage, &budget);
+        let a = alloc(&svc, 40);
+        let gone = a + (1 << 20);
+        // HYP_MAP: domain, then prot (unknown bits, MMIO with NONCACHEABLE).
+        for bad in [1 << 9 | R, prot::MMIO | prot::NONCACHEABLE | R] {
+            refuses(
+                &svc,
+                client::map(gone, 0, EL1_RAM, K4, 1, bad),
+                abi::NOT_FOUND,
+            );
+            refuses(
+                &svc,
+                client::map(a, 0, EL1_RAM, K4, 1, bad),
+                abi::INVALID_PARAMETER,
+            );
+        }
+        // HYP_UNMAP: domain, then flags.
+        refuses(&svc, client::unmap(gone, 0, K4, 1, 2), abi::NOT_FOUND);
+        refuses(&svc, client::unmap(a, 0, K4, 1, 2), abi::INVALID_PARAMETER);
+        // HYP_ATTACH / HYP_DETACH: SMMU index, then a StreamID beyond 32
+        // bits.
+        let wide = 1u64 << 32;
+        let raw = |fid: u32, smmu: u64| [u64::from(fid), smmu, wide, a, 0, 0, 0, 0];
+        for fid in [abi::HYP_ATTACH, abi::HYP_DETACH] {
+            refuses(&svc, raw(fid, 1), abi::NOT_FOUND);
+            refuses(&svc, raw(fid, 7), abi::OUT_OF_RANGE);
+            refuses(&svc, raw(fid, 0), abi::OUT_OF_RANGE);
+        }
+    });
+}
+
+fn refuses<S: SmmuBackend>(svc: &Svc<'_, S>, args: client::Args, code: i64) {
+    assert_eq!(call(svc, args), Err(code), "{args:x?}");
 }

@@ -579,10 +579,13 @@ impl Gen<'_> {
 fn check_tables<S: SmmuBackend>(svc: &Svc<'_, S>, model: &Model) {
     for (&id, d) in &model.domains {
         let leaves = svc
-            .with_domain(id, |dom| {
+            .with_domain(DomainId(id), |dom| {
                 let mut v = Vec::new();
                 dom.table().walk(0, u64::MAX, &mut |l| {
-                    v.push((l.iova, (l.size, l.pa, super::super::prot::encode(l.prot))));
+                    v.push((
+                        l.iova,
+                        (l.size, l.pa, crate::hypercall::prot::encode(l.prot)),
+                    ));
                 });
                 v
             })
@@ -590,7 +593,7 @@ fn check_tables<S: SmmuBackend>(svc: &Svc<'_, S>, model: &Model) {
         let expected: Vec<_> = d.leaves.iter().map(|(&k, &v)| (k, v)).collect();
         assert_eq!(leaves, expected, "tables of domain {id:#x}");
         let attached = svc
-            .with_domain(id, |dom| dom.attached())
+            .with_domain(DomainId(id), |dom| dom.attached())
             .unwrap_or(u32::MAX);
         assert_eq!(attached, d.attached);
     }

@@ -16,13 +16,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::vec::Vec;
 
+use super::api::{DomainId, StatsQuery};
 use super::attach::StreamRange;
 use super::backend::{SmmuBackend, SmmuStats, TableAllocator};
 use super::domain::DomainSlot;
 use super::service::{IommuService, ServiceConfig};
 use crate::hypercall::{self, client};
+use crate::mem::{Owner, OwnershipTracker, PhysPolicy};
 use crate::memmap::PhysRange;
-use crate::ownership::{Owner, OwnershipTracker, PhysPolicy};
 use crate::pgtable::hostmem::HostMemory;
 use crate::pgtable::{Granule, PhysAddr, StartLevelPolicy, TableMemory};
 use crate::smmu::fake::{FakeClock, FakeDma, FakeSmmu, QEMU_VIRT, Trail};
@@ -117,7 +118,9 @@ pub struct BudgetMemory {
     budget: Arc<TableBudget>,
 }
 
-impl TableMemory for BudgetMemory {
+// SAFETY: forwards to `HostMemory`, which upholds the contract; the
+// budget only refuses allocations.
+unsafe impl TableMemory for BudgetMemory {
     fn alloc_table(&mut self, size: u64) -> Option<PhysAddr> {
         if !self.budget.take(size as i64) {
             return None;
@@ -153,17 +156,27 @@ impl TableAllocator for HostTables {
 
 pub type Svc<'a, S> = IommuService<'a, S, HostTables>;
 
-/// The storage of a service: RAM records and domain slots.
+/// What a service borrows: the RAM ownership record (with the hyp's own
+/// memory marked EL2-owned, as at boot) and domain slots.
 pub struct Storage {
-    pub records: Vec<AtomicU32>,
+    /// The tracker's records (leaked: the tracker borrows them for as long
+    /// as the test runs).
+    pub records: &'static [AtomicU32],
+    pub tracker: OwnershipTracker<'static>,
     pub slots: Vec<DomainSlot<BudgetMemory>>,
 }
 
 impl Storage {
     pub fn new(slots: usize) -> Self {
         let n = OwnershipTracker::pages_needed(&[RAM]).unwrap_or(0);
+        let records: &'static [AtomicU32] = Vec::leak((0..n).map(|_| AtomicU32::new(0)).collect());
+        let tracker = OwnershipTracker::new(&[RAM], records).expect("tracker");
+        tracker
+            .set_owner(EL2_MEM.start, EL2_MEM.size, Owner::El2)
+            .expect("EL2 memory");
         Self {
-            records: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            records,
+            tracker,
             slots: (0..slots).map(|_| DomainSlot::new()).collect(),
         }
     }
@@ -182,10 +195,6 @@ pub fn service<'a, S: SmmuBackend>(
     storage: &'a Storage,
     budget: &Arc<TableBudget>,
 ) -> Svc<'a, S> {
-    let tracker = OwnershipTracker::new(&[RAM], &storage.records).expect("tracker");
-    tracker
-        .set_owner(EL2_MEM.start, EL2_MEM.size, Owner::El2)
-        .expect("EL2 memory");
     let policy = PhysPolicy::new(&[GIC, smmu_regs(0), smmu_regs(1), smmu_regs(2)]).expect("policy");
     let n = STREAMS.iter().filter(|r| r.smmu < smmus.len()).count();
     IommuService::new(
@@ -195,7 +204,7 @@ pub fn service<'a, S: SmmuBackend>(
             start_level: StartLevelPolicy::NoConcatenation,
         },
         &storage.slots,
-        tracker,
+        &storage.tracker,
         policy,
         HostTables(Arc::clone(budget)),
     )
@@ -405,13 +414,13 @@ impl Snapshot {
         storage: &Storage,
         budget: &TableBudget,
     ) -> Self {
-        let stat = |sel| svc.stats(sel, 0).expect("stats");
-        let calls = stat(crate::hypercall::abi::stats::CALLS);
+        let stat = |query| svc.stats(query).expect("stats");
+        let calls = stat(StatsQuery::Calls);
         Self {
             domains: ids
                 .iter()
                 .map(|&id| {
-                    svc.with_domain(id, |d| {
+                    svc.with_domain(DomainId(id), |d| {
                         (
                             d.table().memory().host.fingerprint(),
                             d.mapped,
@@ -425,8 +434,8 @@ impl Snapshot {
                 .iter()
                 .map(|r| r.load(Ordering::SeqCst))
                 .collect(),
-            objects: stat(crate::hypercall::abi::stats::OBJECTS),
-            memory: stat(crate::hypercall::abi::stats::MEMORY),
+            objects: stat(StatsQuery::Objects),
+            memory: stat(StatsQuery::Memory),
             calls_ok: [calls[0], calls[1]],
             table_live: budget.live(),
             vmids: svc.vmids_in_use(),

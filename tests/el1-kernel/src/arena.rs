@@ -15,7 +15,7 @@ pub const SIZE: u64 = 4 << 20;
 pub const BLOCK: u64 = 0;
 /// The other half: 512 pages, `page(i)` for `i < 512`.
 pub const PAGES_OFFSET: u64 = 2 << 20;
-pub const PAGE: u64 = 4096;
+pub use smmu_hyp::mem::PAGE_SIZE as PAGE;
 
 #[repr(C, align(0x20_0000))]
 struct Arena(UnsafeCell<[u8; SIZE as usize]>);

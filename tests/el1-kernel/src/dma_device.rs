@@ -9,7 +9,7 @@
 //! device -> RAM: [`DmaDevice::copy`] reads `len` bytes from one IOVA into
 //! the device and writes them back out to another.
 
-use smmu_hyp::drivers::edu::{self, Edu, Timeout};
+use qemu_edu::{self as edu, Edu, Timeout};
 use smmu_hyp::pci::ecam::Ecam;
 use smmu_hyp::pci::{Bdf, ConfigSpace, header};
 use smmu_hyp::platform::Platform;

@@ -16,7 +16,7 @@ use smmu_hyp::memmap::PhysRange;
 use smmu_hyp::platform::Platform;
 
 const SZ_2M: u64 = 0x20_0000;
-const PAGE: u64 = 0x1000;
+use smmu_hyp::mem::PAGE_SIZE as PAGE;
 
 #[derive(Clone, Copy, Debug)]
 pub struct El2Layout {

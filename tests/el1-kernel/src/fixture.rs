@@ -11,7 +11,7 @@ use crate::report::Report;
 use smmu_hyp::hypercall::abi::prot;
 use smmu_hyp::platform::Platform;
 
-pub const PAGE: u64 = 0x1000;
+pub use smmu_hyp::mem::PAGE_SIZE as PAGE;
 pub const SZ_2M: u64 = 0x20_0000;
 pub const IPA_BITS: u32 = 40;
 pub const SRC_IOVA: u64 = 0x10_0000;

@@ -11,7 +11,7 @@ use crate::rng::Rng;
 use smmu_hyp::hypercall::abi::{self, prot};
 use smmu_hyp::smccc;
 
-const PAGE: u64 = 0x1000;
+use smmu_hyp::mem::PAGE_SIZE as PAGE;
 /// StreamIDs the fuzz attaches: two level-2 stream tables' worth (each
 /// new level-2 table costs EL2 memory for good).
 const SIDS: [u64; 8] = [8, 9, 0x10, 0x11, 0x20, 0x100, 0x101, 0x1ff];

@@ -5,6 +5,8 @@
 //! The suite comes from `suite=<name>` in bootargs (`demo` by default).
 #![no_std]
 #![no_main]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod arena;
 mod console;

@@ -22,7 +22,7 @@ pub const MAX_LEAVES: usize = 512;
 pub const MAX_ATTACH: usize = 256;
 /// Leaves one map may create in the model; the generator keeps below.
 pub const MAX_NEW: usize = 64;
-const PAGE: u64 = 0x1000;
+use smmu_hyp::mem::PAGE_SIZE as PAGE;
 
 /// One page or block mapping.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -4,6 +4,8 @@
 //! `smmu_hyp::pgtable::harness::fuzz_one`). Any mismatch, auditor
 //! violation, extra sync or leaked table page panics.
 #![no_main]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 use libfuzzer_sys::fuzz_target;
 

@@ -19,7 +19,7 @@ use core::hint::black_box;
 use smmu_hyp::hypercall::abi;
 use smmu_hyp::platform::Platform;
 
-const PAGE: u64 = 0x1000;
+use smmu_hyp::mem::PAGE_SIZE as PAGE;
 const SZ_2M: u64 = 0x20_0000;
 const ECHO_CALLS: u64 = 2000;
 const PAGE_ROUNDS: u64 = 200;
@@ -174,7 +174,7 @@ pub fn run(platform: &Platform<'_>, report: &mut Report) {
         errors == 0 && r.iter().all(Result::is_ok),
         format_args!("{errors} failed calls, teardown {r:?}"),
     );
-    // The targets, reported (not pass/fail: they are goals for
+    // The design targets, reported (not pass/fail: they are goals for
     // the hyp, and the figures move with every change to it).
     println!(
         "bench: target null-hypercall <= {ECHO_TARGET} instructions: {} ({null})",

@@ -14,7 +14,7 @@ use smmu_hyp::hypercall::abi::{self, prot};
 use smmu_hyp::memmap::PhysRange;
 use smmu_hyp::platform::Platform;
 
-const PAGE: u64 = 0x1000;
+use smmu_hyp::mem::PAGE_SIZE as PAGE;
 const SZ_2M: u64 = 0x20_0000;
 const SZ_1G: u64 = 1 << 30;
 const IPA_BITS: u32 = 40;

@@ -13,7 +13,7 @@ use crate::report::Report;
 use smmu_hyp::hypercall::abi::{self, fault, prot, smmu_feat};
 use smmu_hyp::platform::Platform;
 
-const SZ_4K: u64 = 0x1000;
+use smmu_hyp::mem::PAGE_SIZE as SZ_4K;
 const SZ_2M: u64 = 0x20_0000;
 /// Where the device reads its data from (a page the CPU fills).
 pub const SRC_IOVA: u64 = 0x10_0000;

@@ -20,7 +20,7 @@ use smmu_hyp::platform::Platform;
 
 const DEFAULT_SEED: u64 = 0x5eed_0000_c0de_0005;
 const DEFAULT_CALLS: u64 = 100_000;
-const PAGE: u64 = 0x1000;
+use smmu_hyp::mem::PAGE_SIZE as PAGE;
 
 /// The model is large (every domain's leaves): a static, used only by the
 /// boot CPU while this suite runs.
@@ -187,12 +187,7 @@ fn discover(platform: &Platform<'_>) -> Option<(Env, Places)> {
     // The GIC's MSI frames are forbidden by the ABI, and in the model; the
     // generator does not aim at them (the hyp maps them today: the `deny`
     // suite pins that bug, the fuzz would stop at it).
-    let aimed = platform
-        .smmus
-        .iter()
-        .map(|s| s.regs)
-        .chain(platform.gic.regions())
-        .chain(platform.uart);
+    let aimed = smmu_hyp::mem::forbidden_mmio(platform);
     let forbidden = aimed.clone().chain(msi[..nmsi].iter().copied());
     let mut places = Places {
         el1: (el2.pool.end(), env.ram[0].1),

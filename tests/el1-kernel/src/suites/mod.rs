@@ -15,6 +15,7 @@ use crate::hyp_client::{hvc, smc};
 use crate::println;
 use crate::report::Report;
 use smmu_hyp::hypercall::abi;
+use smmu_hyp::mem::PAGE_SIZE as PAGE;
 use smmu_hyp::platform::Platform;
 use smmu_hyp::smccc::{self, psci};
 
@@ -128,8 +129,8 @@ fn boot_info(platform: &Platform<'_>, report: &mut Report) {
 
 /// A page-aligned buffer; only its address is used (devices fill it).
 #[repr(align(4096))]
-struct Page(#[allow(dead_code)] [u8; 4096]);
-static mut BUF: Page = Page([0; 4096]);
+struct Page(#[allow(dead_code)] [u8; PAGE as usize]);
+static mut BUF: Page = Page([0; PAGE as usize]);
 
 fn iommu(report: &mut Report) {
     use crate::hyp_client::hvc8;
@@ -152,11 +153,11 @@ fn iommu(report: &mut Report) {
         d.id,
         0x10_0000,
         buf,
-        4096,
+        PAGE,
         1,
         prot::READ | prot::WRITE,
     )));
-    report.check("MAP", m == Ok(4096), format_args!("{m:?} buf {buf:#x}"));
+    report.check("MAP", m == Ok(PAGE), format_args!("{m:?} buf {buf:#x}"));
     let t = client::decode_iova_to_phys(hvc8(client::iova_to_phys(d.id, 0x10_0010)));
     report.check(
         "IOVA_TO_PHYS",
@@ -167,7 +168,7 @@ fn iommu(report: &mut Report) {
         d.id,
         0x20_0000,
         0x4020_0000,
-        4096,
+        PAGE,
         1,
         prot::READ,
     )));
@@ -180,7 +181,7 @@ fn iommu(report: &mut Report) {
         d.id,
         0x20_0000,
         0x905_0000,
-        4096,
+        PAGE,
         1,
         prot::READ | prot::MMIO,
     )));
@@ -189,10 +190,10 @@ fn iommu(report: &mut Report) {
         e == Err(abi::DENIED),
         format_args!("{e:?}"),
     );
-    let u = client::decode_unmap(hvc8(client::unmap(d.id, 0x10_0000, 4096, 1, 0)));
+    let u = client::decode_unmap(hvc8(client::unmap(d.id, 0x10_0000, PAGE, 1, 0)));
     report.check(
         "UNMAP",
-        matches!(u, Ok(u) if u.bytes == 4096),
+        matches!(u, Ok(u) if u.bytes == PAGE),
         format_args!("{u:?}"),
     );
     let st = client::decode_stats(hvc8(client::stats(abi::stats::MEMORY, 0)));

@@ -25,7 +25,7 @@ use smmu_hyp::hypercall::abi::{self, prot, stats};
 use smmu_hyp::platform::Platform;
 use smmu_hyp::smccc::psci;
 
-const PAGE: u64 = 0x1000;
+use smmu_hyp::mem::PAGE_SIZE as PAGE;
 const SZ_2M: u64 = 0x20_0000;
 const MAX_CPUS: usize = 8;
 const DEFAULT_ITERS: u64 = 300;

@@ -1,18 +1,17 @@
 //! The hyp's physical page pool: a buddy allocator over the carve-out.
 //!
 //! Hands out naturally aligned, physically contiguous power-of-two runs of
-//! 4 KiB pages (page tables, stream tables, queues). Exhaustion is an error
-//! value; the caller decides what it means. `buddy_system_allocator::Heap`
+//! [`PAGE_SIZE`] pages (page tables, stream tables, queues). Exhaustion is
+//! an error value; the caller decides what it means. `buddy_system_allocator::Heap`
 //! keeps its free lists inside the free memory itself, so the pool needs no
 //! other allocator; the hyp's memory is identity mapped, so the addresses it
 //! returns are physical addresses.
 
+use super::PAGE_SIZE;
 use crate::memmap::PhysRange;
 use buddy_system_allocator::Heap;
 use core::alloc::Layout;
 use core::ptr::NonNull;
-
-pub const PAGE_SIZE: u64 = 4096;
 
 /// The pool has no run of the requested size and alignment.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -1,9 +1,14 @@
-//! QEMU's `edu` PCI device, used as a DMA engine by the tests.
+//! QEMU's `edu` PCI device, used as a DMA engine by the on-target tests
+//! (the EL2 self-tests of `smmu-hyp-selftest.bin` and the EL1 test kernel).
+//! A crate of its own so that the production EL2 image never links it.
 //!
 //! Registers (BAR0, 64-bit accesses): 0x80 DMA source, 0x88 destination,
 //! 0x90 count, 0x98 command (bit 0 start/busy, bit 1 direction: 1 = device
 //! to RAM). The device's own buffer is 4 KiB at 0x40000 in its address
 //! space, reachable only by DMA. Every wait is bounded.
+#![no_std]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 pub const VENDOR: u16 = 0x1234;
 pub const DEVICE: u16 = 0x11e8;
@@ -21,6 +26,12 @@ const CMD_TO_RAM: u64 = 1 << 1;
 /// The transfer did not complete within the poll budget.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Timeout;
+
+impl core::fmt::Display for Timeout {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("edu DMA timed out")
+    }
+}
 
 pub struct Edu {
     bar0: u64,

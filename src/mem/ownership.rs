@@ -1,7 +1,8 @@
 //! Who owns each page of RAM, and how many DMA mappings reach it.
 //!
-//! Every 4 KiB page of RAM has one 32-bit record in caller-provided storage
-//! (1 GiB of RAM = 262,144 records = 1 MiB, carved from the hyp's pool):
+//! Every page of RAM ([`PAGE_SIZE`]) has one 32-bit record in
+//! caller-provided storage (1 GiB of RAM = 262,144 records = 1 MiB, carved
+//! from the hyp's pool):
 //!
 //! ```text
 //!  31   30..24     23..0
@@ -27,20 +28,19 @@
 //! A concurrent claim and ownership change of overlapping ranges may both
 //! fail; neither is then applied.
 //!
+//! This is the only record of page state: every user borrows the same
+//! tracker (`&OwnershipTracker`), so no second copy can disagree with it.
+//!
 //! Physical addresses outside RAM are classified by [`classify`].
 
 pub mod classify;
 
-pub use classify::{MAX_FORBIDDEN, PaClass, PhysPolicy};
+pub use classify::{MAX_FORBIDDEN, PaClass, PhysPolicy, forbidden_mmio};
 
+use super::{PAGE_SHIFT, PAGE_SIZE};
 use crate::memmap::{PhysRange, RangeSet};
+use crate::platform::MAX_RAM_REGIONS;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-
-/// Granularity of the tracking.
-pub const PAGE_SIZE: u64 = 4096;
-const PAGE_SHIFT: u32 = 12;
-/// Most disjoint RAM regions tracked.
-pub const MAX_RAM_REGIONS: usize = 8;
 
 const EL2: u32 = 1 << 31;
 const REF_MASK: u32 = (1 << 24) - 1;

@@ -1,15 +1,16 @@
 //! ABI protection bits (`abi::prot`) to and from the engine's [`Prot`].
 
-use super::error::IommuError;
-use crate::hypercall::abi::prot;
+use super::abi::prot;
+use crate::iommu::IommuError;
 use crate::pgtable::{MemType, Prot};
 
-/// Decodes `HYP_MAP`'s prot argument. Refused: unknown bits, neither READ
-/// nor WRITE, MMIO together with NONCACHEABLE.
+/// Decodes `HYP_MAP`'s prot argument. Refused: unknown bits, MMIO together
+/// with NONCACHEABLE (one mapping has one memory type). A prot with
+/// neither READ nor WRITE decodes; the service refuses it.
 pub fn decode(bits: u64) -> Result<Prot, IommuError> {
     let mmio = bits & prot::MMIO != 0;
     let nc = bits & prot::NONCACHEABLE != 0;
-    if bits & !prot::ALL != 0 || bits & (prot::READ | prot::WRITE) == 0 || (mmio && nc) {
+    if bits & !prot::ALL != 0 || (mmio && nc) {
         return Err(IommuError::InvalidParameter);
     }
     Ok(Prot {
@@ -58,7 +59,6 @@ mod tests {
                     assert_eq!(e, IommuError::InvalidParameter);
                     assert!(
                         bits & !prot::ALL != 0
-                            || bits & 3 == 0
                             || bits & (prot::MMIO | prot::NONCACHEABLE)
                                 == prot::MMIO | prot::NONCACHEABLE,
                         "{bits:#x}"

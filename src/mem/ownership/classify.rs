@@ -9,12 +9,32 @@
 //! mapping is one memory type.
 
 use super::OwnershipTracker;
+use crate::mem::PAGE_SIZE;
 use crate::memmap::PhysRange;
+use crate::platform::{MAX_GIC_REGIONS, MAX_SMMUS, Platform};
 
 /// Most forbidden ranges: a server's GIC alone has a dozen frames (D05:
 /// distributor, 4 redistributor regions, 3 GICv2 frames, 8 ITSs), plus
 /// every SMMU and the UART.
 pub const MAX_FORBIDDEN: usize = 64;
+/// The most [`forbidden_mmio`] can list: every SMMU, GIC region and a UART.
+const MAX_PLATFORM_FORBIDDEN: usize = MAX_SMMUS + MAX_GIC_REGIONS + 1;
+const _: () = assert!(MAX_PLATFORM_FORBIDDEN <= MAX_FORBIDDEN);
+
+/// The MMIO of `platform` that belongs to the hyp and that no device may
+/// be given: every SMMU's registers, the GIC and the hyp's console UART.
+/// The one list the DMA policy ([`PhysPolicy::for_platform`]) and the EL2
+/// identity map (which adds the PCIe windows it also drives) start from.
+pub fn forbidden_mmio<'p>(
+    platform: &'p Platform<'_>,
+) -> impl Iterator<Item = PhysRange> + Clone + 'p {
+    platform
+        .smmus
+        .iter()
+        .map(|s| s.regs)
+        .chain(platform.gic.regions())
+        .chain(platform.uart)
+}
 
 /// Classification of a physical range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,12 +60,21 @@ pub struct PhysPolicy {
 }
 
 impl PhysPolicy {
-    /// A policy forbidding `ranges` (each grown to whole 4 KiB pages: no
-    /// mapping is smaller than a page).
+    /// A policy forbidding `ranges` (each grown to whole pages: no mapping
+    /// is smaller than a page).
     pub fn new(ranges: &[PhysRange]) -> Result<Self, TooManyForbidden> {
         let mut p = Self::default();
         for r in ranges {
             p.forbid(*r)?;
+        }
+        Ok(p)
+    }
+
+    /// The policy for `platform`: [`forbidden_mmio`].
+    pub fn for_platform(platform: &Platform<'_>) -> Result<Self, TooManyForbidden> {
+        let mut p = Self::default();
+        for r in forbidden_mmio(platform) {
+            p.forbid(r)?;
         }
         Ok(p)
     }
@@ -56,7 +85,7 @@ impl PhysPolicy {
             return Ok(());
         }
         self.forbidden
-            .push(range.align_out(super::PAGE_SIZE))
+            .push(range.align_out(PAGE_SIZE))
             .map_err(|_| TooManyForbidden)
     }
 
@@ -118,5 +147,39 @@ mod tests {
             .map(|i| PhysRange::new(i << 20, 1))
             .collect();
         assert!(PhysPolicy::new(&many).is_err());
+    }
+
+    #[test]
+    fn the_platform_policy_forbids_every_smmu_the_gic_and_the_uart_and_nothing_else() {
+        let dtb = include_bytes!("../../../tests/fixtures/qemu-virt-1g.dtb");
+        let platform = Platform::parse(dtb, 0x4000_0000).unwrap();
+        let p = PhysPolicy::for_platform(&platform).unwrap();
+        let listed: Vec<PhysRange> = forbidden_mmio(&platform).collect();
+        assert_eq!(p.forbidden().len(), listed.len());
+        assert_eq!(
+            listed.len(),
+            platform.smmus.len() + platform.gic.regions().count() + 1,
+            "{listed:x?}"
+        );
+        let ram = [PhysRange::new(0x4000_0000, 0x10_0000)];
+        let s: Vec<AtomicU32> = (0..256).map(|_| AtomicU32::new(0)).collect();
+        let t = OwnershipTracker::new(&ram, &s).unwrap();
+        let uart = platform.uart.unwrap();
+        for r in platform
+            .smmus
+            .iter()
+            .map(|s| s.regs)
+            .chain(platform.gic.regions())
+        {
+            assert_eq!(
+                p.classify(&t, r.start, PAGE_SIZE),
+                PaClass::Forbidden,
+                "{r}"
+            );
+        }
+        assert_eq!(p.classify(&t, uart.start, PAGE_SIZE), PaClass::Forbidden);
+        // A PCIe BAR window stays MMIO a device may be given.
+        let window = platform.pcie.as_ref().unwrap().windows[0].cpu_addr;
+        assert_eq!(p.classify(&t, window, PAGE_SIZE), PaClass::Mmio);
     }
 }
