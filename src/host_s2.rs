@@ -194,32 +194,6 @@ pub fn build<M: TableMemory>(
     Ok(pt)
 }
 
-/// Whether every requester ID of buses `bus_start..=bus_end` reaches an
-/// SMMU the hyp drives, through `iommu-map` entries `(rid_base, length,
-/// driven)`. A host bridge for which this is false has bus masters that
-/// could write anywhere: the hyp hides it from EL1 entirely.
-pub fn all_requesters_translated(
-    bus_start: u8,
-    bus_end: u8,
-    map: impl Iterator<Item = (u32, u32, bool)> + Clone,
-) -> bool {
-    let last = (u32::from(bus_end) << 8) | 0xff;
-    let mut rid = u32::from(bus_start) << 8;
-    // Follow the entries covering `rid` upwards; ranges may come in any
-    // order, so look again after each step.
-    while rid <= last {
-        let next = map.clone().find_map(|(base, length, driven)| {
-            let end = base.checked_add(length)?;
-            (driven && (base..end).contains(&rid)).then_some(end)
-        });
-        match next {
-            Some(end) => rid = end,
-            None => return false,
-        }
-    }
-    true
-}
-
 /// The supported output size at or below `pa_bits` (the encodings of
 /// `VTCR_EL2.PS`).
 fn output_bits(pa_bits: u32) -> Option<u32> {
@@ -403,30 +377,6 @@ mod tests {
             ipa_bits: 32,
         };
         assert_eq!(for_each_run(&v, |_, _| {}), Err(HostS2Error::TooFragmented));
-    }
-
-    #[test]
-    fn a_host_bridge_is_translated_only_if_every_requester_reaches_a_driven_smmu() {
-        let full = [(0, 0x10000, true)];
-        assert!(all_requesters_translated(0, 255, full.iter().copied()));
-        let split = [(0x8000, 0x8000, true), (0, 0x8000, true)];
-        assert!(all_requesters_translated(0, 255, split.iter().copied()));
-        let gap = [(0, 0x100, true), (0x200, 0xfe00, true)];
-        assert!(!all_requesters_translated(0, 255, gap.iter().copied()));
-        let refused_smmu = [(0, 0x100, true), (0x100, 0xff00, false)];
-        assert!(!all_requesters_translated(
-            0,
-            255,
-            refused_smmu.iter().copied()
-        ));
-        assert!(!all_requesters_translated(0, 0, [].iter().copied()));
-        // Only the bridge's own buses matter.
-        let buses_2_to_3 = [(0x200, 0x200, true)];
-        assert!(all_requesters_translated(
-            2,
-            3,
-            buses_2_to_3.iter().copied()
-        ));
     }
 
     #[test]

@@ -24,7 +24,7 @@ impl PhysRange {
     }
 
     /// One past the last byte, saturating at the top of the address space.
-    pub fn end(&self) -> u64 {
+    pub const fn end(&self) -> u64 {
         self.start.saturating_add(self.size)
     }
 

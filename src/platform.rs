@@ -32,6 +32,9 @@ pub const MAX_PCI_RANGES: usize = 16;
 pub const MAX_IOMMU_MAP: usize = 8;
 /// CPUs the device tree may list. A listed CPU costs 8 bytes here; its
 /// EL2 stack and state are allocated at boot for the CPUs that exist.
+/// Most frames of hidden bus masters (QEMU virt: fw_cfg and 32 virtio-mmio
+/// transports).
+pub const MAX_HIDDEN: usize = 48;
 pub const MAX_CPUS: usize = 512;
 
 /// Why the device tree could not be used. Each refusal names the node and,
@@ -161,6 +164,16 @@ impl PcieHost {
             (offset < e.length).then(|| (e.iommu_phandle, e.sid_base + offset))
         })
     }
+
+    /// Whether every requester ID of the bridge's buses reaches an IOMMU
+    /// for which `driven(phandle)` holds. A bridge for which this is false
+    /// has bus masters that could write anywhere: the hyp hides it from
+    /// EL1 and gives no device its windows.
+    pub fn every_requester_translated(&self, driven: impl Fn(u32) -> bool) -> bool {
+        let first = u16::from(self.bus_start) << 8;
+        let last = (u16::from(self.bus_end) << 8) | 0xff;
+        (first..=last).all(|rid| self.stream_id(rid).is_some_and(|(iommu, _)| driven(iommu)))
+    }
 }
 
 /// Everything the hyp uses from the device tree.
@@ -180,6 +193,12 @@ pub struct Platform<'a> {
     /// MPIDR affinity values of the CPUs, in tree order.
     pub cpus: Vec<u64, MAX_CPUS>,
     pub bootargs: &'a str,
+    /// Register frames of the nodes [`Platform::parse_hiding`] was asked
+    /// to hide (bus masters no SMMU sits in front of), disabled ones too.
+    pub hidden: Vec<PhysRange, MAX_HIDDEN>,
+    /// One past the highest address any memory-mapped `reg` names (after
+    /// bus translation), RAM and PCIe windows included.
+    pub phys_limit: u64,
 }
 
 fn u32_cells(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
@@ -394,6 +413,10 @@ fn parse_pcie<'a>(
 /// What the walk over the tree collects.
 #[derive(Default)]
 struct Found {
+    /// Compatibles whose nodes' frames go to `hidden`.
+    hide: &'static [&'static str],
+    hidden: Vec<PhysRange, MAX_HIDDEN>,
+    phys_limit: u64,
     ram: RangeSet<MAX_RAM_REGIONS>,
     smmus: Vec<SmmuNode, MAX_SMMUS>,
     /// Each SMMU's interrupt parent, resolved once the GIC is known.
@@ -453,6 +476,9 @@ impl Found {
     ) -> Result<bool, PlatformError<'a>> {
         let name = node.name;
         let device_type = node.property("device_type").and_then(|p| p.as_str());
+        if device_type != Some("cpu") {
+            self.note_frames(node, chain)?;
+        }
         // A CPU whose status is "disabled" is only quiescent and may be
         // started through its enable-method; "fail" means it does not work
         // (Devicetree Specification v0.4, 3.8.1). Other disabled nodes are
@@ -544,6 +570,39 @@ impl Found {
         Ok(true)
     }
 
+    /// Raises `phys_limit` to cover `node`'s memory-mapped frames, and
+    /// records them in `hidden` if its compatible is one to hide (whatever
+    /// its status: firmware or EL1 may enable a disabled device).
+    fn note_frames<'a>(
+        &mut self,
+        node: &FdtNode<'_, 'a>,
+        chain: &[Bus<'a>],
+    ) -> Result<(), PlatformError<'a>> {
+        let hide = self.hide.iter().any(|c| is_compatible(node, c));
+        let frames = match regs::<16>(node, chain, "reg entries") {
+            Ok(frames) => frames,
+            // A bus master to hide whose frames cannot be read is a tree
+            // the hyp cannot make safe.
+            Err(e) if hide => return Err(e),
+            // Frames behind a bus the CPU cannot address have no CPU
+            // address; malformed ones are refused where they matter.
+            Err(_) => return Ok(()),
+        };
+        for r in &frames {
+            self.phys_limit = self.phys_limit.max(r.end());
+        }
+        if hide {
+            for r in frames {
+                self.hidden.push(r).map_err(|_| PlatformError::TooMany {
+                    node: node.name,
+                    what: "hidden bus-master frames",
+                    limit: MAX_HIDDEN,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     fn gic_distributor<'a>(
         &mut self,
         node: &FdtNode<'_, 'a>,
@@ -578,9 +637,23 @@ impl Found {
 impl<'a> Platform<'a> {
     /// Parses the device tree `dtb`, found at physical address `dtb_pa`.
     pub fn parse(dtb: &'a [u8], dtb_pa: u64) -> Result<Self, PlatformError<'a>> {
+        Self::parse_hiding(dtb, dtb_pa, &[])
+    }
+
+    /// As [`parse`](Self::parse), also collecting in
+    /// [`hidden`](Self::hidden) the frames of every node compatible with
+    /// one of `hide`.
+    pub fn parse_hiding(
+        dtb: &'a [u8],
+        dtb_pa: u64,
+        hide: &'static [&'static str],
+    ) -> Result<Self, PlatformError<'a>> {
         let fdt = Fdt::new(dtb).map_err(|_| PlatformError::BadDeviceTree)?;
         let root = fdt.find_node("/").ok_or(PlatformError::BadDeviceTree)?;
-        let mut found = Found::default();
+        let mut found = Found {
+            hide,
+            ..Found::default()
+        };
         let mut chain = Vec::new();
         // Cannot fail: the chain is empty.
         let _ = chain.push(Bus::of(&root));
@@ -638,9 +711,18 @@ impl<'a> Platform<'a> {
             .and_then(|p| p.as_str())
             .unwrap_or("unknown");
 
+        let mut phys_limit = found.phys_limit;
+        for r in found.ram.iter() {
+            phys_limit = phys_limit.max(r.end());
+        }
+        for w in found.pcie.iter().flat_map(|p| p.windows.iter()) {
+            phys_limit = phys_limit.max(w.cpu_addr.saturating_add(w.size));
+        }
         Ok(Self {
             model,
             dtb: PhysRange::new(dtb_pa, fdt.total_size() as u64),
+            hidden: found.hidden,
+            phys_limit,
             ram: found.ram,
             reserved,
             uart: found.uart,
@@ -677,6 +759,43 @@ pub fn dtb_total_size(header: &[u8; 8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bridge(buses: (u8, u8), map: &[(u32, u32, u32)], mask: u32) -> PcieHost {
+        PcieHost {
+            ecam: PhysRange::new(0x40_1000_0000, 0x1000_0000),
+            bus_start: buses.0,
+            bus_end: buses.1,
+            windows: Vec::new(),
+            iommu_map: map
+                .iter()
+                .map(|&(rid_base, iommu_phandle, length)| IommuMapEntry {
+                    rid_base,
+                    iommu_phandle,
+                    sid_base: 0,
+                    length,
+                })
+                .collect(),
+            iommu_map_mask: mask,
+        }
+    }
+
+    #[test]
+    fn a_bridge_is_translated_only_if_every_requester_reaches_a_driven_iommu() {
+        let driven = |phandle| phandle == 1;
+        let all = u32::MAX;
+        assert!(bridge((0, 255), &[(0, 1, 0x10000)], all).every_requester_translated(driven));
+        let split = [(0x8000, 1, 0x8000), (0, 1, 0x8000)];
+        assert!(bridge((0, 255), &split, all).every_requester_translated(driven));
+        let gap = [(0, 1, 0x100), (0x200, 1, 0xfe00)];
+        assert!(!bridge((0, 255), &gap, all).every_requester_translated(driven));
+        let refused = [(0, 1, 0x100), (0x100, 2, 0xff00)];
+        assert!(!bridge((0, 255), &refused, all).every_requester_translated(driven));
+        assert!(!bridge((0, 0), &[], all).every_requester_translated(driven));
+        // Only the bridge's own buses matter.
+        assert!(bridge((2, 3), &[(0x200, 1, 0x200)], all).every_requester_translated(driven));
+        // iommu-map-mask folds every requester into the mapped range.
+        assert!(bridge((0, 255), &[(0, 1, 0x100)], 0xff).every_requester_translated(driven));
+    }
 
     const VIRT_1G: &[u8] = include_bytes!("../tests/fixtures/qemu-virt-1g.dtb");
     const VIRT_2G_SMP2: &[u8] = include_bytes!("../tests/fixtures/qemu-virt-2g-smp2.dtb");

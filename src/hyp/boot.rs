@@ -231,7 +231,8 @@ pub fn start(dtb_pa: u64) -> ! {
     super::set_semihosting(
         platform::chosen_bootargs(dtb).is_some_and(|a| bootargs::flag(a, "semihosting")),
     );
-    let platform = Platform::parse(dtb, dtb_pa).unwrap_or_else(|e| fail_early(format_args!("{e}")));
+    let platform = Platform::parse_hiding(dtb, dtb_pa, board::HIDDEN_BUS_MASTERS)
+        .unwrap_or_else(|e| fail_early(format_args!("{e}")));
     let modules = multiboot::parse(dtb).unwrap_or_else(|e| fail_early(format_args!("{e}")));
     let image = image::layout();
     let pool_mib = bootargs::value(platform.bootargs, "hyp_mem")
@@ -288,7 +289,7 @@ pub fn start(dtb_pa: u64) -> ! {
     }
     super::iommu::init(&platform);
 
-    super::host_s2::init(&platform, dtb)
+    super::host_s2::init(&platform)
         .unwrap_or_else(|e| fail(format_args!("EL1 cannot be confined: {e}")));
 
     if let Some(test) = bootargs::value(platform.bootargs, "test") {

@@ -3,7 +3,6 @@
 //! EL1. See [`crate::host_s2`] for what it maps and why.
 
 use super::boot::LAYOUT;
-use super::smmu::smmu;
 use super::tables::PoolTables;
 use crate::arch::aarch64::stage2;
 use crate::host_s2::{self, HostView};
@@ -11,8 +10,9 @@ use crate::memmap::PhysRange;
 use crate::platform::Platform;
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, Readable};
 
-/// Most ranges hidden from EL1.
-const MAX_HIDDEN: usize = 48;
+/// Most ranges hidden from EL1: the SMMUs, the board's hidden bus
+/// masters, an untranslated host bridge.
+const MAX_HIDDEN: usize = crate::platform::MAX_SMMUS + crate::platform::MAX_HIDDEN + 20;
 
 /// `VTCR_EL2` and `VTTBR_EL2` of the host stage-2, for every CPU.
 #[derive(Clone, Copy, Debug)]
@@ -23,74 +23,34 @@ struct Installed {
 
 static HOST_S2: spin::Once<Installed> = spin::Once::new();
 
-/// Every `reg` range of the nodes whose `compatible` lists one of
-/// `compatibles` (disabled nodes included: firmware may enable them).
-fn regs_of_compatible<const N: usize>(
-    dtb: &fdt::Fdt<'_>,
-    compatibles: &[&str],
-    out: &mut heapless::Vec<PhysRange, N>,
-) -> Result<(), &'static str> {
-    for node in dtb.all_nodes() {
-        let Some(c) = node.compatible() else { continue };
-        if !c.all().any(|s| compatibles.contains(&s)) {
-            continue;
-        }
-        for r in node.reg().into_iter().flatten() {
-            let range = PhysRange::new(r.starting_address as u64, r.size.unwrap_or(0) as u64);
-            out.push(range).map_err(|_| "too many hidden ranges")?;
-        }
-    }
-    Ok(())
-}
-
-/// One past the highest address any `reg` in the tree names (untranslated:
-/// an upper bound for the trees the hyp boots on).
-fn highest_reg_end(dtb: &fdt::Fdt<'_>) -> u64 {
-    dtb.all_nodes()
-        .flat_map(|n| n.reg().into_iter().flatten())
-        .map(|r| (r.starting_address as u64).saturating_add(r.size.unwrap_or(0) as u64))
-        .max()
-        .unwrap_or(0)
-}
-
 /// Builds the host stage-2 from the platform. After the SMMUs are probed
 /// (an SMMU the hyp refused does not translate its host bridge) and with
 /// the page pool up. Returns what went wrong if EL1 cannot be confined.
-pub fn init(platform: &Platform<'_>, dtb: &[u8]) -> Result<(), &'static str> {
+pub fn init(platform: &Platform<'_>) -> Result<(), &'static str> {
     let layout = LAYOUT.get().ok_or("no boot layout")?;
-    let tree = fdt::Fdt::new(dtb).map_err(|_| "unreadable device tree")?;
     let mut hidden: heapless::Vec<PhysRange, MAX_HIDDEN> = heapless::Vec::new();
+    let too_many = |_| "too many hidden ranges";
     for s in platform.smmus.iter() {
-        hidden.push(s.regs).map_err(|_| "too many hidden ranges")?;
+        hidden.push(s.regs).map_err(too_many)?;
     }
-    regs_of_compatible(&tree, super::board::HIDDEN_BUS_MASTERS, &mut hidden)?;
-    let mut limit = highest_reg_end(&tree);
-    for r in platform.ram.iter() {
-        limit = limit.max(r.end());
+    for &r in &platform.hidden {
+        hidden.push(r).map_err(too_many)?;
     }
-    if let Some(host) = &platform.pcie {
-        let entries = host.iommu_map.iter().map(|e| {
-            let driven = platform
-                .smmu_by_phandle(e.iommu_phandle)
-                .and_then(smmu)
-                .is_some();
-            (e.rid_base, e.length, driven)
-        });
+    if let Some(host) = platform
+        .pcie
+        .as_ref()
+        .filter(|_| !super::smmu::pcie_translated(platform))
+    {
+        log::warn!(
+            "pcie: not every requester is behind an SMMU the hyp drives: \
+             the host bridge is hidden from EL1"
+        );
         let windows = host
             .windows
             .iter()
             .map(|w| PhysRange::new(w.cpu_addr, w.size));
-        for w in windows.clone() {
-            limit = limit.max(w.end());
-        }
-        if !host_s2::all_requesters_translated(host.bus_start, host.bus_end, entries) {
-            log::warn!(
-                "pcie: not every requester is behind an SMMU the hyp drives: \
-                 the host bridge is hidden from EL1"
-            );
-            for r in core::iter::once(host.ecam).chain(windows) {
-                hidden.push(r).map_err(|_| "too many hidden ranges")?;
-            }
+        for r in core::iter::once(host.ecam).chain(windows) {
+            hidden.push(r).map_err(too_many)?;
         }
     }
     let pa_bits = host_s2::pa_range_bits(ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange)).min(48);
@@ -100,7 +60,7 @@ pub fn init(platform: &Platform<'_>, dtb: &[u8]) -> Result<(), &'static str> {
         el2: &el2,
         hidden: &hidden,
         trapped: &[],
-        ipa_bits: host_s2::ipa_bits_for(limit, pa_bits),
+        ipa_bits: host_s2::ipa_bits_for(platform.phys_limit, pa_bits),
     };
     let pt = host_s2::build(&view, pa_bits, PoolTables { coherent: true }).map_err(|e| {
         log::error!("host stage-2: {e}");

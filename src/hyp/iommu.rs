@@ -32,7 +32,8 @@ pub fn init(platform: &Platform<'_>) {
 
 fn try_init(platform: &Platform<'_>) -> Result<(), &'static str> {
     let tracker = super::mem::ownership().ok_or("no page ownership record")?;
-    let policy = PhysPolicy::for_platform(platform).map_err(|_| "too many forbidden ranges")?;
+    let policy = PhysPolicy::for_platform(platform, super::smmu::pcie_translated(platform))
+        .map_err(|_| "too many MMIO ranges for the DMA policy")?;
     let smmus: [Option<&'static spin::Mutex<HypSmmu>>; MAX_SMMUS] = core::array::from_fn(smmu);
     let mut streams: heapless::Vec<StreamRange, MAX_STREAM_RANGES> = heapless::Vec::new();
     if let Some(host) = &platform.pcie {

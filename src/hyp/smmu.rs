@@ -102,3 +102,15 @@ pub fn probe_all(platform: &Platform<'_>) {
         }
     }
 }
+
+/// Whether every requester of the PCIe host bridge reaches an SMMU the hyp
+/// drives (false without a bridge). Decides whether EL1 may use the bridge
+/// at all (the host stage-2) and whether devices may be given its windows
+/// (the DMA policy).
+pub fn pcie_translated(platform: &Platform<'_>) -> bool {
+    platform.pcie.as_ref().is_some_and(|host| {
+        host.every_requester_translated(|phandle| {
+            platform.smmu_by_phandle(phandle).and_then(smmu).is_some()
+        })
+    })
+}

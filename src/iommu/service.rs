@@ -575,11 +575,13 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
             PaClass::Ram if prot.mem == MemType::Device => {
                 return Err(IommuError::InvalidParameter);
             }
-            PaClass::Mmio if prot.mem != MemType::Device => {
+            PaClass::Mmio | PaClass::Doorbell if prot.mem != MemType::Device => {
                 return Err(IommuError::InvalidParameter);
             }
+            // An MSI doorbell is written by devices, never read.
+            PaClass::Doorbell if prot.read => return Err(IommuError::Denied),
             PaClass::Ram => true,
-            PaClass::Mmio => false,
+            PaClass::Mmio | PaClass::Doorbell => false,
         };
         if ram {
             self.tracker.claim_for_dma(pa, size)?;

@@ -35,7 +35,10 @@
 
 pub mod classify;
 
-pub use classify::{MAX_FORBIDDEN, PaClass, PhysPolicy, forbidden_mmio};
+pub use classify::{
+    ITS_TRANSLATER_PAGE, MAX_ALLOWED, MAX_FORBIDDEN, PaClass, PhysPolicy, TooManyRanges,
+    forbidden_mmio,
+};
 
 use super::{PAGE_SHIFT, PAGE_SIZE};
 use crate::memmap::{PhysRange, RangeSet};

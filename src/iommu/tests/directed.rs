@@ -302,6 +302,29 @@ fn every_bad_input_is_refused_with_its_code_and_changes_nothing() {
             abi::DENIED,
         );
         no(client::map(b, 0, RAM.end() - K4, K4, 2, RW), abi::DENIED);
+        // MMIO outside every allowed window (a fw_cfg-like bus master,
+        // flash at 0, past the last window, just below the first), or
+        // running past a window's end.
+        for pa in [0x902_0000, 0, MMIO_WINDOWS[1].end(), MMIO - K4] {
+            no(client::map(b, 0, pa, K4, 1, prot::MMIO | W), abi::DENIED);
+        }
+        no(
+            client::map(b, 0, MMIO_WINDOWS[0].end() - K4, K4, 2, prot::MMIO | W),
+            abi::DENIED,
+        );
+        // An MSI doorbell: write-only device memory, one page.
+        no(
+            client::map(b, 0, DOORBELL.start, K4, 1, prot::MMIO | RW),
+            abi::DENIED,
+        );
+        no(
+            client::map(b, 0, DOORBELL.start, K4, 1, W),
+            abi::INVALID_PARAMETER,
+        );
+        no(
+            client::map(b, 0, DOORBELL.start, K4, 2, prot::MMIO | W),
+            abi::DENIED,
+        );
         no(
             client::map(b, 0, RAM.start - K4, K4, 2, prot::MMIO | RW),
             abi::DENIED,
@@ -435,6 +458,30 @@ fn whole_leaf_unmap_removes_the_covering_leaf_and_reports_it() {
             assert_eq!(storage.refcount(EL1_RAM + MIB2 + p * K4), 1);
         }
         assert_eq!(svc.tracker().dma_refs(), 512);
+    });
+}
+
+#[test]
+fn a_doorbell_maps_write_only_as_device_memory_and_is_never_counted() {
+    with_fakes(1, false, |_, smmus| {
+        let storage = Storage::new(4);
+        let budget = TableBudget::new(UNLIMITED);
+        let svc = service(smmus, &storage, &budget);
+        let a = alloc(&svc, 40);
+        call(
+            &svc,
+            client::map(a, 0, DOORBELL.start, K4, 1, prot::MMIO | W),
+        )
+        .unwrap();
+        let t = call(&svc, client::iova_to_phys(a, 0x40)).unwrap();
+        assert_eq!(t, [DOORBELL.start + 0x40, prot::MMIO | W, K4]);
+        let last = MMIO_WINDOWS[0].end() - K4;
+        call(
+            &svc,
+            client::map(a, 0x10_0000, last, K4, 1, prot::MMIO | RW),
+        )
+        .unwrap();
+        assert_eq!(svc.tracker().dma_refs(), 0, "MMIO is never counted");
     });
 }
 

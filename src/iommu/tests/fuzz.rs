@@ -100,21 +100,29 @@ fn forbidden() -> Vec<PhysRange> {
 enum Class {
     Ram,
     Mmio,
+    Doorbell,
     Forbidden,
 }
 
 fn classify(pa: u64, size: u64) -> Class {
     let end = pa + size;
-    if pa >= RAM.start && end <= RAM.end() {
+    let within = |r: &PhysRange| pa >= r.start && end <= r.end();
+    if within(&RAM) {
         return Class::Ram;
     }
     if pa < RAM.end() && end > RAM.start {
         return Class::Forbidden;
     }
+    if within(&DOORBELL) {
+        return Class::Doorbell;
+    }
     if forbidden().iter().any(|f| pa < f.end() && end > f.start) {
         return Class::Forbidden;
     }
-    Class::Mmio
+    if MMIO_WINDOWS.iter().any(within) {
+        return Class::Mmio;
+    }
+    Class::Forbidden
 }
 
 fn prot_ok(bits: u64) -> bool {
@@ -269,9 +277,10 @@ impl Model {
         let ram = match classify(pa, size) {
             Class::Forbidden => return Err(abi::DENIED),
             Class::Ram if mmio => return Err(abi::INVALID_PARAMETER),
-            Class::Mmio if !mmio => return Err(abi::INVALID_PARAMETER),
+            Class::Mmio | Class::Doorbell if !mmio => return Err(abi::INVALID_PARAMETER),
+            Class::Doorbell if bits & prot::READ != 0 => return Err(abi::DENIED),
             Class::Ram => true,
-            Class::Mmio => false,
+            Class::Mmio | Class::Doorbell => false,
         };
         if ram && pa < EL2_MEM.end() {
             return Err(abi::DENIED);
@@ -545,8 +554,14 @@ impl Gen<'_> {
             60..=67 => (EL2_MEM.start + self.rng.below(4) * PAGE, false),
             68..=79 => (MMIO + self.rng.below(32) * ps.min(2 << 20), true),
             80..=83 => (
-                self.rng
-                    .pick(&[GIC.start, smmu_regs(0).start, smmu_regs(1).start + 0x1_f000]),
+                self.rng.pick(&[
+                    GIC.start,
+                    smmu_regs(0).start,
+                    smmu_regs(1).start + 0x1_f000,
+                    DOORBELL.start,
+                    DOORBELL.start,
+                    MMIO_WINDOWS[1].end(),
+                ]),
                 true,
             ),
             84..=87 => (RAM.end().saturating_sub(ps), false),
@@ -559,7 +574,8 @@ impl Gen<'_> {
     fn prot(&mut self, mmio: bool) -> u64 {
         let base = match self.rng.below(100) {
             0..=59 => prot::READ | prot::WRITE,
-            60..=74 => prot::READ | prot::NOEXEC,
+            60..=69 => prot::READ | prot::NOEXEC,
+            70..=74 => prot::WRITE | prot::NOEXEC,
             75..=84 => prot::WRITE | prot::NOEXEC | prot::READ,
             85..=89 => prot::READ | prot::NONCACHEABLE,
             90..=94 => return self.rng.below(64),

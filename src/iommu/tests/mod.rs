@@ -42,6 +42,14 @@ pub const fn smmu_regs(i: u64) -> PhysRange {
 }
 /// A free MMIO window (a PCIe BAR).
 pub const MMIO: u64 = 0x1000_0000;
+/// The MMIO a device may be given: a PCIe window at [`MMIO`], and one right
+/// after RAM.
+pub const MMIO_WINDOWS: [PhysRange; 2] = [
+    PhysRange::new(MMIO, 0x1000_0000),
+    PhysRange::new(RAM.end(), 0x100_0000),
+];
+/// An MSI doorbell page inside the GIC (an ITS translater page).
+pub const DOORBELL: PhysRange = PhysRange::new(GIC.start + 0x1_0000, 0x1000);
 /// StreamIDs EL1 may attach (sorted by SMMU: a service over fewer SMMUs
 /// takes a prefix).
 pub const STREAMS: [StreamRange; 3] = [
@@ -195,7 +203,12 @@ pub fn service<'a, S: SmmuBackend>(
     storage: &'a Storage,
     budget: &Arc<TableBudget>,
 ) -> Svc<'a, S> {
-    let policy = PhysPolicy::new(&[GIC, smmu_regs(0), smmu_regs(1), smmu_regs(2)]).expect("policy");
+    let mut policy =
+        PhysPolicy::new(&[GIC, smmu_regs(0), smmu_regs(1), smmu_regs(2)]).expect("policy");
+    for w in MMIO_WINDOWS {
+        policy.allow_window(w).expect("policy");
+    }
+    policy.allow_doorbell(DOORBELL).expect("policy");
     let n = STREAMS.iter().filter(|r| r.smmu < smmus.len()).count();
     IommuService::new(
         ServiceConfig {

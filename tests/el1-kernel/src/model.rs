@@ -145,9 +145,15 @@ pub struct Env {
     pub nram: usize,
     /// EL2's RAM: the hyp image and its page pool.
     pub el2: [(u64, u64); 2],
-    /// MMIO no device may be given (grown to whole pages).
+    /// The hyp's own MMIO (grown to whole pages): never given to a device.
     pub forbidden: [(u64, u64); 16],
     pub nforbidden: usize,
+    /// MMIO windows a device may be given (translated PCIe windows).
+    pub windows: [(u64, u64); 4],
+    pub nwindows: usize,
+    /// MSI doorbell pages: write-only.
+    pub doorbells: [(u64, u64); 4],
+    pub ndoorbells: usize,
     /// StreamIDs EL1 may attach: `(smmu, first, count)`.
     pub streams: [(u64, u64, u64); 8],
     pub nstreams: usize,
@@ -175,6 +181,10 @@ impl Env {
         el2: [(0, 0); 2],
         forbidden: [(0, 0); 16],
         nforbidden: 0,
+        windows: [(0, 0); 4],
+        nwindows: 0,
+        doorbells: [(0, 0); 4],
+        ndoorbells: 0,
         streams: [(0, 0, 0); 8],
         nstreams: 0,
         smmus: 0,
@@ -206,6 +216,18 @@ impl Env {
         self.forbidden[..self.nforbidden]
             .iter()
             .any(|&(s, e)| start < e && end > s)
+    }
+
+    fn within(list: &[(u64, u64)], start: u64, end: u64) -> bool {
+        list.iter().any(|&(s, e)| start >= s && end <= e)
+    }
+
+    fn doorbell(&self, start: u64, end: u64) -> bool {
+        Self::within(&self.doorbells[..self.ndoorbells], start, end)
+    }
+
+    fn in_window(&self, start: u64, end: u64) -> bool {
+        Self::within(&self.windows[..self.nwindows], start, end)
     }
 
     fn el2_owned(&self, start: u64, end: u64) -> bool {
@@ -518,11 +540,17 @@ impl Model {
         check(pa_end <= 1u64 << self.env.oas_bits, abi::OUT_OF_RANGE)?;
         let env = &self.env;
         let ram = env.is_ram(pa, pa_end);
+        // The hyp's order: RAM, a doorbell, the hyp's own MMIO, a window.
+        let doorbell = !ram && !env.touches_ram(pa, pa_end) && env.doorbell(pa, pa_end);
         check(
-            ram || (!env.touches_ram(pa, pa_end) && !env.forbidden(pa, pa_end)),
+            ram || doorbell
+                || (!env.touches_ram(pa, pa_end)
+                    && !env.forbidden(pa, pa_end)
+                    && env.in_window(pa, pa_end)),
             abi::DENIED,
         )?;
         check(ram != mmio, abi::INVALID_PARAMETER)?;
+        check(!(doorbell && bits & prot::READ != 0), abi::DENIED)?;
         check(!(ram && env.el2_owned(pa, pa_end)), abi::DENIED)?;
         check(!d.overlaps(iova, end), abi::EXISTS)?;
 

@@ -36,3 +36,26 @@ pub fn find(platform: &Platform<'_>) -> ([PhysRange; 4], usize) {
     }
     (out, n)
 }
+
+/// The first `reg` of the first node compatible with `compatible` in the
+/// board's tree (the hyp's parser is what is under test, so this reads the
+/// tree itself).
+pub fn first_reg(platform: &Platform<'_>, compatible: &str) -> Option<PhysRange> {
+    // SAFETY: as in `find`.
+    let dtb = unsafe {
+        core::slice::from_raw_parts(platform.dtb.start as *const u8, platform.dtb.size as usize)
+    };
+    let fdt = fdt::Fdt::new(dtb).ok()?;
+    let r = fdt.find_compatible(&[compatible])?.reg()?.next()?;
+    Some(PhysRange::new(
+        r.starting_address as u64,
+        r.size.unwrap_or(0) as u64,
+    ))
+}
+
+/// The MSI doorbell page of the first ITS: the page of `GITS_TRANSLATER`
+/// (ITS frame + 64 KiB), the only GIC page a device may be given.
+pub fn its_doorbell(platform: &Platform<'_>) -> Option<PhysRange> {
+    let its = first_reg(platform, "arm,gic-v3-its")?;
+    Some(PhysRange::new(its.start + 0x1_0000, 0x1000))
+}

@@ -8,15 +8,16 @@
 //! IMPLEMENTATION DEFINED register) are answered, not fatal.
 
 use crate::el2_layout;
+use crate::fixture::{Fixture, PAGE};
 use crate::hyp_client::hvc;
+use crate::iommu;
 use crate::probe::{self, Fault};
 use crate::report::Report;
 use smmu_hyp::esr::ec;
-use smmu_hyp::hypercall::abi;
+use smmu_hyp::hypercall::abi::{self, prot};
 use smmu_hyp::memmap::PhysRange;
 use smmu_hyp::platform::Platform;
 
-const PAGE: u64 = 0x1000;
 /// Synchronous external abort, not on a translation table walk.
 const DFSC_EXTERNAL: u32 = 0x10;
 
@@ -133,20 +134,66 @@ impl core::fmt::Display for Seen {
     }
 }
 
-/// The `reg` of the first node with `compatible`.
-fn node_reg(platform: &Platform<'_>, compatible: &str) -> Option<PhysRange> {
-    // SAFETY: the device tree the hyp passed in x0, whose header gave this
-    // size (`Platform::parse` validated it); EL1 reads it physically.
-    let dtb = unsafe {
-        core::slice::from_raw_parts(platform.dtb.start as *const u8, platform.dtb.size as usize)
+/// The one piece of the GIC a device may be given: the ITS doorbell,
+/// write-only. A device write reaches it through the SMMU (that is how an
+/// MSI is raised), a device read is refused by the SMMU.
+fn msi_doorbell(platform: &Platform<'_>, report: &mut Report) {
+    const DOORBELL_IOVA: u64 = 0x60_0000;
+    /// `GITS_TRANSLATER` in its page.
+    const TRANSLATER: u64 = 0x40;
+    const F_PERMISSION: u8 = 0x13;
+    let Some(doorbell) = crate::msi_frames::its_doorbell(platform) else {
+        report.check(
+            "the ITS doorbell is known",
+            false,
+            format_args!("no ITS node"),
+        );
+        return;
     };
-    let dtb = fdt::Fdt::new(dtb).ok()?;
-    let node = dtb.find_compatible(&[compatible])?;
-    let r = node.reg()?.next()?;
-    Some(PhysRange::new(
-        r.starting_address as u64,
-        r.size.unwrap_or(0) as u64,
-    ))
+    let Some(mut f) = Fixture::new(platform, report) else {
+        return;
+    };
+    let m = iommu::map(
+        f.dom,
+        DOORBELL_IOVA,
+        doorbell.start,
+        PAGE,
+        1,
+        prot::WRITE | prot::MMIO,
+    );
+    report.check(
+        "HYP_MAP of the ITS doorbell, write-only device memory, is allowed",
+        m == Ok(PAGE),
+        format_args!("{doorbell} -> {}", iommu::code_name(&m)),
+    );
+    let _ = iommu::drain_faults(f.dev.smmu);
+    // A read first: QEMU records a permission fault only on a fresh walk
+    // (docs/qemu.md).
+    let read = f.dev.read_from(DOORBELL_IOVA + TRANSLATER, 4);
+    let fault = iommu::fault_pop(f.dev.smmu);
+    report.check(
+        "a device read of the doorbell is refused by the SMMU",
+        read.is_ok()
+            && matches!(fault, Ok(r) if r.kind == F_PERMISSION
+                && r.input_addr == Some(DOORBELL_IOVA + TRANSLATER)),
+        format_args!("{fault:x?}"),
+    );
+    let _ = iommu::drain_faults(f.dev.smmu);
+    let write = f.dev.write_to(DOORBELL_IOVA + TRANSLATER, 4);
+    let faults = iommu::drain_faults(f.dev.smmu);
+    report.check(
+        "a device write to the doorbell (an MSI write) goes through the SMMU without a fault",
+        write.is_ok() && faults == 0,
+        format_args!("{faults} fault(s)"),
+    );
+    let u = iommu::unmap(f.dom, DOORBELL_IOVA, PAGE, 1, 0);
+    let dma = f.dma_works();
+    report.check(
+        "unmapped again, and the domain's other DMA still works",
+        u.is_ok() && dma,
+        format_args!("{}", iommu::code_name(&u)),
+    );
+    f.teardown(report);
 }
 
 pub fn run(platform: &Platform<'_>, report: &mut Report) {
@@ -218,7 +265,7 @@ pub fn run(platform: &Platform<'_>, report: &mut Report) {
             smmu.regs.start + 0x1_00a8,
         );
     }
-    match node_reg(platform, "qemu,fw-cfg-mmio") {
+    match crate::msi_frames::first_reg(platform, "qemu,fw-cfg-mmio") {
         Some(r) => a.refused(
             "fw_cfg (a bus master outside the SMMU) is out of reach",
             r.start + 0x10,
@@ -232,6 +279,7 @@ pub fn run(platform: &Platform<'_>, report: &mut Report) {
         }
     }
 
+    msi_doorbell(platform, a.report);
     let serves = a.hyp_serves();
     a.report.check(
         "the hyp serves hypercalls after every attack",

@@ -1,10 +1,12 @@
 //! Suite `deny`: no device may be given EL2's memory (the hyp image and
 //! its page pool, which holds every page table, stream table, queue and
-//! page record), the SMMUs' registers, the GIC or the hyp's UART. Every
-//! page of each is tried, alone and as part of larger ranges and blocks,
-//! with every memory type; each is DENIED and nothing is ever mapped. The
-//! pages just outside EL2's memory and a device BAR are mappable, so the
-//! denial is exact rather than blanket.
+//! page record), the SMMUs' registers, the GIC, the hyp's UART, or any MMIO
+//! outside the allow-list (fw_cfg, virtio-mmio, flash, the ECAM); the MSI
+//! doorbell only write-only. Every page of each is tried, alone and as
+//! part of larger ranges and blocks, with every memory type; each is
+//! DENIED and nothing is ever mapped. The pages just outside EL2's memory,
+//! a device BAR and the doorbell (write-only) are mappable, so the denial
+//! is exact rather than blanket.
 
 use crate::el2_layout::{self, El2Layout};
 use crate::hyp_state::{self, Snapshot};
@@ -301,8 +303,50 @@ fn registers(t: &mut Denier<'_>, platform: &Platform<'_>) {
             RW | prot::MMIO,
         );
     }
+    if let Some(doorbell) = crate::msi_frames::its_doorbell(platform) {
+        t.allowed(
+            "the ITS's MSI doorbell page is mappable write-only",
+            doorbell.start,
+            1,
+            prot::WRITE | prot::MMIO,
+        );
+        let ok = t.denied(doorbell.start, PAGE, 1, prot::READ | prot::MMIO);
+        t.report.check(
+            "the MSI doorbell is never readable: DENIED",
+            ok,
+            format_args!("{doorbell}"),
+        );
+    }
     if let Some(uart) = platform.uart {
         t.every_page("the hyp's UART is DENIED", uart, RW | prot::MMIO);
+    }
+    // MMIO outside the allow-list: bus masters outside the SMMU, the PCIe
+    // configuration space, flash.
+    for (what, compatible) in [
+        (
+            "fw_cfg (a bus master outside the SMMU) is DENIED",
+            "qemu,fw-cfg-mmio",
+        ),
+        (
+            "a virtio-mmio transport (a bus master outside the SMMU) is DENIED",
+            "virtio,mmio",
+        ),
+        ("flash is DENIED", "cfi-flash"),
+    ] {
+        match crate::msi_frames::first_reg(platform, compatible) {
+            Some(r) => t.whole(what, r.start & !(PAGE - 1), PAGE, 1, RW | prot::MMIO),
+            None => {
+                t.report
+                    .check(what, false, format_args!("no {compatible} node"));
+            }
+        }
+    }
+    if let Some(host) = &platform.pcie {
+        t.every_page(
+            "the first bus of the PCIe configuration space (ECAM) is DENIED",
+            PhysRange::new(host.ecam.start, 0x10_0000),
+            RW | prot::MMIO,
+        );
     }
     if let Some(dev) = crate::dma_device::find(platform) {
         t.allowed(

@@ -16,7 +16,7 @@ use crate::println;
 use crate::report::Report;
 use core::cell::UnsafeCell;
 use smmu_hyp::hypercall::abi::{self, smmu_feat, stats};
-use smmu_hyp::platform::Platform;
+use smmu_hyp::platform::{PciSpace, Platform};
 
 const DEFAULT_SEED: u64 = 0x5eed_0000_c0de_0005;
 const DEFAULT_CALLS: u64 = 100_000;
@@ -184,9 +184,9 @@ fn discover(platform: &Platform<'_>) -> Option<(Env, Places)> {
         (el2.pool.start, el2.pool.end()),
     ];
     let (msi, nmsi) = crate::msi_frames::find(platform);
-    // The GIC's MSI frames are forbidden by the ABI, and in the model; the
-    // generator does not aim at them (the hyp maps them today: the `deny`
-    // suite pins that bug, the fuzz would stop at it).
+    // The hyp's own MMIO (the GIC's MSI frames included) is forbidden by
+    // the ABI and in the model; the ITS's doorbell page is the exception
+    // (write-only), which the model checks first.
     let aimed = smmu_hyp::mem::forbidden_mmio(platform);
     let forbidden = aimed.clone().chain(msi[..nmsi].iter().copied());
     let mut places = Places {
@@ -205,7 +205,23 @@ fn discover(platform: &Platform<'_>) -> Option<(Env, Places)> {
         places.forbidden[places.nforbidden] = r.start;
         places.nforbidden += 1;
     }
+    if let Some(doorbell) = crate::msi_frames::its_doorbell(platform) {
+        env.doorbells[0] = (doorbell.start, doorbell.end());
+        env.ndoorbells = 1;
+        if places.nforbidden < places.forbidden.len() {
+            places.forbidden[places.nforbidden] = doorbell.start;
+            places.nforbidden += 1;
+        }
+    }
     if let Some(host) = &platform.pcie {
+        // Every requester is behind the SMMU on this board: its memory
+        // windows are a device's to be given.
+        for w in host.windows.iter().filter(|w| w.space != PciSpace::Io) {
+            if env.nwindows < env.windows.len() {
+                env.windows[env.nwindows] = (w.cpu_addr, w.cpu_addr + w.size);
+                env.nwindows += 1;
+            }
+        }
         for e in host.iommu_map.iter().take(env.streams.len()) {
             let smmu = platform.smmu_by_phandle(e.iommu_phandle)? as u64;
             env.streams[env.nstreams] = (smmu, u64::from(e.sid_base), u64::from(e.length));
