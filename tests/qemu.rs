@@ -647,3 +647,60 @@ fn fp_el1_fp_simd_registers_survive_every_hypercall_trapped_smc_and_abort_and_sv
         .expect_absent("CHANGED")
         .expect_passed(18);
 }
+
+/// Every EL1 suite on one machine configuration: each must end with status
+/// 0 and no failed check (their exact counts are pinned by the scenarios
+/// above, on the board's default machine). `smp` needs a second CPU and
+/// `smp-stress` runs with 8 above; both get `-smp 4` here whatever the
+/// configuration.
+fn every_suite_passes_on(configure: impl Fn(Boot) -> Boot) {
+    const SUITES: [&str; 12] = [
+        "demo",
+        "iommu",
+        "dma",
+        "bad-input",
+        "deny",
+        "attack",
+        "fp",
+        "smccc",
+        "psci",
+        "smp",
+        "smp-stress",
+        "fuzz",
+    ];
+    let mut failed = Vec::new();
+    for suite in SUITES {
+        let mut boot = configure(Boot::new(&format!("suite={suite}")));
+        if suite.starts_with("smp") {
+            boot = boot.qemu("-smp", "4");
+        }
+        let run = boot.run();
+        let ok =
+            !run.timed_out && run.status == Some(SUCCESS) && run.log.contains(" passed, 0 failed");
+        if !ok {
+            failed.push(format!("{suite}: status {:?}\n{}", run.status, run.tail()));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+#[test]
+fn every_suite_passes_with_four_cpus() {
+    every_suite_passes_on(|b| b.qemu("-smp", "4"));
+}
+
+#[test]
+fn every_suite_passes_with_two_gib_of_ram() {
+    every_suite_passes_on(|b| b.qemu("-m", "2G"));
+}
+
+#[test]
+fn every_suite_passes_with_a_stage_2_only_smmu() {
+    every_suite_passes_on(|b| {
+        b.qemu(
+            "-M",
+            "virt-9.1,virtualization=on,gic-version=3,iommu=smmuv3",
+        )
+        .add("-global", "arm-smmuv3.stage=2")
+    });
+}

@@ -311,7 +311,7 @@ impl Boot {
 }
 
 impl Run {
-    fn tail(&self) -> String {
+    pub fn tail(&self) -> String {
         let lines: Vec<&str> = self.log.lines().collect();
         let from = lines.len().saturating_sub(40);
         format!(

@@ -26,7 +26,7 @@ pub fn run(suite: &str, platform: &Platform<'_>, report: &mut Report) {
         "fp" => fp::run(platform, report),
         "iommu" => iommu(report),
         "smccc" => smccc_calls(report),
-        "psci" => psci_calls(report),
+        "psci" => psci_calls(platform, report),
         "system-off" => system_off(),
         "boot-info" => boot_info(platform, report),
         "smp" => smp::run(platform, report),
@@ -89,18 +89,22 @@ fn smccc_calls(report: &mut Report) {
 
 /// PSCI through the hyp: safe calls reach firmware, CPU_ON is validated by
 /// EL2 (the `smp` suite starts CPUs).
-fn psci_calls(report: &mut Report) {
+fn psci_calls(platform: &Platform<'_>, report: &mut Report) {
     let v = smc([u64::from(psci::VERSION), 0, 0, 0])[0];
     report.check(
         "PSCI_VERSION forwarded to firmware",
         (0x1_0000..0x10_0000).contains(&v),
         format_args!("{v:#x}"),
     );
-    let on = smc([u64::from(psci::CPU_ON), 1, 0x4000_0000, 0])[0];
+    // An affinity no CPU of the tree has (QEMU numbers CPUs from 0).
+    let absent = (0..)
+        .find(|m| !platform.cpus.contains(m))
+        .unwrap_or(u64::MAX);
+    let on = smc([u64::from(psci::CPU_ON), absent, 0x4000_0000, 0])[0];
     report.check(
         "CPU_ON of a CPU the device tree lacks is INVALID_PARAMETERS",
         on == psci::INVALID_PARAMETERS,
-        format_args!("{}", on as i64),
+        format_args!("MPIDR {absent:#x}: {}", on as i64),
     );
     let unknown = smc([0xc200_0001, 0, 0, 0])[0];
     report.check(
