@@ -76,10 +76,12 @@ images: setup
 run: images
 	$(call test_kernel,suite=demo $(ARGS)) -append "$(BOARD_BOOTARGS) $(ARGS)"
 
-# Debian's kernel and busybox, fetched once into target/linux/pkg, and the
-# scenarios' initramfs images.
+# Debian's kernel and busybox, fetched once into target/linux/pkg, the
+# kernel's build tree and cross compiler for the repo's modules (linux/),
+# set up once into target/linux/kbuild, and the scenarios' initramfs images.
 linux-kit: setup
 	@bash tests/linux/fetch.sh
+	@bash tests/linux/kbuild.sh >/dev/null
 	@for s in tests/linux/scenarios/*.sh; do bash tests/linux/initramfs.sh $$(basename $$s .sh); done
 
 run-linux: images linux-kit

@@ -29,12 +29,16 @@ fn kernel() -> PathBuf {
         .expect("no vmlinuz in target/linux/pkg/boot: run `make test`")
 }
 
-/// Boots Linux with the `boot` scenario on `cpus` CPUs and `mem_mib` of RAM.
-fn boot_linux(cpus: u32, mem_mib: u32) -> Run {
-    let args = format!(
-        "console=ttyAMA0 earlycon panic=-1 scenario=boot expect_cpus={cpus} expect_mem_mib={mem_mib}"
-    );
-    Boot::kernel(kernel(), &args, linux_dir().join("initramfs-boot.cpio.gz"))
+/// The initramfs `make test` built for `scenario` (tests/linux/scenarios/).
+fn initramfs(scenario: &str) -> PathBuf {
+    linux_dir().join(format!("initramfs-{scenario}.cpio.gz"))
+}
+
+/// Boots Linux with `scenario`, whose checks read `args` from the kernel's
+/// command line, on `cpus` CPUs and `mem_mib` of RAM.
+fn run_scenario(scenario: &str, args: &str, cpus: u32, mem_mib: u32) -> Run {
+    let args = format!("console=ttyAMA0 earlycon panic=-1 scenario={scenario} {args}");
+    Boot::kernel(kernel(), &args, initramfs(scenario))
         .qemu("-smp", &cpus.to_string())
         .qemu("-m", &format!("{mem_mib}M"))
         // No -icount: instruction counting at shift=10 never reaches init.
@@ -45,45 +49,66 @@ fn boot_linux(cpus: u32, mem_mib: u32) -> Run {
         .run()
 }
 
-/// What every Linux boot must show: the hyp's banner, Linux at EL1 on all
-/// CPUs, EL2's memory reserved at the very ranges the hyp reported, every
-/// check passed, and `poweroff` ending the run with status 0.
-fn expect_linux_ran_under_the_hyp(run: &Run) {
+/// Boots Linux with the `boot` scenario on `cpus` CPUs and `mem_mib` of RAM.
+fn boot_linux(cpus: u32, mem_mib: u32) -> Run {
+    let args = format!("expect_cpus={cpus} expect_mem_mib={mem_mib}");
+    run_scenario("boot", &args, cpus, mem_mib)
+}
+
+/// What every Linux run must show: the hyp's banner, Linux at EL1, every
+/// check passed, no panic, and `poweroff` (PSCI SYSTEM_OFF, through the
+/// hyp) ending the run with status 0.
+fn expect_scenario_passed(run: &Run) {
     run.expect_status(0)
         .expect("at CurrentEL = 2")
         .expect("entering EL1 at")
         .expect("CPU: All CPU(s) started at EL1")
-        .expect("linux: ok   no SMMU node, driver or IOMMU in Linux")
         .expect_absent("linux: FAIL")
         .expect_absent("Kernel panic")
         .expect("reboot: Power down");
-    let banner = run
-        .log
-        .lines()
-        .find(|l| l.contains("hyp image ["))
-        .expect("the hyp's memory banner");
-    let ranges: Vec<&str> = banner
-        .split(['[', ')'])
-        .filter(|s| s.starts_with("0x"))
-        .collect();
-    assert_eq!(ranges.len(), 2, "{banner}");
-    let reserved = run
-        .log
-        .lines()
-        .find(|l| l.starts_with("linux: ok   EL2's memory is reserved"))
-        .expect("Linux's reserved-memory check");
-    for range in ranges {
-        assert!(
-            reserved.contains(&format!("[{range})")),
-            "Linux does not see [{range}) reserved: {reserved}"
-        );
-    }
     let summary = run
         .log
         .lines()
         .find(|l| l.starts_with("linux: ") && l.ends_with(" failed"))
         .expect("the scenario's summary line");
     assert!(summary.ends_with(", 0 failed"), "{summary}");
+}
+
+/// EL2's RAM as the hyp's banner reports it: its image and its page pool,
+/// `[start..end)`.
+fn el2_ranges(run: &Run) -> Vec<(u64, u64)> {
+    let banner = run
+        .log
+        .lines()
+        .find(|l| l.contains("hyp image ["))
+        .expect("the hyp's memory banner");
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+    let ranges: Vec<(u64, u64)> = banner
+        .split(['[', ')'])
+        .filter_map(|s| s.split_once(".."))
+        .map(|(start, end)| (hex(start), hex(end)))
+        .collect();
+    assert_eq!(ranges.len(), 2, "{banner}");
+    ranges
+}
+
+/// What the `boot` scenario must show besides: EL2's memory reserved at
+/// the very ranges the hyp reported, and no SMMU for Linux.
+fn expect_linux_ran_under_the_hyp(run: &Run) {
+    expect_scenario_passed(run);
+    run.expect("linux: ok   no SMMU node, driver or IOMMU in Linux");
+    let reserved = run
+        .log
+        .lines()
+        .find(|l| l.starts_with("linux: ok   EL2's memory is reserved"))
+        .expect("Linux's reserved-memory check");
+    for (start, end) in el2_ranges(run) {
+        let range = format!("[{start:#x}..{end:#x})");
+        assert!(
+            reserved.contains(&range),
+            "Linux does not see {range} reserved: {reserved}"
+        );
+    }
 }
 
 #[test]
@@ -103,4 +128,110 @@ fn linux_boots_under_the_hyp_with_3g() {
     let run = boot_linux(1, 3072);
     expect_linux_ran_under_the_hyp(&run);
     run.expect("memory: [0x40000000..0x100000000) (3072 MiB)");
+}
+
+/// What the `attack` scenario aims at besides EL2's RAM, from the board's
+/// own device tree (the one Linux gets has none of it).
+struct Targets {
+    smmu: u64,
+    fw_cfg: u64,
+    virtio_mmio: u64,
+    /// The PCIe host bridge's StreamID (RID 0 through `iommu-map`).
+    stream: u32,
+}
+
+fn attack_targets() -> Targets {
+    let path = std::env::temp_dir().join(format!("smmu-hyp-linux-{}.dtb", std::process::id()));
+    Boot::kernel(kernel(), "", initramfs("attack"))
+        .without_qemu("-icount")
+        .dump_dtb(&path);
+    let blob = std::fs::read(&path).expect("the board's device tree");
+    let _ = std::fs::remove_file(&path);
+    let tree = fdt::Fdt::new(&blob).expect("the board's device tree parses");
+    let base = |compatible: &str| {
+        tree.find_compatible(&[compatible])
+            .and_then(|node| node.reg()?.next())
+            .map(|reg| reg.starting_address as u64)
+            .unwrap_or_else(|| panic!("no {compatible} node with a reg in the board's tree"))
+    };
+    // iommu-map = <rid-base smmu-phandle sid-base length> ...
+    let map = tree
+        .find_compatible(&["pci-host-ecam-generic"])
+        .and_then(|node| node.property("iommu-map"))
+        .expect("the board's PCIe node has an iommu-map")
+        .value;
+    let cell = |i: usize| u32::from_be_bytes(map[i * 4..i * 4 + 4].try_into().unwrap());
+    assert_eq!(cell(0), 0, "the first iommu-map entry starts at RID 0");
+    Targets {
+        smmu: base("arm,smmu-v3"),
+        fw_cfg: base("qemu,fw-cfg-mmio"),
+        virtio_mmio: base("virtio,mmio"),
+        stream: cell(2),
+    }
+}
+
+/// Lines of the hyp's log refusing an EL1 `access` ("read" or "write")
+/// to `ipa`.
+fn refusals(run: &Run, access: &str, ipa: u64) -> usize {
+    let (what, at) = (format!("el1: {access} of "), format!("(IPA {ipa:#x})"));
+    run.log
+        .lines()
+        .filter(|l| l.contains(&what) && l.contains(&at) && l.ends_with("external abort injected"))
+        .count()
+}
+
+#[test]
+fn linux_userspace_and_a_kernel_module_cannot_reach_el2_memory_the_smmu_or_hidden_devices() {
+    let t = attack_targets();
+    let args = format!(
+        "iomem=relaxed smmu_base={:#x} fw_cfg_base={:#x} virtio_mmio_base={:#x} stream={:#x}",
+        t.smmu, t.fw_cfg, t.virtio_mmio, t.stream
+    );
+    let run = run_scenario("attack", &args, 1, 1024);
+    expect_scenario_passed(&run);
+    run.expect("linux: ok   the hyp still answers hypercalls")
+        .expect("linux: ok   the hyp's SMMU still takes commands");
+
+    // The hyp logged each access Linux made, at the address it aimed at:
+    // per EL2 range, a read and a write of its first word from userspace
+    // and from the kernel, and a kernel read of its last word.
+    let mut expected = vec![];
+    for (start, end) in el2_ranges(&run) {
+        expected.extend([
+            ("read", start, 2),
+            ("write", start, 2),
+            ("read", end - 8, 1),
+        ]);
+    }
+    expected.extend([
+        ("read", t.smmu, 1),            // SMMU_IDR0
+        ("read", t.smmu + 0x20, 1),     // SMMU_CR0
+        ("write", t.smmu + 0x20, 1),    // SMMU_CR0 = 0
+        ("read", t.smmu + 0x1_00a8, 1), // SMMU_EVTQ_PROD, page 1
+        ("read", t.fw_cfg, 1),          // data
+        ("write", t.fw_cfg + 0x8, 1),   // selector
+        ("read", t.virtio_mmio, 1),     // MagicValue
+    ]);
+    for &(access, ipa, count) in &expected {
+        assert_eq!(
+            refusals(&run, access, ipa),
+            count,
+            "refused {access}s of {ipa:#x} in the hyp's log"
+        );
+    }
+    // And no other: Linux touched nothing else the hyp keeps.
+    let total: usize = expected.iter().map(|&(_, _, count)| count).sum();
+    assert_eq!(run.log.matches("external abort injected").count(), total);
+
+    // Linux reported each of the kernel's six accesses as the external
+    // abort on its console and killed only that insmod (the checks after
+    // it ran).
+    let oopses = run
+        .log
+        .lines()
+        .filter(|l| {
+            l.starts_with('[') && l.contains("] Internal error: synchronous external abort")
+        })
+        .count();
+    assert_eq!(oopses, 6, "Linux's external-abort oopses");
 }

@@ -8,6 +8,10 @@
 #       aborted) and the kernel keeps running (the next check runs).
 #   arg NAME
 #       prints the value of NAME=... on the kernel command line.
+#   dt_reg NODE
+#       prints "START SIZE" (decimal) of device-tree node NODE (a
+#       /proc/device-tree path) whose reg is one entry of 2 address and 2
+#       size cells; fails otherwise.
 #
 # Each check prints one line, `linux: ok   ...` or `linux: FAIL ...`; /init
 # ends with `linux: N passed, M failed`, which the test harness reads.
@@ -57,6 +61,14 @@ detail() {
 
 arg() {
   tr ' ' '\n' </proc/cmdline | sed -n "s/^$1=//p" | tail -n 1
+}
+
+dt_reg() {
+  local node=$1
+  # shellcheck disable=SC2046 # one byte per word
+  set -- $(od -An -v -tx1 "$node/reg")
+  [ $# -eq 16 ] || { echo "$node/reg: $# bytes, expected 2+2 cells"; return 1; }
+  echo $((0x$1$2$3$4$5$6$7$8)) $((0x$9${10}${11}${12}${13}${14}${15}${16}))
 }
 
 summary() {

@@ -10,12 +10,10 @@
 # (depmod) and `cpio` when missing, and runs board/qemu-virt/setup.sh, which
 # adds the bookworm-backports source derived from the machine's own.
 #
-# Verification: apt checks each .deb's SHA256 against the signed archive
-# index while downloading; this script checks again that the file's SHA256
-# is the one `apt-cache show` lists for that exact version, that
-# `dpkg-deb --field` names the package, version and architecture asked for,
-# that the kernel is a little-endian arm64 Image ("ARM\x64" at 0x38) and
-# that busybox is an AArch64 ELF executable.
+# Verification: each .deb as apt.sh's fetch_deb checks it (the archive's
+# signed SHA256, the package name, version and architecture), then that the
+# kernel is a little-endian arm64 Image ("ARM\x64" at 0x38) and that
+# busybox is an AArch64 ELF executable.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,13 +23,7 @@ stamp="$pkg/.fetched"
 
 [ -f "$stamp" ] && exit 0
 
-if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-export DEBIAN_FRONTEND=noninteractive
-
-# The version of a package in a suite, from `apt-cache madison`.
-version_in() { # package suite
-  apt-cache madison "$1" | awk -F' *[|] *' -v s="$2" '$3 ~ " "s"/" { print $2; exit }'
-}
+. "$root/tests/linux/apt.sh"
 
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   echo "linux: adding the arm64 architecture to dpkg (to download arm64 packages)" >&2
@@ -59,23 +51,8 @@ read -r kernel_pkg kernel_version <<<"$kernel"
 busybox_version=$(version_in busybox-static:arm64 bookworm)
 
 debs="$out/debs"
-mkdir -p "$debs"
-fetch() { # package version
-  local name=$1 version=$2 file sha
-  # apt-get download's file name: an epoch's ':' is written %3a.
-  file="${name}_${version//:/%3a}_arm64.deb"
-  if [ ! -f "$debs/$file" ]; then
-    (cd "$debs" && apt-get -o APT::Sandbox::User=root download -qq "$name:arm64=$version")
-  fi
-  sha=$(apt-cache show "$name:arm64=$version" | sed -n 's/^SHA256: //p' | head -1)
-  echo "$sha  $debs/$file" | sha256sum --quiet -c - || { echo "linux: $file: SHA256 mismatch" >&2; exit 1; }
-  [ "$(dpkg-deb --field "$debs/$file" Package Version Architecture | tr '\n' ' ')" = \
-    "Package: $name Version: $version Architecture: arm64 " ] ||
-    { echo "linux: $file is not $name $version arm64" >&2; exit 1; }
-  echo "$debs/$file"
-}
-kernel_deb=$(fetch "$kernel_pkg" "$kernel_version")
-busybox_deb=$(fetch busybox-static "$busybox_version")
+kernel_deb=$(fetch_deb "$debs" "$kernel_pkg" "$kernel_version" arm64)
+busybox_deb=$(fetch_deb "$debs" busybox-static "$busybox_version" arm64)
 
 rm -rf "$pkg"
 mkdir -p "$pkg"

@@ -2,8 +2,11 @@
 # Builds the initramfs of a Linux scenario: busybox (from
 # busybox-static:arm64), the kernel modules the scenario names on its
 # `# modules:` line with their dependencies in load order (from the
-# modules.dep that fetch.sh made), /init, the check framework and the
-# scenario. Output: target/linux/initramfs-<scenario>.cpio.gz.
+# modules.dep that fetch.sh made; /init loads them), the repo's own modules
+# it names on its `# repo modules:` line (linux/<name>/, built by
+# module.sh, put in /lib/modules/<abi>/extra/ as .ko.xz for the scenario
+# to load), /init, the check framework and the scenario. Output:
+# target/linux/initramfs-<scenario>.cpio.gz.
 #
 #   tests/linux/initramfs.sh boot
 set -euo pipefail
@@ -55,6 +58,20 @@ for path in "${order[@]}"; do
   mkdir -p "$work/$moddir/$(dirname "$path")"
   cp "$pkg/$moddir/$path" "$work/$moddir/$path"
   echo "$abi/$path" >>"$work/modules"
+done
+
+for name in $(sed -n 's/^# repo modules://p' "$src"); do
+  built=$(bash "$here/module.sh" "$name")
+  mkdir -p "$work/$moddir/extra"
+  for ko in $built; do
+    # Compressed as Debian's own are (and as the kernel's own build does).
+    # busybox's insmod then loads with init_module(2): its finit_module(2)
+    # attempt fails cleanly on the compressed file. A task killed inside
+    # finit_module would leave a dangling entry in the kernel's table of
+    # loads in progress (kernel/module/main.c, idempotent_init_module)
+    # that a later finit_module trips over.
+    xz --check=crc32 --lzma2=dict=1MiB -c "$ko" >"$work/$moddir/extra/$(basename "$ko").xz"
+  done
 done
 
 (cd "$work" && find . -print0 | LC_ALL=C sort -z |

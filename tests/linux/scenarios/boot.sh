@@ -26,11 +26,9 @@ el2_memory_reserved() {
   ranges=""
   for node in /proc/device-tree/reserved-memory/smmu-hyp@*; do
     [ -e "$node/no-map" ] || { echo "$node is not no-map"; return 1; }
-    set -- $(od -An -v -tx1 "$node/reg" | tr -d '\n')
-    [ $# -eq 16 ] || { echo "$node/reg: $# bytes, expected 2+2 cells"; return 1; }
-    start=$((0x$1$2$3$4$5$6$7$8))
-    size=$((0x$9${10}${11}${12}${13}${14}${15}${16}))
-    end=$((start + size - 1))
+    reg=$(dt_reg "$node") || { echo "$reg"; return 1; }
+    start=${reg% *}
+    end=$((start + ${reg#* } - 1))
     inside=0
     while read -r line; do
       case "$line" in
