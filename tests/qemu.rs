@@ -111,7 +111,9 @@ fn psci_from_el1_is_trapped_and_filtered() {
         .run()
         .expect_status(SUCCESS)
         .expect("el1: ok   PSCI_VERSION forwarded to firmware: 0x10001")
-        .expect("el1: ok   CPU_ON of a CPU the device tree lacks is INVALID_PARAMETERS: MPIDR 0x1: -2")
+        .expect(
+            "el1: ok   CPU_ON of a CPU the device tree lacks is INVALID_PARAMETERS: MPIDR 0x1: -2",
+        )
         .expect_passed(3);
 }
 
