@@ -8,9 +8,14 @@
 //! with the offset in that window, completes a load in EL1's registers, and
 //! the hyp steps EL1 past the instruction.
 //!
-//! A device is anything that implements [`MmioDevice`].
+//! A device is anything that implements [`MmioDevice`]: the GIC's table
+//! registers ([`gic_its`], [`gic_redist`]) today, a virtio-mmio transport
+//! next.
 
 pub mod bus;
+pub mod gic;
+pub mod gic_its;
+pub mod gic_redist;
 
 /// The width of a trapped load or store (ISS.SAS).
 pub use crate::esr::AccessSize;
