@@ -1,7 +1,8 @@
 //! Exceptions taken to EL2, dispatched on their decoded exit.
 //!
 //! From EL1 (or EL0): hypercalls (`hvc #0`) and trapped `smc` calls are
-//! served, and nothing else EL1 does ends the machine: `hvc` with another
+//! served, loads and stores to emulated MMIO (`super::mmio`) are emulated,
+//! and nothing else EL1 does ends the machine: `hvc` with another
 //! immediate answers NOT_SUPPORTED, an access the host stage-2 refuses
 //! becomes an external abort EL1 takes, any other trap an undefined
 //! instruction. An exception of EL2's own ends the run with a crash report
@@ -13,6 +14,7 @@ use crate::arch::aarch64::exception::{self, Exit, TrapFrame};
 use crate::arch::aarch64::inject::inject;
 use crate::esr::{DataAbortIss, Esr};
 use crate::inject::Injected;
+use crate::vdev::bus::Unemulated;
 use crate::{hypercall, smccc};
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -57,17 +59,52 @@ fn log_refused(what: core::fmt::Arguments<'_>) {
     }
 }
 
-/// A data access EL1 may not make (the host stage-2 has no mapping for
-/// it): an external abort for EL1.
-#[cold]
+/// A data access the host stage-2 has no mapping for: emulated if an
+/// emulated device answers there (see [`super::mmio`]), else an external
+/// abort for EL1.
 #[inline(never)]
 fn data_abort(frame: &mut TrapFrame, iss: DataAbortIss, far: Option<u64>) {
+    let ipa = exception::fault_ipa();
+    if let Some(bus) = super::mmio::bus().filter(|b| b.claims(ipa)) {
+        match super::mmio::emulate(bus, frame, iss, ipa) {
+            Ok(()) => return,
+            Err(why) => return unemulated(frame, iss, far, ipa, why),
+        }
+    }
+    refused(frame, iss, far, ipa);
+}
+
+/// A data access to no mapping and no emulated device: an external abort
+/// for EL1.
+#[cold]
+#[inline(never)]
+fn refused(frame: &mut TrapFrame, iss: DataAbortIss, far: Option<u64>, ipa: u64) {
     let write = iss.write();
     log_refused(format_args!(
-        "{} of {:#x} (IPA {:#x}) at {:#x} refused: external abort injected",
+        "{} of {:#x} (IPA {ipa:#x}) at {:#x} refused: external abort injected",
         if write { "write" } else { "read" },
         far.unwrap_or(0),
-        exception::fault_ipa(),
+        frame.elr
+    ));
+    inject(frame, Injected::DataAbort { far, write });
+}
+
+/// An access to an emulated device that cannot be emulated (e.g. a load
+/// pair): an external abort for EL1.
+#[cold]
+#[inline(never)]
+fn unemulated(
+    frame: &mut TrapFrame,
+    iss: DataAbortIss,
+    far: Option<u64>,
+    ipa: u64,
+    why: Unemulated,
+) {
+    let write = iss.write();
+    log_refused(format_args!(
+        "{} of emulated MMIO {:#x} (IPA {ipa:#x}) at {:#x} not emulated ({why}): external abort injected",
+        if write { "write" } else { "read" },
+        far.unwrap_or(0),
         frame.elr
     ));
     inject(frame, Injected::DataAbort { far, write });
