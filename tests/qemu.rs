@@ -576,6 +576,7 @@ fn bench_reports_hypercall_costs_in_guest_instructions() {
         .expect_passed(3);
     for case in [
         "null-hypercall",
+        "emulated-mmio-read",
         "map-4k",
         "unmap-4k",
         "map-512x4k",
