@@ -65,48 +65,39 @@ fn log_refused(what: core::fmt::Arguments<'_>) {
 #[inline(never)]
 fn data_abort(frame: &mut TrapFrame, iss: DataAbortIss, far: Option<u64>) {
     let ipa = exception::fault_ipa();
-    if let Some(bus) = super::mmio::bus().filter(|b| b.claims(ipa)) {
-        match super::mmio::emulate(bus, frame, iss, ipa) {
+    let unemulated = match super::mmio::bus().filter(|b| b.claims(ipa)) {
+        Some(bus) => match super::mmio::emulate(bus, frame, iss, ipa) {
             Ok(()) => return,
-            Err(why) => return unemulated(frame, iss, far, ipa, why),
-        }
-    }
-    refused(frame, iss, far, ipa);
+            Err(why) => Some(why),
+        },
+        None => None,
+    };
+    refused(frame, iss, far, ipa, unemulated);
 }
 
-/// A data access to no mapping and no emulated device: an external abort
-/// for EL1.
+/// A data access EL1 may not make (no mapping, or an access to an
+/// emulated device that cannot be emulated, e.g. a load pair): an
+/// external abort for EL1.
 #[cold]
 #[inline(never)]
-fn refused(frame: &mut TrapFrame, iss: DataAbortIss, far: Option<u64>, ipa: u64) {
-    let write = iss.write();
-    log_refused(format_args!(
-        "{} of {:#x} (IPA {ipa:#x}) at {:#x} refused: external abort injected",
-        if write { "write" } else { "read" },
-        far.unwrap_or(0),
-        frame.elr
-    ));
-    inject(frame, Injected::DataAbort { far, write });
-}
-
-/// An access to an emulated device that cannot be emulated (e.g. a load
-/// pair): an external abort for EL1.
-#[cold]
-#[inline(never)]
-fn unemulated(
+fn refused(
     frame: &mut TrapFrame,
     iss: DataAbortIss,
     far: Option<u64>,
     ipa: u64,
-    why: Unemulated,
+    unemulated: Option<Unemulated>,
 ) {
     let write = iss.write();
-    log_refused(format_args!(
-        "{} of emulated MMIO {:#x} (IPA {ipa:#x}) at {:#x} not emulated ({why}): external abort injected",
-        if write { "write" } else { "read" },
-        far.unwrap_or(0),
-        frame.elr
-    ));
+    let what = if write { "write" } else { "read" };
+    let (va, elr) = (far.unwrap_or(0), frame.elr);
+    match unemulated {
+        Some(why) => log_refused(format_args!(
+            "{what} of emulated MMIO {va:#x} (IPA {ipa:#x}) at {elr:#x} not emulated ({why}): external abort injected"
+        )),
+        None => log_refused(format_args!(
+            "{what} of {va:#x} (IPA {ipa:#x}) at {elr:#x} refused: external abort injected"
+        )),
+    }
     inject(frame, Injected::DataAbort { far, write });
 }
 
