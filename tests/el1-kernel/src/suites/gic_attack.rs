@@ -259,12 +259,13 @@ impl Attack<'_> {
         // LPI 8192: priority 0xa0, group 1 (RES1), enabled.
         arena::write(CONFIG, 0xa3);
         arena::fill(PENDING, 0x800, 0);
+        let before = read(rd + GICR_PROPBASER);
         let bad = self.el2 | ID_BITS;
         write(rd + GICR_PROPBASER, bad);
         let got = read(rd + GICR_PROPBASER);
         self.report.check(
             "GICR_PROPBASER in EL2's memory is refused: reads back unchanged",
-            got != bad,
+            got == before,
             format_args!("wrote {bad:#x}, read {got:#x}"),
         );
         let prop = ATTRIBUTES | arena::pa(CONFIG) | ID_BITS;
