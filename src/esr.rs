@@ -215,6 +215,14 @@ impl AccessSize {
             Self::Doubleword => 8,
         }
     }
+
+    /// The bits an access of this width carries.
+    pub const fn mask(self) -> u64 {
+        match self {
+            Self::Doubleword => u64::MAX,
+            _ => (1 << (8 * self.bytes() as u32)) - 1,
+        }
+    }
 }
 
 /// What the instruction syndrome says about the access (ISS.ISV = 1):
@@ -324,6 +332,14 @@ impl fmt::Display for Esr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_access_size_masks_exactly_its_bytes() {
+        assert_eq!(AccessSize::Byte.mask(), 0xff);
+        assert_eq!(AccessSize::Halfword.mask(), 0xffff);
+        assert_eq!(AccessSize::Word.mask(), 0xffff_ffff);
+        assert_eq!(AccessSize::Doubleword.mask(), u64::MAX);
+    }
 
     #[test]
     fn decodes_a_level_3_translation_fault_on_write() {

@@ -34,6 +34,7 @@ pub mod smccc;
 pub mod smmu;
 pub mod stacks;
 pub mod stage1;
+pub mod vdev;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod arch;

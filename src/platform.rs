@@ -628,7 +628,17 @@ impl Found {
                     property: "#redistributor-regions",
                 })? as usize,
         };
-        let gic = Gic::from_regs(node.name, version, &regs, redistributor_regions)?;
+        let mut gic = Gic::from_regs(node.name, version, &regs, redistributor_regions)?;
+        if version == GicVersion::V3
+            && let Some(p) = node.property("redistributor-stride")
+        {
+            let stride =
+                read_cells(p.value, p.value.len() / 4).ok_or(PlatformError::Malformed {
+                    node: node.name,
+                    property: "redistributor-stride",
+                })?;
+            gic.redistributor_stride = (stride != 0).then_some(stride);
+        }
         self.gic = Some((gic, phandle(node)));
         Ok(())
     }

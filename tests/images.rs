@@ -142,6 +142,23 @@ fn names_fp_register(operands: &str) -> bool {
         })
 }
 
+/// `text` without the bytes llvm-objdump prints before a data word even
+/// with `--no-show-raw-insn` ("00 b0 0b 00 \t.word\t0x000bb000"): read as
+/// an instruction, "b0" would pass for an FP register.
+fn without_data_bytes(text: &str) -> &str {
+    match text.split_once('\t') {
+        Some((bytes, rest))
+            if bytes.split_whitespace().count() >= 2
+                && bytes
+                    .split_whitespace()
+                    .all(|b| b.len() == 2 && b.chars().all(|c| c.is_ascii_hexdigit())) =>
+        {
+            rest.trim()
+        }
+        _ => text,
+    }
+}
+
 /// The instructions of `disassembly` (llvm-objdump output), as
 /// "address: text"; data words of literal pools are left out.
 fn instructions(disassembly: &str) -> Vec<String> {
@@ -154,7 +171,7 @@ fn instructions(disassembly: &str) -> Vec<String> {
             if addr.is_empty() || !addr.chars().all(|c| c.is_ascii_hexdigit()) {
                 return None;
             }
-            let insn = insn.trim();
+            let insn = without_data_bytes(insn.trim());
             if insn.is_empty() || insn.starts_with('.') || insn.starts_with("<unknown>") {
                 return None;
             }
@@ -188,7 +205,9 @@ fn the_detector_sees_fp_simd_sve_and_fp_control_registers_and_nothing_else() {
     4020001c:      \tsub\tsp, sp, #0x110
     40200020:      \t.word\t0x3d800000
     40200024:      \tldr\tw8, [x9, #0x10]
-    40200028:      \tb\t0x40200000 <_start>";
+    40200028:      \tb\t0x40200000 <_start>
+    4020002c: 00 b0 0b 00  \t.word\t0x000bb000
+    40200030:      \tdc\tcvac, x0";
     let found = fp_instructions(sample);
     assert_eq!(found.len(), 5, "{found:#?}");
     assert!(found[0].contains("q0"));

@@ -93,10 +93,15 @@ fn el2_ranges(run: &Run) -> Vec<(u64, u64)> {
 }
 
 /// What the `boot` scenario must show besides: EL2's memory reserved at
-/// the very ranges the hyp reported, and no SMMU for Linux.
+/// the very ranges the hyp reported, no SMMU for Linux, and its ITS and
+/// LPIs working through the hyp's GIC emulation.
 fn expect_linux_ran_under_the_hyp(run: &Run) {
     expect_scenario_passed(run);
-    run.expect("linux: ok   no SMMU node, driver or IOMMU in Linux");
+    run.expect("linux: ok   no SMMU node, driver or IOMMU in Linux")
+        .expect("gic: 1 ITS control frame(s) and")
+        .expect("linux: ok   the ITS and LPIs work through the hyp's emulation")
+        // No GIC access of Linux's was refused.
+        .expect_absent("; logged once)");
     let reserved = run
         .log
         .lines()

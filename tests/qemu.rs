@@ -576,6 +576,7 @@ fn bench_reports_hypercall_costs_in_guest_instructions() {
         .expect_passed(3);
     for case in [
         "null-hypercall",
+        "emulated-mmio-read",
         "map-4k",
         "unmap-4k",
         "map-512x4k",
@@ -633,7 +634,42 @@ fn attack_el1_loads_and_stores_to_el2_smmu_and_fw_cfg_abort_in_el1_and_the_hyp_s
         .expect("el1: ok   HYP_MAP of the ITS doorbell, write-only device memory, is allowed")
         .expect("el1: ok   a device read of the doorbell is refused by the SMMU")
         .expect("el1: ok   a device write to the doorbell (an MSI write) goes through the SMMU without a fault")
-        .expect_passed(20);
+        .expect_passed(42);
+}
+
+/// The GIC's table registers (part of suite `attack`): trapped, emulated,
+/// table bases in EL2's memory refused and logged once per kind, and LPIs
+/// still delivered through EL1-owned tables.
+#[test]
+fn attack_gic_table_bases_in_el2_memory_are_refused_and_an_lpi_is_still_delivered() {
+    Boot::new("suite=attack")
+        .qemu("-smp", "2")
+        .run()
+        .expect_status(SUCCESS)
+        .expect("gic: 1 ITS control frame(s) and 2 redistributor(s) emulated")
+        .expect("2 MMIO range(s) emulated")
+        .expect("el1: ok   a trapped 64-bit read is emulated (GITS_TYPER)")
+        .expect("el1: ok   an emulated 32-bit load zero-extends into Wt, ldrsw sign-extends into Xt: ldr w succeeded (0x80000000), ldrsw succeeded (0xffffffff80000000)")
+        .expect("not emulated (instruction not described by the syndrome (e.g. a pair)): external abort injected")
+        .expect("el1: ok   ldp on a trapped frame (no instruction syndrome) takes an external abort")
+        .expect("gic: ITS at 0x8080000: unsupported access size: read as zero, write ignored (read at 0x8; logged once)")
+        .expect("gic: ITS at 0x8080000: ITS table outside EL1's RAM: dropped (GITS_BASER0: 0x10000 bytes at 0x40400000; logged once)")
+        .expect("el1: ok   GITS_BASER0 (device table) in EL2's memory is refused: reads back unchanged")
+        .expect("el1: ok   GITS_BASER Indirect (two-level tables) is forced to 0")
+        .expect("gic: ITS at 0x8080000: ITS command queue outside EL1's RAM: dropped (0x1000 bytes at 0x40400000; logged once)")
+        .expect("gic: redistributors at 0x80a0000: LPI configuration table outside EL1's RAM: dropped (redistributor 0: 0x2000 bytes at 0x40400000; logged once)")
+        .expect("gic: redistributors at 0x80a0000: EnableLPIs with LPI tables outside EL1's RAM: bit dropped")
+        .expect("el1: ok   EnableLPIs with the pending table in EL2's memory is refused")
+        .expect("el1: ok   EnableLPIs with both LPI tables EL1-owned is accepted: GICR_CTLR succeeded (0x3)")
+        .expect("gic: redistributors at 0x80a0000: LPI table base written while LPIs are enabled: dropped")
+        .expect("gic: ITS at 0x8080000: MAPD with an ITT outside EL1's RAM: replaced by a SYNC (command 0x08 at offset 0x20: 0x100000008 0x0 0x8000000040400000 0x0; logged once)")
+        .expect("el1: ok   a MAPD whose ITT is EL2's memory is replaced: GITS_CREADR moves past it and the SYNC after it")
+        .expect("el1: ok   MAPD, MAPTI, INT with an EL1-owned ITT: the ITS writes the ITT, never EL1's device table")
+        .expect("el1: ok   the LPI is delivered: ICC_IAR1_EL1 reads 8192: 8192")
+        .expect("gic: ITS at 0x8080000: GICv4 command: replaced by a SYNC")
+        .expect("gic: ITS at 0x8080000: unknown ITS command: replaced by a SYNC")
+        .expect("gic: ITS at 0x8080000: GITS_CWRITER past the end of the queue: dropped")
+        .expect_passed(42);
 }
 
 #[test]
@@ -645,9 +681,10 @@ fn fp_el1_fp_simd_registers_survive_every_hypercall_trapped_smc_and_abort_and_sv
         .expect("el1: ok   HYP_UNMAP: x0 = 0x0; V0-V31 intact, FPCR/FPSR intact")
         .expect("el1: ok   a trapped SMC (PSCI_VERSION): x0 = 0x10001; V0-V31 intact")
         .expect("el1: ok   a refused load (stage-2 abort injected by EL2): ESR 0x96000010; V0-V31 intact")
+        .expect("el1: ok   a trapped MMIO load (GITS_TYPER, emulated by EL2): x0 = 0x")
         .expect("el1: ok   SVE runs at EL1 (ZCR_EL1 written, RDVL executed)")
         .expect_absent("CHANGED")
-        .expect_passed(18);
+        .expect_passed(19);
 }
 
 /// Every EL1 suite on one machine configuration: each must end with status

@@ -289,6 +289,10 @@ pub fn start(dtb_pa: u64) -> ! {
     }
     super::iommu::init(&platform);
 
+    let mut bus = super::mmio::Bus::new();
+    super::gic::init(&platform, &mut bus)
+        .unwrap_or_else(|e| fail(format_args!("the GIC cannot be confined: {e}")));
+    super::mmio::publish(bus);
     super::host_s2::init(&platform)
         .unwrap_or_else(|e| fail(format_args!("EL1 cannot be confined: {e}")));
 

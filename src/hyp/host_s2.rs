@@ -24,8 +24,9 @@ struct Installed {
 static HOST_S2: spin::Once<Installed> = spin::Once::new();
 
 /// Builds the host stage-2 from the platform. After the SMMUs are probed
-/// (an SMMU the hyp refused does not translate its host bridge) and with
-/// the page pool up. Returns what went wrong if EL1 cannot be confined.
+/// (an SMMU the hyp refused does not translate its host bridge), with the
+/// page pool up and the MMIO bus published (its windows trap). Returns
+/// what went wrong if EL1 cannot be confined.
 pub fn init(platform: &Platform<'_>) -> Result<(), &'static str> {
     let layout = LAYOUT.get().ok_or("no boot layout")?;
     let mut hidden: heapless::Vec<PhysRange, MAX_HIDDEN> = heapless::Vec::new();
@@ -53,13 +54,18 @@ pub fn init(platform: &Platform<'_>) -> Result<(), &'static str> {
             hidden.push(r).map_err(too_many)?;
         }
     }
+    let mut trapped: heapless::Vec<PhysRange, { super::mmio::MAX_WINDOWS }> = heapless::Vec::new();
+    for w in super::mmio::bus().into_iter().flat_map(|b| b.windows()) {
+        // Cannot fail: the bus holds at most MAX_WINDOWS windows.
+        let _ = trapped.push(w);
+    }
     let pa_bits = host_s2::pa_range_bits(ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange)).min(48);
     let el2 = layout.el2_owned();
     let view = HostView {
         ram: platform.ram.as_slice(),
         el2: &el2,
         hidden: &hidden,
-        trapped: &[],
+        trapped: &trapped,
         ipa_bits: host_s2::ipa_bits_for(platform.phys_limit, pa_bits),
     };
     let pt = host_s2::build(&view, pa_bits, PoolTables { coherent: true }).map_err(|e| {
@@ -67,13 +73,17 @@ pub fn init(platform: &Platform<'_>) -> Result<(), &'static str> {
         "cannot build the host stage-2"
     })?;
     log::info!(
-        "host stage-2: {}-bit IPA, {} KiB of tables; hidden from EL1: EL2's RAM and {} MMIO range(s)",
+        "host stage-2: {}-bit IPA, {} KiB of tables; hidden from EL1: EL2's RAM and {} MMIO range(s); {} MMIO range(s) emulated",
         view.ipa_bits,
         pt.table_bytes() >> 10,
-        hidden.len()
+        hidden.len(),
+        trapped.len()
     );
     for r in &hidden {
         log::debug!("host stage-2: hidden {r}");
+    }
+    for r in &trapped {
+        log::debug!("host stage-2: emulated {r}");
     }
     let installed = Installed {
         vtcr: host_s2::vtcr(pt.config()),

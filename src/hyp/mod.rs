@@ -5,10 +5,12 @@ pub mod cpus;
 mod crash;
 #[cfg(feature = "selftest")]
 pub mod domain;
+pub mod gic;
 mod heap;
 pub mod host_s2;
 pub mod iommu;
 pub mod mem;
+pub mod mmio;
 mod payload;
 #[cfg(feature = "selftest")]
 mod selftest;

@@ -1,7 +1,8 @@
 //! Exceptions taken to EL2, dispatched on their decoded exit.
 //!
 //! From EL1 (or EL0): hypercalls (`hvc #0`) and trapped `smc` calls are
-//! served, and nothing else EL1 does ends the machine: `hvc` with another
+//! served, loads and stores to emulated MMIO (`super::mmio`) are emulated,
+//! and nothing else EL1 does ends the machine: `hvc` with another
 //! immediate answers NOT_SUPPORTED, an access the host stage-2 refuses
 //! becomes an external abort EL1 takes, any other trap an undefined
 //! instruction. An exception of EL2's own ends the run with a crash report
@@ -13,6 +14,7 @@ use crate::arch::aarch64::exception::{self, Exit, TrapFrame};
 use crate::arch::aarch64::inject::inject;
 use crate::esr::{DataAbortIss, Esr};
 use crate::inject::Injected;
+use crate::vdev::bus::Unemulated;
 use crate::{hypercall, smccc};
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -57,19 +59,45 @@ fn log_refused(what: core::fmt::Arguments<'_>) {
     }
 }
 
-/// A data access EL1 may not make (the host stage-2 has no mapping for
-/// it): an external abort for EL1.
-#[cold]
+/// A data access the host stage-2 has no mapping for: emulated if an
+/// emulated device answers there (see [`super::mmio`]), else an external
+/// abort for EL1.
 #[inline(never)]
 fn data_abort(frame: &mut TrapFrame, iss: DataAbortIss, far: Option<u64>) {
+    let ipa = exception::fault_ipa();
+    let unemulated = match super::mmio::bus().filter(|b| b.claims(ipa)) {
+        Some(bus) => match super::mmio::emulate(bus, frame, iss, ipa) {
+            Ok(()) => return,
+            Err(why) => Some(why),
+        },
+        None => None,
+    };
+    refused(frame, iss, far, ipa, unemulated);
+}
+
+/// A data access EL1 may not make (no mapping, or an access to an
+/// emulated device that cannot be emulated, e.g. a load pair): an
+/// external abort for EL1.
+#[cold]
+#[inline(never)]
+fn refused(
+    frame: &mut TrapFrame,
+    iss: DataAbortIss,
+    far: Option<u64>,
+    ipa: u64,
+    unemulated: Option<Unemulated>,
+) {
     let write = iss.write();
-    log_refused(format_args!(
-        "{} of {:#x} (IPA {:#x}) at {:#x} refused: external abort injected",
-        if write { "write" } else { "read" },
-        far.unwrap_or(0),
-        exception::fault_ipa(),
-        frame.elr
-    ));
+    let what = if write { "write" } else { "read" };
+    let (va, elr) = (far.unwrap_or(0), frame.elr);
+    match unemulated {
+        Some(why) => log_refused(format_args!(
+            "{what} of emulated MMIO {va:#x} (IPA {ipa:#x}) at {elr:#x} not emulated ({why}): external abort injected"
+        )),
+        None => log_refused(format_args!(
+            "{what} of {va:#x} (IPA {ipa:#x}) at {elr:#x} refused: external abort injected"
+        )),
+    }
     inject(frame, Injected::DataAbort { far, write });
 }
 

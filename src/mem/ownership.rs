@@ -179,6 +179,13 @@ impl<'a> OwnershipTracker<'a> {
         self.records(start, size).is_some()
     }
 
+    /// Whether `[start, start + size)` is entirely RAM and every page of
+    /// it is owned by EL1 (false for an empty or wrapping range).
+    pub fn is_el1_ram(&self, start: u64, size: u64) -> bool {
+        self.records(start, size)
+            .is_some_and(|recs| recs.iter().all(|r| r.load(Ordering::Acquire) & EL2 == 0))
+    }
+
     /// Applies `step` to every record of the range in order; if it fails
     /// on one, applies `undo` to the records already changed. `step`
     /// returns the new value for an old one, or why it cannot change it.
@@ -362,6 +369,21 @@ mod tests {
         assert!(!t.is_ram(RAM, 0) && !t.is_ram(u64::MAX - 0xfff, 0x2000));
         assert!(t.touches_ram(RAM - 0x1000, 0x2000));
         assert!(!t.touches_ram(0, RAM));
+    }
+
+    #[test]
+    fn el1_ram_means_every_page_is_ram_and_owned_by_el1() {
+        let ram = [PhysRange::new(RAM, 0x10_0000)];
+        let s = storage(256);
+        let t = OwnershipTracker::new(&ram, &s).unwrap();
+        t.set_owner(RAM + 0x5000, 0x1000, Owner::El2).unwrap();
+        assert!(t.is_el1_ram(RAM, 0x5000));
+        assert!(t.is_el1_ram(RAM + 0x800, 0x1000), "unaligned, two pages");
+        assert!(!t.is_el1_ram(RAM, 0x6000));
+        assert!(!t.is_el1_ram(RAM + 0x4fff, 2), "one byte in the EL2 page");
+        assert!(t.is_el1_ram(RAM + 0x6000, 0xfa000));
+        assert!(!t.is_el1_ram(RAM + 0x6000, 0xfb000), "past the end of RAM");
+        assert!(!t.is_el1_ram(RAM, 0) && !t.is_el1_ram(u64::MAX - 0xfff, 0x2000));
     }
 
     #[test]

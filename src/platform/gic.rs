@@ -57,6 +57,10 @@ pub struct Gic {
     pub distributor: PhysRange,
     /// GICR regions (GICv3 only): each a run of per-CPU redistributors.
     pub redistributors: Vec<PhysRange, MAX_GIC_REDISTRIBUTOR_REGIONS>,
+    /// `redistributor-stride`, when the node gives one (GICv3 only):
+    /// otherwise the distance between redistributors follows from
+    /// `GICR_TYPER.VLPIS`.
+    pub redistributor_stride: Option<u64>,
     /// GICC: the memory-mapped CPU interface (GICv2; optional on GICv3).
     pub cpu_interface: Option<PhysRange>,
     /// GICH: the virtual interface control frame.
@@ -113,6 +117,7 @@ impl Gic {
             version,
             distributor,
             redistributors,
+            redistributor_stride: None,
             cpu_interface: rest.first().copied(),
             hyp_interface: rest.get(1).copied(),
             vcpu_interface: rest.get(2).copied(),

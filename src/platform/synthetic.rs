@@ -192,3 +192,29 @@ fn a_tree_without_memory_or_without_a_gic_is_refused_with_its_reason() {
         PlatformError::NoGic
     );
 }
+
+#[test]
+fn a_gicv3_redistributor_stride_is_read_in_either_cell_width() {
+    for stride in [words(&[0, 0x4_0000]), words(&[0x4_0000])] {
+        let mut d = Dtb::default();
+        d.begin("")
+            .prop("#address-cells", &words(&[2]))
+            .prop("#size-cells", &words(&[2]));
+        memory(&mut d, 0x4000_0000, None);
+        d.begin("interrupt-controller@8000000")
+            .prop("compatible", &text("arm,gic-v3"))
+            .prop(
+                "reg",
+                &words(&[0, 0x0800_0000, 0, 0x1_0000, 0, 0x080a_0000, 0, 0xf6_0000]),
+            )
+            .prop("redistributor-stride", &stride)
+            .end();
+        d.end();
+        let dtb = d.finish();
+        let p = Platform::parse(&dtb, 0).unwrap();
+        assert_eq!(p.gic.redistributor_stride, Some(0x4_0000));
+    }
+    let dtb = tree(|d| memory(d, 0x4000_0000, None));
+    let p = Platform::parse(&dtb, 0).unwrap();
+    assert_eq!(p.gic.redistributor_stride, None);
+}

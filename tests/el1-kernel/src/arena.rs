@@ -53,6 +53,26 @@ pub fn write(offset: u64, value: u8) {
     unsafe { core::ptr::write_volatile(ptr(offset), value) }
 }
 
+/// Reads the 64-bit word at `offset` (8-byte aligned).
+pub fn read_u64(offset: u64) -> u64 {
+    assert!(
+        offset.is_multiple_of(8) && offset + 8 <= SIZE,
+        "arena word {offset:#x}"
+    );
+    // SAFETY: inside the arena and aligned (checked).
+    unsafe { core::ptr::read_volatile(pa(offset) as *const u64) }
+}
+
+/// Writes the 64-bit word at `offset` (8-byte aligned).
+pub fn write_u64(offset: u64, value: u64) {
+    assert!(
+        offset.is_multiple_of(8) && offset + 8 <= SIZE,
+        "arena word {offset:#x}"
+    );
+    // SAFETY: as for `read_u64`.
+    unsafe { core::ptr::write_volatile(pa(offset) as *mut u64, value) }
+}
+
 /// Sets `len` bytes from `offset` to `value`.
 pub fn fill(offset: u64, len: u64, value: u8) {
     assert!(offset + len <= SIZE);

@@ -95,10 +95,34 @@ el1_secondary_entry:
  */
 .section .text.probes, "ax"
 .global probe_read64, probe_write64, probe_undefined_impdef, probe_hvc1, probe_brk
+.global probe_read32, probe_read32_signed, probe_read8, probe_write32, probe_write8
+.global probe_read_pair
 probe_read64:               /* x0 = address -> x0 = value or FAR, x1 = 0 or ESR */
     mov     x1, xzr
     mov     x2, x0
     ldr     x0, [x2]
+    ret
+probe_read32:               /* ldr w: the top half of x0 ends up zero */
+    mov     x1, xzr
+    mov     x2, x0
+    mov     x0, #-1
+    ldr     w0, [x2]
+    ret
+probe_read32_signed:        /* ldrsw: sign-extended to 64 bits */
+    mov     x1, xzr
+    mov     x2, x0
+    ldrsw   x0, [x2]
+    ret
+probe_read8:
+    mov     x1, xzr
+    mov     x2, x0
+    mov     x0, #-1
+    ldrb    w0, [x2]
+    ret
+probe_read_pair:            /* ldp: no instruction syndrome for a stage-2 abort */
+    mov     x1, xzr
+    mov     x2, x0
+    ldp     x0, x3, [x2]
     ret
 probe_write64:              /* x0 = address, x1 = value -> x0 = FAR, x1 = 0 or ESR */
     mov     x2, x0
@@ -106,6 +130,20 @@ probe_write64:              /* x0 = address, x1 = value -> x0 = FAR, x1 = 0 or E
     mov     x1, xzr
     mov     x0, xzr
     str     x3, [x2]
+    ret
+probe_write32:
+    mov     x2, x0
+    mov     x3, x1
+    mov     x1, xzr
+    mov     x0, xzr
+    str     w3, [x2]
+    ret
+probe_write8:
+    mov     x2, x0
+    mov     x3, x1
+    mov     x1, xzr
+    mov     x0, xzr
+    strb    w3, [x2]
     ret
 probe_undefined_impdef:     /* an IMPLEMENTATION DEFINED system register */
     mov     x1, xzr

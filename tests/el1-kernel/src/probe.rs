@@ -14,7 +14,13 @@ pub struct Fault {
 
 unsafe extern "C" {
     fn probe_read64(addr: u64) -> Pair;
+    fn probe_read32(addr: u64) -> Pair;
+    fn probe_read32_signed(addr: u64) -> Pair;
+    fn probe_read8(addr: u64) -> Pair;
+    fn probe_read_pair(addr: u64) -> Pair;
     fn probe_write64(addr: u64, value: u64) -> Pair;
+    fn probe_write32(addr: u64, value: u64) -> Pair;
+    fn probe_write8(addr: u64, value: u64) -> Pair;
     fn probe_undefined_impdef() -> Pair;
     fn probe_hvc1() -> Pair;
     fn probe_brk() -> Pair;
@@ -45,10 +51,47 @@ pub fn read(addr: u64) -> Result<u64, Fault> {
     result(unsafe { probe_read64(addr) })
 }
 
+/// Loads 32 bits into a W register (`ldr w`: bits [63:32] of the X
+/// register end up zero).
+pub fn read32(addr: u64) -> Result<u64, Fault> {
+    // SAFETY: a load that may fault; the vector resumes after it.
+    result(unsafe { probe_read32(addr) })
+}
+
+/// Loads 32 bits sign-extended to 64 (`ldrsw`).
+pub fn read32_signed(addr: u64) -> Result<u64, Fault> {
+    // SAFETY: as for `read32`.
+    result(unsafe { probe_read32_signed(addr) })
+}
+
+/// Loads one byte (`ldrb`).
+pub fn read8(addr: u64) -> Result<u64, Fault> {
+    // SAFETY: as for `read32`.
+    result(unsafe { probe_read8(addr) })
+}
+
+/// Loads two 64-bit words with one `ldp`; returns the first.
+pub fn read_pair(addr: u64) -> Result<u64, Fault> {
+    // SAFETY: as for `read32`.
+    result(unsafe { probe_read_pair(addr) })
+}
+
 /// Stores `value` at `addr`.
 pub fn write(addr: u64, value: u64) -> Result<(), Fault> {
     // SAFETY: a store the caller means to make (and that may fault).
     result(unsafe { probe_write64(addr, value) }).map(|_| ())
+}
+
+/// Stores the low 32 bits of `value` at `addr`.
+pub fn write32(addr: u64, value: u64) -> Result<(), Fault> {
+    // SAFETY: as for `write`.
+    result(unsafe { probe_write32(addr, value) }).map(|_| ())
+}
+
+/// Stores the low byte of `value` at `addr`.
+pub fn write8(addr: u64, value: u64) -> Result<(), Fault> {
+    // SAFETY: as for `write`.
+    result(unsafe { probe_write8(addr, value) }).map(|_| ())
 }
 
 /// Reads an IMPLEMENTATION DEFINED system register (`S3_0_C15_C0_0`).

@@ -91,6 +91,16 @@ nvme_and_its_dependencies_loaded() {
   grep -q '^nvme_core ' /proc/modules && grep -q '^nvme ' /proc/modules
 }
 
+# The ITS and the redistributors are the hyp's emulation (docs/gic.md):
+# flat tables (two-level ones are refused), an LPI pending table on every
+# CPU, and no ITS command left unanswered (Linux logs a timeout then).
+its_and_lpis_through_the_hyp() {
+  dmesg | grep -E 'ITS@0x[0-9a-f]+: allocated [0-9]+ Devices .*\(flat' || return 1
+  n=$(dmesg | grep -c 'using allocated LPI pending table')
+  echo "LPI pending tables on $n CPU(s)"
+  [ "$n" -eq "$(arg expect_cpus)" ] && ! dmesg | grep -iE "ITS.*(timeout|failed|stick)"
+}
+
 check "Linux entered EL1 on every CPU" el1_on_every_cpu
 check "every CPU of the device tree is online" cpus_online
 check "Linux has the RAM the hyp left it" memory_size
@@ -102,4 +112,5 @@ check "the initramfs came through linux,initrd-start/end" initrd_from_the_device
 check "PSCI and SMCCC 1.1 are discovered through the hyp" smccc_1_1_and_psci
 check "SVE is usable at EL1" sve_usable
 check "modules load with their dependencies in order" nvme_and_its_dependencies_loaded
+check "the ITS and LPIs work through the hyp's emulation" its_and_lpis_through_the_hyp
 check_sigbus "a bus error is reported as SIGBUS and Linux runs on" sh -c 'kill -BUS $$'

@@ -1,8 +1,8 @@
-//! Suite `bench`: what hypercalls cost, in guest instructions, measured
-//! from EL1 with the virtual counter. Under QEMU's `-icount shift=N`
-//! (`icount=` in bootargs, default 10) one instruction is 2^N ns of
-//! virtual time, so `instructions = ticks * 1e9 / CNTFRQ / 2^N` and the
-//! figures are deterministic. Each case is averaged over many calls and
+//! Suite `bench`: what hypercalls (and an emulated MMIO load) cost, in
+//! guest instructions, measured from EL1 with the virtual counter. Under
+//! QEMU's `-icount shift=N` (`icount=` in bootargs, default 10) one
+//! instruction is 2^N ns of virtual time, so `instructions = ticks * 1e9
+//! / CNTFRQ / 2^N` and the figures are deterministic. Each case is averaged over many calls and
 //! the same loop without the call is subtracted.
 //!
 //! The domain is attached to the `edu` device's StreamID, so unmaps do
@@ -77,6 +77,21 @@ pub fn run(platform: &Platform<'_>, report: &mut Report) {
     });
     let null = clock.instructions(echo.saturating_sub(empty)) / ECHO_CALLS;
     println!("bench: null-hypercall {null} instructions");
+
+    // A load EL2 emulates (GITS_TYPER through the MMIO bus), minus the
+    // same loop reading EL1's own memory.
+    if let Some(its) = crate::suites::gic_attack::its_frame(platform) {
+        let typer = crate::suites::gic_attack::its_typer(its);
+        let own = arena::pa(arena::page(0));
+        let trapped = time(ECHO_CALLS, |_| {
+            black_box(crate::probe::read(typer).ok());
+        });
+        let plain = time(ECHO_CALLS, |_| {
+            black_box(crate::probe::read(own).ok());
+        });
+        let mmio = clock.instructions(trapped.saturating_sub(plain)) / ECHO_CALLS;
+        println!("bench: emulated-mmio-read {mmio} instructions");
+    }
 
     let dev = dma_device::find(platform);
     dma_device::check_found(report, &dev);

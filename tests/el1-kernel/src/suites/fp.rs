@@ -1,8 +1,8 @@
 //! Suite `fp`: EL1's floating-point and SIMD state survives every trap to
 //! EL2. V0-V31, FPCR and FPSR are filled with patterns, EL1 traps (every
 //! hypercall, a trapped SMC, a refused access that EL2 turns into an
-//! abort), and the registers are read back before any compiled code runs
-//! (`fp.S`). SMCCC requires a callee to preserve them; the hyp never
+//! abort, an access to a register frame EL2 emulates), and the registers
+//! are read back before any compiled code runs (`fp.S`). SMCCC requires a callee to preserve them; the hyp never
 //! touches them at all. Also: SVE works at EL1 when the CPU has it.
 
 use crate::report::Report;
@@ -251,5 +251,34 @@ pub fn run(platform: &Platform<'_>, report: &mut Report) {
             if control { "intact" } else { "CHANGED" }
         ),
     );
+    // A load EL2 emulates: GITS_TYPER, through the MMIO bus.
+    match super::gic_attack::its_frame(platform) {
+        Some(its) => {
+            let addr = super::gic_attack::its_typer(its);
+            let expected = crate::probe::read(addr);
+            let (x, differs, control) = trap(Trap::Load, [addr, 0, 0, 0, 0, 0, 0, 0]);
+            report.check(
+                "a trapped MMIO load (GITS_TYPER, emulated by EL2)",
+                x[1] == 0 && Ok(x[0]) == expected && differs.is_none() && control,
+                format_args!(
+                    "x0 = {:#x}; V0-V31 {}, FPCR/FPSR {}",
+                    x[0],
+                    if differs.is_none() {
+                        "intact"
+                    } else {
+                        "CHANGED"
+                    },
+                    if control { "intact" } else { "CHANGED" }
+                ),
+            );
+        }
+        None => {
+            report.check(
+                "an ITS to trap on",
+                false,
+                format_args!("none in the device tree"),
+            );
+        }
+    }
     sve(report);
 }

@@ -8,6 +8,7 @@ pub mod deny;
 pub mod dma;
 pub mod fp;
 pub mod fuzz;
+pub mod gic_attack;
 pub mod smp;
 pub mod smp_stress;
 
