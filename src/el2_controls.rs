@@ -55,6 +55,10 @@ impl IdRegs {
     fn amu(&self) -> bool {
         field(self.pfr0, 44) != 0
     }
+    /// FEAT_MTE2: ID_AA64PFR1_EL1.MTE >= 2 (allocation tags in memory).
+    fn mte2(&self) -> bool {
+        field(self.pfr1, 8) >= 2
+    }
     fn gcs(&self) -> bool {
         field(self.pfr1, 44) != 0
     }
@@ -119,8 +123,12 @@ const CPTR_EL2_TZ: u64 = bit(8);
 /// CPTR_EL2.TSM: trap SME (RES1 without FEAT_SME).
 const CPTR_EL2_TSM: u64 = bit(12);
 /// CPTR_EL2 as the hyp boots with it (`boot.S`): FP/SIMD untrapped (TFP =
-/// 0) since compiled Rust uses it; SVE and SME trapped until EL1 starts.
+/// 0; EL2 itself never executes an FP/SIMD instruction, see
+/// `tests/images.rs`), SVE and SME trapped until EL1 starts.
 pub const CPTR_EL2_BOOT: u64 = CPTR_EL2_RES1 | CPTR_EL2_TZ | CPTR_EL2_TSM;
+
+/// HCR_EL2.ATA: EL1 and EL0 access allocation tags without trapping.
+pub const HCR_EL2_ATA: u64 = bit(56);
 
 /// ZCR_ELx.LEN / SMCR_ELx.LEN all ones: the largest vector length the
 /// CPU implements (the field is capped to it).
@@ -159,6 +167,9 @@ pub struct FineGrainedTraps {
 /// Every EL2 control that shapes what EL1 may do, as booting.rst asks.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct El2Controls {
+    /// HCR_EL2 bits to set on top of the hyp's own ([`HCR_EL2_ATA`] with
+    /// FEAT_MTE2, so the MTE EL1 sees advertised is MTE it may use).
+    pub hcr: u64,
     pub cptr: u64,
     /// ZCR_EL2, with FEAT_SVE.
     pub zcr: Option<u64>,
@@ -207,6 +218,7 @@ impl El2Controls {
             .fold(0, |acc, (_, b)| acc | b)
         });
         Self {
+            hcr: if id.mte2() { HCR_EL2_ATA } else { 0 },
             cptr,
             zcr: id.sve().then_some(VL_LEN_MAX),
             smcr,
@@ -347,6 +359,18 @@ mod tests {
         assert_eq!(c.cptr, CPTR_EL2_RES1, "TZ, TSM and TFP all clear");
         assert_eq!(c.zcr, Some(0xf));
         assert_eq!(c.smcr, Some(0xf | SMCR_FA64 | SMCR_EZT0));
+    }
+
+    #[test]
+    fn allocation_tags_are_untrapped_only_with_mte2() {
+        assert_eq!(El2Controls::for_el1(&BARE).hcr, 0);
+        for (mte, ata) in [(1, 0), (2, HCR_EL2_ATA), (3, HCR_EL2_ATA)] {
+            let id = IdRegs {
+                pfr1: mte << 8,
+                ..BARE
+            };
+            assert_eq!(El2Controls::for_el1(&id).hcr, ata, "MTE field {mte}");
+        }
     }
 
     #[test]

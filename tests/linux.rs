@@ -34,9 +34,9 @@ fn initramfs(scenario: &str) -> PathBuf {
     linux_dir().join(format!("initramfs-{scenario}.cpio.gz"))
 }
 
-/// Boots Linux with `scenario`, whose checks read `args` from the kernel's
-/// command line, on `cpus` CPUs and `mem_mib` of RAM.
-fn run_scenario(scenario: &str, args: &str, cpus: u32, mem_mib: u32) -> Run {
+/// A boot of Linux with `scenario`, whose checks read `args` from the
+/// kernel's command line, on `cpus` CPUs and `mem_mib` of RAM.
+fn linux(scenario: &str, args: &str, cpus: u32, mem_mib: u32) -> Boot {
     let args = format!("console=ttyAMA0 earlycon panic=-1 scenario={scenario} {args}");
     Boot::kernel(kernel(), &args, initramfs(scenario))
         .qemu("-smp", &cpus.to_string())
@@ -46,7 +46,11 @@ fn run_scenario(scenario: &str, args: &str, cpus: u32, mem_mib: u32) -> Run {
         // A kernel panic (panic=-1) ends the run instead of rebooting.
         .add_flag("-no-reboot")
         .timeout(Duration::from_secs(60))
-        .run()
+}
+
+/// Runs [`linux`].
+fn run_scenario(scenario: &str, args: &str, cpus: u32, mem_mib: u32) -> Run {
+    linux(scenario, args, cpus, mem_mib).run()
 }
 
 /// Boots Linux with the `boot` scenario on `cpus` CPUs and `mem_mib` of RAM.
@@ -126,6 +130,22 @@ fn linux_boots_under_the_hyp_on_four_cpus() {
     let run = boot_linux(4, 1024);
     expect_linux_ran_under_the_hyp(&run);
     run.expect("linux: ok   every CPU of the device tree is online: 4 online");
+}
+
+/// A CPU with MTE: Linux sees it advertised and may use it (its tag
+/// registers are EL1's: HCR_EL2.ATA), instead of taking an undefined
+/// instruction for its first tag-control register write.
+#[test]
+fn linux_uses_mte_under_the_hyp_when_the_cpu_has_it() {
+    let run = linux("boot", "expect_cpus=1 expect_mem_mib=1024", 1, 1024)
+        .qemu(
+            "-M",
+            "virt,virtualization=on,gic-version=3,iommu=smmuv3,mte=on",
+        )
+        .run();
+    expect_linux_ran_under_the_hyp(&run);
+    run.expect("CPU features: detected: Memory Tagging Extension")
+        .expect_absent("unexpected trap");
 }
 
 #[test]

@@ -68,7 +68,8 @@ fn id_regs() -> IdRegs {
 /// Writes the EL2 controls an EL1 kernel expects (booting.rst): FP, SVE
 /// and SME untrapped with full vector lengths, HCRX_EL2, MDCR_EL2 and the
 /// fine-grained traps.
-fn write_el2_controls() {
+/// Returns the HCR_EL2 bits that depend on the CPU's features.
+fn write_el2_controls() -> u64 {
     let c = El2Controls::for_el1(&id_regs());
     write_sysreg!("cptr_el2", c.cptr);
     // SAFETY: a barrier only; ZCR_EL2/SMCR_EL2 are accessible once the
@@ -107,6 +108,7 @@ fn write_el2_controls() {
             write_sysreg!("S3_4_C3_C1_7", 0); // HFGITR2_EL2
         }
     }
+    c.hcr
 }
 
 /// HCR_EL2 for the EL1 kernel: AArch64 EL1 (RW), EL1 `smc` trapped to EL2
@@ -136,8 +138,8 @@ const ICC_SRE_EL2_VALUE: u64 = (1 << 0) | (1 << 3);
 /// CPU's EL2 stack, with nothing on it still in use. With `stage2`, a
 /// complete stage-2 must be installed on this CPU.
 pub unsafe fn enter(entry: u64, dtb: u64, el2_stack_top: u64, stage2: bool) -> ! {
-    HCR_EL2.set(HCR_EL2_VALUE | if stage2 { HCR_EL2_VM } else { 0 });
-    write_el2_controls();
+    let features = write_el2_controls();
+    HCR_EL2.set(HCR_EL2_VALUE | features | if stage2 { HCR_EL2_VM } else { 0 });
     SCTLR_EL1.set(SCTLR_EL1_RESET);
     // EL1 may read the physical counter and use the physical timer.
     CNTHCTL_EL2.set(0b11);
