@@ -11,6 +11,11 @@ const HIP07_D05: &[u8] = include_bytes!("../../tests/fixtures/hip07-d05.dtb");
 const K3_J721E_EVM: &[u8] = include_bytes!("../../tests/fixtures/k3-j721e-evm.dtb");
 const IMX95_19X19_EVK: &[u8] = include_bytes!("../../tests/fixtures/imx95-19x19-evk.dtb");
 
+/// `board/fvp-base`'s board facts.
+mod fvp_board {
+    include!("../../board/fvp-base/board.rs");
+}
+
 fn r(start: u64, size: u64) -> PhysRange {
     PhysRange::new(start, size)
 }
@@ -36,6 +41,7 @@ fn fvp_base_revc_has_what_board_fvp_base_assumes() {
     // UART0 sits three buses deep: 0x90000 on the iofpga bus, which
     // `ranges` put at 0x1c000000.
     assert_eq!(p.uart, Some(r(0x1c09_0000, 0x1000)));
+    assert_eq!(p.uart.map(|u| u.start), fvp_board::EARLY_UART);
     assert_eq!(p.psci, Some(PsciConduit::Smc));
     assert_eq!(
         p.cpus.as_slice(),
@@ -231,4 +237,21 @@ fn board_fvp_base_boot_layout_fits_the_fvp_tree() {
     };
     let payload = layout.place_payload(&linux).unwrap();
     assert!(p.ram.contains_range(&payload) && !payload.overlaps(&layout.pool));
+}
+
+/// The FVP's bus masters outside its SMMU (it fronts PCIe only): the
+/// virtio devices and the PL111 CLCD, whose frame buffer base register
+/// makes it read any physical address, on the motherboard's bus.
+#[test]
+fn board_fvp_base_hides_its_virtio_devices_and_its_clcd() {
+    let p = Platform::parse_hiding(FVP_BASE_REVC, 0, fvp_board::HIDDEN_BUS_MASTERS).unwrap();
+    let hidden: StdVec<_> = p.hidden.to_vec();
+    assert!(
+        hidden.contains(&r(0x1c1f_0000, 0x1000)),
+        "CLCD: {hidden:x?}"
+    );
+    for virtio in [0x1c13_0000, 0x1c14_0000, 0x1c15_0000, 0x1c20_0000] {
+        assert!(hidden.iter().any(|h| h.start == virtio), "{virtio:#x}");
+    }
+    assert_eq!(hidden.len(), 5);
 }
