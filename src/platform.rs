@@ -201,6 +201,14 @@ pub struct Platform<'a> {
     pub ram: RangeSet<MAX_RAM_REGIONS>,
     /// `/memreserve/` entries and `/reserved-memory` children.
     pub reserved: RangeSet<MAX_RESERVED>,
+    /// The `/reserved-memory` children with `no-map` (part of
+    /// `reserved`): memory the OS "must not create a virtual mapping of
+    /// ... nor permit speculative access to" (Devicetree Specification
+    /// v0.4, 3.5.2), e.g. a TEE's carve-out that firmware may firewall.
+    /// `/memreserve/` entries are not among them: the specification asks
+    /// only that they not be used (5.3), and Linux keeps them in its
+    /// linear map.
+    pub no_map: RangeSet<MAX_RESERVED>,
     pub uart: Option<PhysRange>,
     pub smmus: Vec<SmmuNode, MAX_SMMUS>,
     pub pcie: Option<PcieHost>,
@@ -730,15 +738,21 @@ impl<'a> Platform<'a> {
                 limit: MAX_RESERVED,
             })?;
         }
+        let mut no_map = RangeSet::new();
         if let Some(rm) = fdt.all_nodes().find(|n| n.name == "reserved-memory") {
             let rm_chain = [Bus::of(&root), Bus::of(&rm)];
             for child in rm.children().filter(is_enabled) {
+                let too_many = PlatformError::TooMany {
+                    node: child.name,
+                    what: "reserved-memory regions",
+                    limit: MAX_RESERVED,
+                };
+                let unmapped = child.property("no-map").is_some();
                 for r in regs::<4>(&child, &rm_chain, "reg entries")? {
-                    reserved.add(r).map_err(|_| PlatformError::TooMany {
-                        node: child.name,
-                        what: "reserved-memory regions",
-                        limit: MAX_RESERVED,
-                    })?;
+                    reserved.add(r).map_err(|_| too_many)?;
+                    if unmapped {
+                        no_map.add(r).map_err(|_| too_many)?;
+                    }
                 }
             }
         }
@@ -770,6 +784,7 @@ impl<'a> Platform<'a> {
             phys_limit,
             ram: found.ram,
             reserved,
+            no_map,
             uart: found.uart,
             smmus,
             pcie: found.pcie,
