@@ -33,6 +33,7 @@ use crate::memmap::{PhysRange, RangeSet};
 use crate::pgtable::{
     self, Config, Granule, MemType, PageTable, Prot, StartLevelPolicy, TableMemory,
 };
+use crate::platform::Platform;
 use core::fmt;
 
 /// Translation granule of the host stage-2.
@@ -117,6 +118,32 @@ impl From<pgtable::Error> for HostS2Error {
     fn from(e: pgtable::Error) -> Self {
         Self::Table(e)
     }
+}
+
+/// The MMIO of `platform` EL1 must never reach: every SMMU's registers and
+/// every SMMU PMCG's (bus masters the SMMU does not translate), the
+/// board's bus masters outside any SMMU, and, unless `pcie_translated`
+/// (every requester reaches an SMMU the hyp drives), the PCIe host
+/// bridge's ECAM and windows.
+pub fn hidden_mmio<'p>(
+    platform: &'p Platform<'_>,
+    pcie_translated: bool,
+) -> impl Iterator<Item = PhysRange> + 'p {
+    let untranslated = platform.pcie.as_ref().filter(|_| !pcie_translated);
+    let bridge = untranslated.into_iter().flat_map(|host| {
+        let windows = host
+            .windows
+            .iter()
+            .map(|w| PhysRange::new(w.cpu_addr, w.size));
+        core::iter::once(host.ecam).chain(windows)
+    });
+    platform
+        .smmus
+        .iter()
+        .map(|s| s.regs)
+        .chain(platform.smmu_pmcgs.iter().copied())
+        .chain(platform.hidden.iter().copied())
+        .chain(bridge)
 }
 
 /// The smallest IPA size (at least 32 bits, at most `pa_bits` and 48) that

@@ -9,6 +9,8 @@
 //! PSTATE an exception entry produces. This module computes those values;
 //! the arch code writes them.
 
+use crate::pstate::{at_el1, sctlr, spsr};
+
 /// What EL1 is made to take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Injected {
@@ -30,11 +32,40 @@ pub struct Interrupted {
     pub pstate: u64,
     /// `VBAR_EL1`.
     pub vbar_el1: u64,
-    /// `SCTLR_EL1` (SPAN, DSSBS, NMI, SPINTMASK decide bits of the new
-    /// PSTATE).
+    /// `SCTLR_EL1` (SPAN, DSSBS, SPINTMASK decide bits of the new PSTATE).
     pub sctlr_el1: u64,
-    /// FEAT_MTE2 is implemented (exception entry sets PSTATE.TCO).
-    pub mte2: bool,
+    /// What the CPU implements of what decides the new PSTATE.
+    pub features: EntryFeatures,
+}
+
+/// The CPU features that decide bits of the PSTATE an exception entry
+/// produces (Arm ARM, `AArch64.TakeException`): without one, its PSTATE
+/// bit does not exist and stays 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EntryFeatures {
+    /// FEAT_PAN: PSTATE.PAN.
+    pub pan: bool,
+    /// FEAT_SSBS: PSTATE.SSBS.
+    pub ssbs: bool,
+    /// FEAT_MTE (instructions only, `ID_AA64PFR1_EL1.MTE` >= 1, not only
+    /// FEAT_MTE2): PSTATE.TCO, set on every exception entry.
+    pub mte: bool,
+    /// FEAT_NMI: PSTATE.ALLINT.
+    pub nmi: bool,
+}
+
+impl EntryFeatures {
+    /// From `ID_AA64PFR1_EL1` (SSBS [7:4], MTE [11:8], NMI [39:36]) and
+    /// `ID_AA64MMFR1_EL1` (PAN [23:20]).
+    pub fn from_id_registers(pfr1: u64, mmfr1: u64) -> Self {
+        let field = |reg: u64, shift: u32| (reg >> shift) & 0xf;
+        Self {
+            pan: field(mmfr1, 20) != 0,
+            ssbs: field(pfr1, 4) != 0,
+            mte: field(pfr1, 8) != 0,
+            nmi: field(pfr1, 36) != 0,
+        }
+    }
 }
 
 /// The register values that deliver an [`Injected`] exception.
@@ -49,26 +80,6 @@ pub struct Delivery {
     pub elr_el2: u64,
     /// The PSTATE EL2 returns with.
     pub spsr_el2: u64,
-}
-
-mod pstate {
-    pub const M_MASK: u64 = 0b1_1111;
-    pub const M_AARCH32: u64 = 1 << 4;
-    pub const M_EL1T: u64 = 0b0100;
-    pub const M_EL1H: u64 = 0b0101;
-    pub const DAIF: u64 = 0b1111 << 6;
-    pub const SSBS: u64 = 1 << 12;
-    pub const ALLINT: u64 = 1 << 13;
-    pub const PAN: u64 = 1 << 22;
-    pub const DIT: u64 = 1 << 24;
-    pub const TCO: u64 = 1 << 25;
-}
-
-mod sctlr {
-    pub const SPAN: u64 = 1 << 23;
-    pub const DSSBS: u64 = 1 << 44;
-    pub const NMI: u64 = 1 << 61;
-    pub const SPINTMASK: u64 = 1 << 62;
 }
 
 mod esr {
@@ -91,51 +102,49 @@ mod esr {
 /// to: current EL with SP_EL0, current EL with SP_EL1, lower EL AArch64,
 /// lower EL AArch32.
 fn vector_offset(pstate: u64) -> u64 {
-    let m = pstate & pstate::M_MASK;
-    if m & pstate::M_AARCH32 != 0 {
+    let m = pstate & spsr::M_MASK;
+    if m & spsr::M_AARCH32 != 0 {
         0x600
-    } else if m == pstate::M_EL1T {
+    } else if m == spsr::M_EL1T {
         0x000
-    } else if m == pstate::M_EL1H {
+    } else if m == spsr::M_EL1H {
         0x200
     } else {
         0x400
     }
 }
 
-/// Whether the exception is taken from EL1 itself (rather than EL0).
-fn from_el1(pstate: u64) -> bool {
-    let m = pstate & pstate::M_MASK;
-    m == pstate::M_EL1T || m == pstate::M_EL1H
-}
-
 /// PSTATE on entry to an EL1 exception handler (Arm ARM,
-/// `AArch64.TakeException`): EL1h with D, A, I, F masked; PAN set when
-/// `SCTLR_EL1.SPAN` is 0, else kept; SSBS from `SCTLR_EL1.DSSBS`; TCO set
-/// with FEAT_MTE2; DIT kept; ALLINT from `SCTLR_EL1.SPINTMASK` when
-/// `SCTLR_EL1.NMI` is set; UAO, BTYPE, SS, IL and the rest clear.
-fn entry_pstate(old: u64, sctlr_el1: u64, mte2: bool) -> u64 {
-    let mut new = pstate::M_EL1H | pstate::DAIF | (old & pstate::DIT);
-    if sctlr_el1 & sctlr::SPAN == 0 {
-        new |= pstate::PAN;
-    } else {
-        new |= old & pstate::PAN;
+/// `AArch64.TakeException`): EL1h with D, A, I, F masked; DIT kept; with
+/// FEAT_PAN, PAN set when `SCTLR_EL1.SPAN` is 0, else kept; with
+/// FEAT_SSBS, SSBS from `SCTLR_EL1.DSSBS`; with FEAT_MTE, TCO set; with
+/// FEAT_NMI, ALLINT the inverse of `SCTLR_EL1.SPINTMASK` (whatever
+/// `SCTLR_EL1.NMI` says: it decides what ALLINT masks, not its value);
+/// UAO, BTYPE, SS, IL and the rest clear.
+fn entry_pstate(old: u64, sctlr_el1: u64, features: EntryFeatures) -> u64 {
+    let mut new = spsr::M_EL1H | spsr::DAIF | (old & spsr::DIT);
+    if features.pan {
+        if sctlr_el1 & sctlr::SPAN == 0 {
+            new |= spsr::PAN;
+        } else {
+            new |= old & spsr::PAN;
+        }
     }
-    if sctlr_el1 & sctlr::DSSBS != 0 {
-        new |= pstate::SSBS;
+    if features.ssbs && sctlr_el1 & sctlr::DSSBS != 0 {
+        new |= spsr::SSBS;
     }
-    if mte2 {
-        new |= pstate::TCO;
+    if features.mte {
+        new |= spsr::TCO;
     }
-    if sctlr_el1 & sctlr::NMI != 0 && sctlr_el1 & sctlr::SPINTMASK == 0 {
-        new |= pstate::ALLINT;
+    if features.nmi && sctlr_el1 & sctlr::SPINTMASK == 0 {
+        new |= spsr::ALLINT;
     }
     new
 }
 
 /// The register values that make EL1 take `what` where it was interrupted.
 pub fn deliver(what: Injected, at: &Interrupted) -> Delivery {
-    let same_el = from_el1(at.pstate);
+    let same_el = at_el1(at.pstate);
     let (ec, iss, far) = match what {
         Injected::DataAbort { far, write } => (
             if same_el {
@@ -165,7 +174,7 @@ pub fn deliver(what: Injected, at: &Interrupted) -> Delivery {
         elr_el1: at.pc,
         spsr_el1: at.pstate,
         elr_el2: at.vbar_el1 + vector_offset(at.pstate),
-        spsr_el2: entry_pstate(at.pstate, at.sctlr_el1, at.mte2),
+        spsr_el2: entry_pstate(at.pstate, at.sctlr_el1, at.features),
     }
 }
 
@@ -176,13 +185,19 @@ mod tests {
 
     const VBAR: u64 = 0xffff_8000_1001_0800;
 
+    /// A CPU with every feature that decides a PSTATE bit.
     fn at(pstate: u64, sctlr_el1: u64) -> Interrupted {
         Interrupted {
             pc: 0xffff_8000_1234_5678,
             pstate,
             vbar_el1: VBAR,
             sctlr_el1,
-            mte2: false,
+            features: EntryFeatures {
+                pan: true,
+                ssbs: true,
+                mte: true,
+                nmi: true,
+            },
         }
     }
 
@@ -271,32 +286,64 @@ mod tests {
         let d = deliver(Injected::Undefined, &at(EL0, 0));
         assert_eq!(d.spsr_el2 & 0x1f, 0b0101, "EL1h");
         assert_eq!(d.spsr_el2 & (0b1111 << 6), 0b1111 << 6, "DAIF");
-        assert_ne!(d.spsr_el2 & pstate::PAN, 0, "SPAN = 0 sets PAN");
+        assert_ne!(d.spsr_el2 & spsr::PAN, 0, "SPAN = 0 sets PAN");
         assert_eq!(d.spsr_el2 >> 28, 0, "flags not carried over");
         let d = deliver(Injected::Undefined, &at(EL0, sctlr::SPAN));
-        assert_eq!(d.spsr_el2 & pstate::PAN, 0, "SPAN = 1 keeps PAN (clear)");
-        let d = deliver(Injected::Undefined, &at(EL0 | pstate::PAN, sctlr::SPAN));
-        assert_ne!(d.spsr_el2 & pstate::PAN, 0, "SPAN = 1 keeps PAN (set)");
+        assert_eq!(d.spsr_el2 & spsr::PAN, 0, "SPAN = 1 keeps PAN (clear)");
+        let d = deliver(Injected::Undefined, &at(EL0 | spsr::PAN, sctlr::SPAN));
+        assert_ne!(d.spsr_el2 & spsr::PAN, 0, "SPAN = 1 keeps PAN (set)");
+    }
+
+    #[test]
+    fn without_feat_pan_no_pan_bit_is_set() {
+        let mut a = at(EL0, 0);
+        a.features.pan = false;
+        assert_eq!(deliver(Injected::Undefined, &a).spsr_el2 & spsr::PAN, 0);
     }
 
     #[test]
     fn ssbs_tco_dit_and_allint_follow_the_architecture() {
-        let mut a = at(EL1H | pstate::DIT | pstate::SSBS, 0);
+        let mut a = at(EL1H | spsr::DIT | spsr::SSBS, sctlr::SPINTMASK);
         let d = deliver(Injected::Undefined, &a);
-        assert_ne!(d.spsr_el2 & pstate::DIT, 0, "DIT kept");
-        assert_eq!(d.spsr_el2 & pstate::SSBS, 0, "SSBS from DSSBS = 0");
-        assert_eq!(d.spsr_el2 & pstate::TCO, 0);
-        assert_eq!(d.spsr_el2 & pstate::ALLINT, 0);
-        a.sctlr_el1 = sctlr::DSSBS | sctlr::NMI;
-        a.mte2 = true;
+        assert_ne!(d.spsr_el2 & spsr::DIT, 0, "DIT kept");
+        assert_eq!(d.spsr_el2 & spsr::SSBS, 0, "SSBS from DSSBS = 0");
+        assert_ne!(d.spsr_el2 & spsr::TCO, 0, "TCO set with FEAT_MTE");
+        assert_eq!(d.spsr_el2 & spsr::ALLINT, 0, "SPINTMASK = 1");
+        a.sctlr_el1 = sctlr::DSSBS;
         let d = deliver(Injected::Undefined, &a);
-        assert_ne!(d.spsr_el2 & pstate::SSBS, 0);
-        assert_ne!(d.spsr_el2 & pstate::TCO, 0);
-        assert_ne!(d.spsr_el2 & pstate::ALLINT, 0, "NMI without SPINTMASK");
-        a.sctlr_el1 |= sctlr::SPINTMASK;
+        assert_ne!(d.spsr_el2 & spsr::SSBS, 0);
+        assert_ne!(
+            d.spsr_el2 & spsr::ALLINT,
+            0,
+            "SPINTMASK = 0 sets ALLINT, SCTLR_EL1.NMI or not"
+        );
+        // Without the features the bits do not exist.
+        a.features = EntryFeatures {
+            pan: true,
+            ..EntryFeatures::default()
+        };
+        let d = deliver(Injected::Undefined, &a);
+        assert_eq!(d.spsr_el2 & (spsr::SSBS | spsr::TCO | spsr::ALLINT), 0);
+    }
+
+    #[test]
+    fn features_come_from_the_id_registers_and_mte_without_mte2_counts() {
         assert_eq!(
-            deliver(Injected::Undefined, &a).spsr_el2 & pstate::ALLINT,
-            0
+            EntryFeatures::from_id_registers(0, 0),
+            EntryFeatures::default()
+        );
+        // ID_AA64PFR1_EL1.MTE = 1: FEAT_MTE, instructions only.
+        let mte = EntryFeatures::from_id_registers(1 << 8, 0);
+        assert!(mte.mte && !mte.pan && !mte.ssbs && !mte.nmi);
+        let all = EntryFeatures::from_id_registers((1 << 36) | (2 << 8) | (1 << 4), 3 << 20);
+        assert_eq!(
+            all,
+            EntryFeatures {
+                pan: true,
+                ssbs: true,
+                mte: true,
+                nmi: true
+            }
         );
     }
 }

@@ -13,7 +13,7 @@
 
 use crate::image::ImageHeader;
 use crate::mem::PAGE_SIZE;
-use crate::memmap::{PhysRange, RangeSet};
+use crate::memmap::{PhysRange, RangeSet, TooManyRanges};
 use crate::platform::Platform;
 use crate::stacks::StackSlots;
 use core::fmt;
@@ -101,6 +101,28 @@ impl CpuStacks {
             count: self.count,
         }
     }
+}
+
+/// The RAM the EL2 identity map maps as normal memory: all of it but the
+/// device tree's `no-map` reserved memory ([`Platform::no_map`], grown to
+/// whole pages) and `holes`. Firmware may firewall `no-map` memory (a
+/// TEE's): a cacheable mapping alone lets the CPU speculate into it and
+/// an error response could end the machine, which is why Linux keeps it
+/// out of its linear map too. The ownership record never counts it as
+/// EL1's RAM either, so the hyp never needs to reach it.
+pub fn el2_ram<const N: usize>(
+    platform: &Platform<'_>,
+    holes: &[PhysRange],
+) -> Result<RangeSet<N>, TooManyRanges> {
+    let mut ram = RangeSet::new();
+    for r in platform.ram.iter() {
+        ram.add(*r)?;
+    }
+    let no_map = platform.no_map.iter().map(|r| r.align_out(PAGE_SIZE));
+    for hole in no_map.chain(holes.iter().copied()) {
+        ram.remove(hole)?;
+    }
+    Ok(ram)
 }
 
 /// The boot memory layout.

@@ -30,6 +30,7 @@ pub mod multiboot;
 pub mod pci;
 pub mod pgtable;
 pub mod platform;
+pub mod pstate;
 pub mod smccc;
 pub mod smmu;
 pub mod stacks;

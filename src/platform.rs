@@ -36,6 +36,22 @@ pub const MAX_IOMMU_MAP: usize = 8;
 /// transports).
 pub const MAX_HIDDEN: usize = 48;
 pub const MAX_CPUS: usize = 512;
+/// Most register frames of SMMU performance monitor counter groups.
+pub const MAX_SMMU_PMCG_FRAMES: usize = 16;
+
+/// The SMMUv3, which the hyp drives.
+pub const SMMU_V3: &str = "arm,smmu-v3";
+/// The SMMUv3's performance monitor counter groups (PMCGs; Linux's
+/// `drivers/perf/arm_smmuv3_pmu.c`, the `arm,smmu-v3-pmcg` binding). A
+/// PMCG is a bus master no SMMU translates: its overflow MSI is a write of
+/// `SMMU_PMCG_IRQ_CFG1` to the physical address in `SMMU_PMCG_IRQ_CFG0`,
+/// so whoever programs it writes any 32-bit value anywhere. They belong
+/// with the SMMUs on every board: EL1 never reaches them.
+pub const SMMU_PMCGS: [&str; 3] = [
+    "arm,smmu-v3-pmcg",
+    "arm,mmu-600-pmcg",
+    "hisilicon,smmu-v3-pmcg-hip08",
+];
 
 /// Why the device tree could not be used. Each refusal names the node and,
 /// for a capacity, the limit.
@@ -185,6 +201,14 @@ pub struct Platform<'a> {
     pub ram: RangeSet<MAX_RAM_REGIONS>,
     /// `/memreserve/` entries and `/reserved-memory` children.
     pub reserved: RangeSet<MAX_RESERVED>,
+    /// The `/reserved-memory` children with `no-map` (part of
+    /// `reserved`): memory the OS "must not create a virtual mapping of
+    /// ... nor permit speculative access to" (Devicetree Specification
+    /// v0.4, 3.5.2), e.g. a TEE's carve-out that firmware may firewall.
+    /// `/memreserve/` entries are not among them: the specification asks
+    /// only that they not be used (5.3), and Linux keeps them in its
+    /// linear map.
+    pub no_map: RangeSet<MAX_RESERVED>,
     pub uart: Option<PhysRange>,
     pub smmus: Vec<SmmuNode, MAX_SMMUS>,
     pub pcie: Option<PcieHost>,
@@ -196,6 +220,9 @@ pub struct Platform<'a> {
     /// Register frames of the nodes [`Platform::parse_hiding`] was asked
     /// to hide (bus masters no SMMU sits in front of), disabled ones too.
     pub hidden: Vec<PhysRange, MAX_HIDDEN>,
+    /// Register frames of every SMMU PMCG ([`SMMU_PMCGS`]), disabled ones
+    /// too: hidden from EL1 and from devices on every board.
+    pub smmu_pmcgs: Vec<PhysRange, MAX_SMMU_PMCG_FRAMES>,
     /// One past the highest address any memory-mapped `reg` names (after
     /// bus translation), RAM and PCIe windows included.
     pub phys_limit: u64,
@@ -281,6 +308,21 @@ fn regs<'a, const N: usize>(
             })?;
     }
     Ok(out)
+}
+
+/// Appends `frames` (of `node`) to `list`, or names the limit.
+fn push_all<'a, const N: usize>(
+    list: &mut Vec<PhysRange, N>,
+    frames: &[PhysRange],
+    node: &FdtNode<'_, 'a>,
+    what: &'static str,
+) -> Result<(), PlatformError<'a>> {
+    list.extend_from_slice(frames)
+        .map_err(|_| PlatformError::TooMany {
+            node: node.name,
+            what,
+            limit: N,
+        })
 }
 
 /// The `(name, INTID)` pairs of an SMMU whose interrupt parent is the GIC
@@ -416,6 +458,7 @@ struct Found {
     /// Compatibles whose nodes' frames go to `hidden`.
     hide: &'static [&'static str],
     hidden: Vec<PhysRange, MAX_HIDDEN>,
+    smmu_pmcgs: Vec<PhysRange, MAX_SMMU_PMCG_FRAMES>,
     phys_limit: u64,
     ram: RangeSet<MAX_RAM_REGIONS>,
     smmus: Vec<SmmuNode, MAX_SMMUS>,
@@ -512,7 +555,7 @@ impl Found {
                     limit: MAX_RAM_REGIONS,
                 })?;
             }
-        } else if is_compatible(node, "arm,smmu-v3") {
+        } else if is_compatible(node, SMMU_V3) {
             let regs = regs::<4>(node, chain, "reg entries")?;
             let regs = *regs.first().ok_or(PlatformError::Malformed {
                 node: name,
@@ -571,14 +614,16 @@ impl Found {
     }
 
     /// Raises `phys_limit` to cover `node`'s memory-mapped frames, and
-    /// records them in `hidden` if its compatible is one to hide (whatever
-    /// its status: firmware or EL1 may enable a disabled device).
+    /// records them in `hidden` if its compatible is one to hide, in
+    /// `smmu_pmcgs` if it is an SMMU PMCG (whatever its status: firmware
+    /// or EL1 may enable a disabled device).
     fn note_frames<'a>(
         &mut self,
         node: &FdtNode<'_, 'a>,
         chain: &[Bus<'a>],
     ) -> Result<(), PlatformError<'a>> {
-        let hide = self.hide.iter().any(|c| is_compatible(node, c));
+        let pmcg = SMMU_PMCGS.iter().any(|c| is_compatible(node, c));
+        let hide = pmcg || self.hide.iter().any(|c| is_compatible(node, c));
         let frames = match regs::<16>(node, chain, "reg entries") {
             Ok(frames) => frames,
             // A bus master to hide whose frames cannot be read is a tree
@@ -591,16 +636,13 @@ impl Found {
         for r in &frames {
             self.phys_limit = self.phys_limit.max(r.end());
         }
-        if hide {
-            for r in frames {
-                self.hidden.push(r).map_err(|_| PlatformError::TooMany {
-                    node: node.name,
-                    what: "hidden bus-master frames",
-                    limit: MAX_HIDDEN,
-                })?;
-            }
+        if pmcg {
+            push_all(&mut self.smmu_pmcgs, &frames, node, "SMMU PMCG frames")
+        } else if hide {
+            push_all(&mut self.hidden, &frames, node, "hidden bus-master frames")
+        } else {
+            Ok(())
         }
-        Ok(())
     }
 
     fn gic_distributor<'a>(
@@ -696,15 +738,21 @@ impl<'a> Platform<'a> {
                 limit: MAX_RESERVED,
             })?;
         }
+        let mut no_map = RangeSet::new();
         if let Some(rm) = fdt.all_nodes().find(|n| n.name == "reserved-memory") {
             let rm_chain = [Bus::of(&root), Bus::of(&rm)];
             for child in rm.children().filter(is_enabled) {
+                let too_many = PlatformError::TooMany {
+                    node: child.name,
+                    what: "reserved-memory regions",
+                    limit: MAX_RESERVED,
+                };
+                let unmapped = child.property("no-map").is_some();
                 for r in regs::<4>(&child, &rm_chain, "reg entries")? {
-                    reserved.add(r).map_err(|_| PlatformError::TooMany {
-                        node: child.name,
-                        what: "reserved-memory regions",
-                        limit: MAX_RESERVED,
-                    })?;
+                    reserved.add(r).map_err(|_| too_many)?;
+                    if unmapped {
+                        no_map.add(r).map_err(|_| too_many)?;
+                    }
                 }
             }
         }
@@ -732,9 +780,11 @@ impl<'a> Platform<'a> {
             model,
             dtb: PhysRange::new(dtb_pa, fdt.total_size() as u64),
             hidden: found.hidden,
+            smmu_pmcgs: found.smmu_pmcgs,
             phys_limit,
             ram: found.ram,
             reserved,
+            no_map,
             uart: found.uart,
             smmus,
             pcie: found.pcie,

@@ -6,6 +6,7 @@ pub const EARLY_UART: Option<u64> = Some(0x1c09_0000);
 
 /// Bus masters that no SMMU sits in front of, by `compatible`: the hyp
 /// removes their nodes from EL1's device tree and the host stage-2 hides
-/// their registers. The FVP's SMMU fronts PCIe only; its virtio block
-/// device on the motherboard bus masters directly.
-pub const HIDDEN_BUS_MASTERS: &[&str] = &["virtio,mmio"];
+/// their registers. The FVP's SMMU fronts PCIe only; on the motherboard
+/// bus its virtio devices and the PL111 CLCD (whose frame buffer base
+/// register names any physical address it then reads) master directly.
+pub const HIDDEN_BUS_MASTERS: &[&str] = &["virtio,mmio", "arm,pl111"];

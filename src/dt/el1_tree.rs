@@ -6,9 +6,11 @@
 //! - EL2's memory (every range the hyp owns) becomes a `/reserved-memory`
 //!   child with `no-map`, so a cooperative kernel never allocates it; the
 //!   `/memreserve/` block and every other reserved range are kept.
-//! - Every `arm,smmu-v3` node is removed (the hyp owns the SMMUs), and so is
-//!   every node whose `compatible` is on the board's list of bus masters that
-//!   no SMMU sits in front of ([`El1Tree::hidden_compatibles`]).
+//! - Every `arm,smmu-v3` node is removed (the hyp owns the SMMUs), every
+//!   SMMU PMCG ([`SMMU_PMCGS`]: a bus master the SMMU does not translate),
+//!   and every node whose `compatible` is on the board's list of bus
+//!   masters that no SMMU sits in front of
+//!   ([`El1Tree::hidden_compatibles`]).
 //! - Properties that refer to a removed node are removed: PCIe `iommu-map`
 //!   and `iommu-map-mask`, `iommus`, and the `/aliases` and `/__symbols__`
 //!   entries naming it. (A map pointing at a driverless node oopses Linux 6.1
@@ -24,6 +26,7 @@
 use super::reader::{DtError, Fdt, Token, cells_at, strings};
 use crate::memmap::PhysRange;
 use crate::multiboot;
+use crate::platform::{SMMU_PMCGS, SMMU_V3};
 use alloc::format;
 use alloc::vec::Vec;
 use core::fmt;
@@ -32,7 +35,7 @@ use core::fmt;
 #[derive(Clone, Copy, Debug)]
 pub struct El1Tree<'a> {
     /// Board bus masters outside every SMMU, by `compatible` (the
-    /// `arm,smmu-v3` nodes are always removed).
+    /// `arm,smmu-v3` and SMMU PMCG nodes are always removed).
     pub hidden_compatibles: &'a [&'a str],
     /// Memory EL2 keeps for itself.
     pub el2_owned: &'a [PhysRange],
@@ -41,8 +44,6 @@ pub struct El1Tree<'a> {
     pub initrd: Option<PhysRange>,
 }
 
-/// The compatible of the SMMUs the hyp owns.
-pub const SMMU_V3: &str = "arm,smmu-v3";
 /// Name prefix of the `/reserved-memory` children that hold EL2's memory.
 pub const EL2_RESERVED_NAME: &str = "smmu-hyp";
 
@@ -155,7 +156,11 @@ struct Removed {
 /// Removes, below `node` (at `path`), every node that must be hidden.
 fn remove_hidden(node: &mut Node<'_>, path: &str, hidden: &[&str], removed: &mut Removed) {
     node.children.retain(|child| {
-        let hide = child.is_compatible(SMMU_V3) || hidden.iter().any(|c| child.is_compatible(c));
+        let hide = [SMMU_V3]
+            .iter()
+            .chain(&SMMU_PMCGS)
+            .chain(hidden)
+            .any(|c| child.is_compatible(c));
         if hide {
             collect_phandles(child, &mut removed.phandles);
             removed.paths.push(format!("{path}/{}", child.name));

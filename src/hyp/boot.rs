@@ -57,24 +57,10 @@ fn device_tree(dtb_pa: u64) -> Option<&'static [u8]> {
     Some(unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, size) })
 }
 
-/// RAM without the ranges `holes` (inside a RAM region or not).
-fn ram_without<const N: usize>(
-    platform: &Platform<'_>,
-    holes: &[PhysRange],
-) -> Result<RangeSet<N>, crate::memmap::TooManyRanges> {
-    let mut ram = RangeSet::new();
-    for r in platform.ram.iter() {
-        ram.add(*r)?;
-    }
-    for hole in holes {
-        ram.remove(*hole)?;
-    }
-    Ok(ram)
-}
-
-/// Builds the EL2 identity map: RAM, the image by permission, every CPU's
-/// stack, and the MMIO the hyp drives. Stack guard pages stay unmapped.
-/// Returns the root table's address and the number of tables used.
+/// Builds the EL2 identity map: RAM but no-map reserved memory, the image
+/// by permission, every CPU's stack, and the MMIO the hyp drives. Stack
+/// guard pages stay unmapped. Returns the root table's address and the
+/// number of tables used.
 fn build_id_map(
     platform: &Platform<'_>,
     image: &image::ImageLayout,
@@ -92,9 +78,9 @@ fn build_id_map(
         map.map(stack, Kind::ReadWrite)?;
     }
     // The rest of RAM (the image and the stacks are mapped above, without
-    // their guard pages).
-    let ram: RangeSet<{ 2 * platform::MAX_RAM_REGIONS + 2 }> =
-        ram_without(platform, &[image.whole, stacks.region])
+    // their guard pages), but no-map reserved memory.
+    let ram: RangeSet<{ platform::MAX_RAM_REGIONS + platform::MAX_RESERVED + 2 }> =
+        crate::layout::el2_ram(platform, &[image.whole, stacks.region])
             .map_err(|_| crate::stage1::MapError::BadRange)?;
     for part in ram.iter() {
         map.map(*part, Kind::ReadWrite)?;

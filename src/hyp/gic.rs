@@ -80,7 +80,8 @@ impl RegisterFrame for DeviceFrame {
 pub struct El1Ram;
 
 // SAFETY: the ownership record answers for RAM only and marks every page
-// EL2 keeps; the EL2 identity map maps all RAM as normal memory.
+// EL2 keeps and every no-map page; the EL2 identity map maps all other RAM
+// as normal memory (`layout::el2_ram`).
 unsafe impl El1Memory for El1Ram {
     fn is_el1_ram(&self, start: u64, size: u64) -> bool {
         super::mem::ownership().is_some_and(|o| o.is_el1_ram(start, size))

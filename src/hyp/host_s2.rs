@@ -10,9 +10,12 @@ use crate::memmap::PhysRange;
 use crate::platform::Platform;
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, Readable};
 
-/// Most ranges hidden from EL1: the SMMUs, the board's hidden bus
-/// masters, an untranslated host bridge.
-const MAX_HIDDEN: usize = crate::platform::MAX_SMMUS + crate::platform::MAX_HIDDEN + 20;
+/// Most ranges hidden from EL1: the SMMUs and their PMCGs, the board's
+/// hidden bus masters, an untranslated host bridge.
+const MAX_HIDDEN: usize = crate::platform::MAX_SMMUS
+    + crate::platform::MAX_SMMU_PMCG_FRAMES
+    + crate::platform::MAX_HIDDEN
+    + 20;
 
 /// `VTCR_EL2` and `VTTBR_EL2` of the host stage-2, for every CPU.
 #[derive(Clone, Copy, Debug)]
@@ -29,30 +32,16 @@ static HOST_S2: spin::Once<Installed> = spin::Once::new();
 /// what went wrong if EL1 cannot be confined.
 pub fn init(platform: &Platform<'_>) -> Result<(), &'static str> {
     let layout = LAYOUT.get().ok_or("no boot layout")?;
-    let mut hidden: heapless::Vec<PhysRange, MAX_HIDDEN> = heapless::Vec::new();
-    let too_many = |_| "too many hidden ranges";
-    for s in platform.smmus.iter() {
-        hidden.push(s.regs).map_err(too_many)?;
-    }
-    for &r in &platform.hidden {
-        hidden.push(r).map_err(too_many)?;
-    }
-    if let Some(host) = platform
-        .pcie
-        .as_ref()
-        .filter(|_| !super::smmu::pcie_translated(platform))
-    {
+    let pcie_translated = super::smmu::pcie_translated(platform);
+    if platform.pcie.is_some() && !pcie_translated {
         log::warn!(
             "pcie: not every requester is behind an SMMU the hyp drives: \
              the host bridge is hidden from EL1"
         );
-        let windows = host
-            .windows
-            .iter()
-            .map(|w| PhysRange::new(w.cpu_addr, w.size));
-        for r in core::iter::once(host.ecam).chain(windows) {
-            hidden.push(r).map_err(too_many)?;
-        }
+    }
+    let mut hidden: heapless::Vec<PhysRange, MAX_HIDDEN> = heapless::Vec::new();
+    for r in host_s2::hidden_mmio(platform, pcie_translated) {
+        hidden.push(r).map_err(|_| "too many hidden ranges")?;
     }
     let mut trapped: heapless::Vec<PhysRange, { super::mmio::MAX_WINDOWS }> = heapless::Vec::new();
     for w in super::mmio::bus().into_iter().flat_map(|b| b.windows()) {

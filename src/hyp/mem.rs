@@ -18,7 +18,8 @@ pub fn ownership() -> Option<&'static OwnershipTracker<'static>> {
 }
 
 /// Builds the ownership record (records from the page pool) with the
-/// hyp's own memory marked EL2-owned. Call once, with the pool up.
+/// hyp's own memory marked EL2-owned and the device tree's `no-map`
+/// reserved memory marked as such. Call once, with the pool up.
 pub fn init_ownership(platform: &Platform<'_>, layout: &BootLayout) -> Result<(), &'static str> {
     let mut ram: heapless::Vec<PhysRange, MAX_RAM_REGIONS> = heapless::Vec::new();
     for r in platform.ram.iter() {
@@ -40,6 +41,11 @@ pub fn init_ownership(platform: &Platform<'_>, layout: &BootLayout) -> Result<()
         tracker
             .set_owner(r.start, r.size, Owner::El2)
             .map_err(|_| "marking EL2 memory")?;
+    }
+    for r in platform.no_map.iter() {
+        tracker
+            .mark_no_map(*r)
+            .map_err(|_| "marking no-map reserved memory")?;
     }
     OWNERSHIP.call_once(|| tracker);
     Ok(())

@@ -4,7 +4,9 @@
 
 use crate::arch::aarch64::exception::TrapFrame;
 use crate::esr::{DataAbortIss, FaultStatus};
+use crate::pstate;
 use crate::vdev::bus::{MmioBus, Unemulated};
+use aarch64_cpu::registers::{Readable, SCTLR_EL1};
 
 /// Most windows the hyp emulates.
 pub const MAX_WINDOWS: usize = 16;
@@ -23,12 +25,10 @@ pub fn bus() -> Option<&'static Bus> {
     BUS.get()
 }
 
-/// `SPSR_EL2.M[4]`: the trapped code runs in AArch32.
-const SPSR_AARCH32: u64 = 1 << 4;
-
-/// Emulates the load or store that faulted at `ipa` (which `bus` claims)
-/// and steps EL1 past it. A cache maintenance instruction on a register
-/// frame does nothing and is stepped over too (KVM's
+/// Emulates the load or store that faulted at `ipa` (which `bus` claims),
+/// in the byte order of the trapped code's data accesses (`SCTLR_EL1.EE`
+/// or `E0E`), and steps EL1 past it. A cache maintenance instruction on a
+/// register frame does nothing and is stepped over too (KVM's
 /// `kvm_handle_guest_abort` does the same for MMIO).
 pub fn emulate(
     bus: &Bus,
@@ -39,16 +39,17 @@ pub fn emulate(
     if !matches!(iss.status(), FaultStatus::Translation { .. })
         || !iss.far_valid()
         || iss.s1ptw()
-        || frame.spsr & SPSR_AARCH32 != 0
+        || pstate::aarch32(frame.spsr)
     {
         return Err(Unemulated::NotALoadOrStore);
     }
     if !iss.cache_maintenance() {
         let access = iss.access().ok_or(Unemulated::NoSyndrome)?;
-        bus.emulate(ipa, iss.write(), access, &mut frame.x)?;
+        let big_endian = pstate::data_big_endian(frame.spsr, SCTLR_EL1.get());
+        bus.emulate(ipa, iss.write(), access, big_endian, &mut frame.x)?;
     }
     // A 32-bit A64 instruction (ESR.IL is 1 for every data abort from
     // AArch64).
-    frame.elr += 4;
+    frame.skip_instruction();
     Ok(())
 }

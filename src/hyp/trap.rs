@@ -140,7 +140,7 @@ fn hvc(frame: &mut TrapFrame) {
 /// itself, so step over it.
 #[inline(never)]
 fn smc(frame: &mut TrapFrame) {
-    frame.elr += 4;
+    frame.skip_instruction();
     let mut args = [0u64; 4];
     args.copy_from_slice(&frame.x[..4]);
     let firmware = super::firmware();

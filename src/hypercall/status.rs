@@ -52,9 +52,8 @@ mod tests {
             code(IommuError::from(pgtable::Error::PartialBlock)),
             abi::PARTIAL_BLOCK
         );
-        assert_eq!(
-            code(IommuError::from(OwnershipError::El2Owned)),
-            abi::DENIED
-        );
+        for refused in [OwnershipError::El2Owned, OwnershipError::NoMap] {
+            assert_eq!(code(IommuError::from(refused)), abi::DENIED);
+        }
     }
 }

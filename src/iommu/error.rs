@@ -91,6 +91,7 @@ impl From<OwnershipError> for IommuError {
             OwnershipError::Saturated | OwnershipError::Storage => Self::NoMemory,
             OwnershipError::NotRam
             | OwnershipError::El2Owned
+            | OwnershipError::NoMap
             | OwnershipError::WrongOwner
             | OwnershipError::Mapped => Self::Denied,
         }

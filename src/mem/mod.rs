@@ -1,7 +1,8 @@
 //! Physical memory as the hyp accounts for it: the one record of who owns
 //! each RAM page, and the hyp's own page pool.
 //!
-//! * [`ownership`]: per-page owner (EL1 or EL2) and DMA reference counts,
+//! * [`ownership`]: per-page owner (EL1, EL2, or `no-map` reserved memory
+//!   nobody may hand on) and DMA reference counts,
 //!   the only page-state record. Every user (the IOMMU service today; a
 //!   host stage-2 and guests later) borrows the same
 //!   [`OwnershipTracker`], so a page can never be EL2's in one place and

@@ -5,13 +5,21 @@
 //! from the hyp's pool):
 //!
 //! ```text
-//!  31   30..24     23..0
-//! EL2  reserved  DMA mapping count
+//!  31     30     29..24     23..0
+//! EL2  no-map   (unused)  DMA mapping count
 //! ```
 //!
 //! * A page owned by EL2 (image, heap, page tables, stream tables, queues)
 //!   can never be mapped for DMA: [`OwnershipTracker::claim_for_dma`]
 //!   refuses it.
+//! * A page of `no-map` reserved memory ([`Owner::NoMap`]: the device
+//!   tree's `/reserved-memory` children with `no-map`, e.g. a TEE's
+//!   carve-out that firmware may firewall) stays EL1's to reach with its
+//!   own loads and stores, but EL1 may not hand it to anyone: not to a
+//!   device ([`OwnershipTracker::claim_for_dma`] refuses it), not to the
+//!   GIC or the hyp ([`OwnershipTracker::is_el1_ram`] is false), and it
+//!   never changes owner. The hyp itself does not map it
+//!   ([`crate::layout::el2_ram`]). Marked once at boot.
 //! * A page mapped for DMA carries one reference per mapping. References
 //!   are dropped by [`OwnershipTracker::release_after_sync`] only once the
 //!   unmap's invalidation and `CMD_SYNC` have completed, so an ownership
@@ -46,6 +54,7 @@ use crate::platform::MAX_RAM_REGIONS;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 const EL2: u32 = 1 << 31;
+const NO_MAP: u32 = 1 << 30;
 const REF_MASK: u32 = (1 << 24) - 1;
 /// Most DMA mappings of one page at once.
 pub const MAX_REFS: u32 = REF_MASK;
@@ -57,6 +66,9 @@ pub enum Owner {
     El1,
     /// The hyp: never mapped for DMA.
     El2,
+    /// `no-map` reserved memory: reachable by EL1 itself only, never by
+    /// the hyp or a device (see the module docs).
+    NoMap,
 }
 
 /// Why an ownership operation was refused. Nothing was changed.
@@ -66,6 +78,8 @@ pub enum OwnershipError {
     NotRam,
     /// A page is owned by EL2.
     El2Owned,
+    /// A page is `no-map` reserved memory.
+    NoMap,
     /// A page is not owned by the expected owner (`set_owner` moves pages
     /// from the other owner only).
     WrongOwner,
@@ -180,10 +194,13 @@ impl<'a> OwnershipTracker<'a> {
     }
 
     /// Whether `[start, start + size)` is entirely RAM and every page of
-    /// it is owned by EL1 (false for an empty or wrapping range).
+    /// it is owned by EL1, `no-map` reserved memory excluded (false for
+    /// an empty or wrapping range): what EL1 may hand the hyp or the GIC.
     pub fn is_el1_ram(&self, start: u64, size: u64) -> bool {
-        self.records(start, size)
-            .is_some_and(|recs| recs.iter().all(|r| r.load(Ordering::Acquire) & EL2 == 0))
+        self.records(start, size).is_some_and(|recs| {
+            recs.iter()
+                .all(|r| r.load(Ordering::Acquire) & (EL2 | NO_MAP) == 0)
+        })
     }
 
     /// Applies `step` to every record of the range in order; if it fails
@@ -220,6 +237,8 @@ impl<'a> OwnershipTracker<'a> {
             |v| {
                 if v & EL2 != 0 {
                     Err(OwnershipError::El2Owned)
+                } else if v & NO_MAP != 0 {
+                    Err(OwnershipError::NoMap)
                 } else if v & REF_MASK == MAX_REFS {
                     Err(OwnershipError::Saturated)
                 } else {
@@ -260,16 +279,19 @@ impl<'a> OwnershipTracker<'a> {
         self.refs.fetch_sub(released, Ordering::Relaxed);
     }
 
-    /// Moves every page of `[start, start + size)` to `owner`. Each page
-    /// must currently belong to the other owner; pages taken from EL1 must
-    /// not be mapped for DMA. All-or-nothing.
+    /// Moves every page of `[start, start + size)` between EL1 and EL2, to
+    /// `owner`. Each page must currently belong to the other one; pages
+    /// taken from EL1 must not be mapped for DMA; `no-map` pages never
+    /// move (and [`Owner::NoMap`] is no target: see
+    /// [`mark_no_map`](Self::mark_no_map)). All-or-nothing.
     pub fn set_owner(&self, start: u64, size: u64, owner: Owner) -> Result<(), OwnershipError> {
         let recs = self.records(start, size).ok_or(OwnershipError::NotRam)?;
         match owner {
+            Owner::NoMap => return Err(OwnershipError::WrongOwner),
             Owner::El2 => self.all_or_nothing(
                 recs,
                 |v| {
-                    if v & EL2 != 0 {
+                    if v & (EL2 | NO_MAP) != 0 {
                         Err(OwnershipError::WrongOwner)
                     } else if v & REF_MASK != 0 {
                         Err(OwnershipError::Mapped)
@@ -294,8 +316,36 @@ impl<'a> OwnershipTracker<'a> {
         let n = recs.len() as u64;
         match owner {
             Owner::El2 => self.el2_pages.fetch_add(n, Ordering::Relaxed),
-            Owner::El1 => self.el2_pages.fetch_sub(n, Ordering::Relaxed),
+            _ => self.el2_pages.fetch_sub(n, Ordering::Relaxed),
         };
+        Ok(())
+    }
+
+    /// Marks the RAM pages of `range` (a `no-map` reserved-memory range,
+    /// which may reach past RAM: only its RAM pages are tracked) as
+    /// [`Owner::NoMap`], for good. Each must be EL1's, unmapped and not
+    /// marked yet; at boot, before any other use. All-or-nothing per RAM
+    /// region.
+    pub fn mark_no_map(&self, range: PhysRange) -> Result<(), OwnershipError> {
+        for region in &self.regions {
+            let start = range.start.max(region.start);
+            let end = range.end().min(region.end);
+            if start >= end {
+                continue;
+            }
+            let recs = self
+                .records(start, end - start)
+                .ok_or(OwnershipError::NotRam)?;
+            self.all_or_nothing(
+                recs,
+                |v| match v {
+                    0 => Ok(NO_MAP),
+                    _ if v & REF_MASK != 0 => Err(OwnershipError::Mapped),
+                    _ => Err(OwnershipError::WrongOwner),
+                },
+                |_| 0,
+            )?;
+        }
         Ok(())
     }
 
@@ -309,8 +359,15 @@ impl<'a> OwnershipTracker<'a> {
 
     /// The owner of the RAM page holding `pa`; `None` outside RAM.
     pub fn owner(&self, pa: u64) -> Option<Owner> {
-        self.record(pa)
-            .map(|v| if v & EL2 != 0 { Owner::El2 } else { Owner::El1 })
+        self.record(pa).map(|v| {
+            if v & EL2 != 0 {
+                Owner::El2
+            } else if v & NO_MAP != 0 {
+                Owner::NoMap
+            } else {
+                Owner::El1
+            }
+        })
     }
 
     /// The DMA reference count of the RAM page holding `pa`; `None`
@@ -427,6 +484,49 @@ mod tests {
         // MMIO releases are ignored.
         t.release_after_sync(0x900_0000, 0x1000);
         assert_eq!(t.underflows(), 1);
+    }
+
+    #[test]
+    fn no_map_pages_are_never_el1_ram_for_the_hyp_never_claimed_and_never_move() {
+        let ram = [PhysRange::new(RAM, 0x10_0000)];
+        let s = storage(256);
+        let t = OwnershipTracker::new(&ram, &s).unwrap();
+        // A no-map range that starts below RAM: its RAM pages are marked.
+        t.mark_no_map(PhysRange::new(RAM - 0x1000, 0x3000)).unwrap();
+        assert_eq!(t.owner(RAM), Some(Owner::NoMap));
+        assert_eq!(t.owner(RAM + 0x1000), Some(Owner::NoMap));
+        assert_eq!(t.owner(RAM + 0x2000), Some(Owner::El1));
+        assert!(t.is_ram(RAM, 0x2000), "still RAM");
+        assert!(!t.is_el1_ram(RAM, 0x1000));
+        assert!(!t.is_el1_ram(RAM + 0x1000, 0x2000), "one no-map page");
+        assert!(t.is_el1_ram(RAM + 0x2000, 0x1000));
+        assert_eq!(t.claim_for_dma(RAM, 0x1000), Err(OwnershipError::NoMap));
+        assert_eq!(
+            t.claim_for_dma(RAM + 0x1000, 0x2000),
+            Err(OwnershipError::NoMap)
+        );
+        assert_eq!(t.refcount(RAM + 0x2000), Some(0), "rolled back");
+        for owner in [Owner::El2, Owner::El1, Owner::NoMap] {
+            assert_eq!(
+                t.set_owner(RAM, 0x1000, owner),
+                Err(OwnershipError::WrongOwner),
+                "{owner:?}"
+            );
+        }
+        assert_eq!(t.owner(RAM), Some(Owner::NoMap));
+        assert_eq!(t.el2_pages(), 0);
+        // Only EL1's unmapped pages can be marked, once.
+        assert_eq!(
+            t.mark_no_map(PhysRange::new(RAM, 0x1000)),
+            Err(OwnershipError::WrongOwner)
+        );
+        t.set_owner(RAM + 0x5000, 0x1000, Owner::El2).unwrap();
+        t.claim_for_dma(RAM + 0x6000, 0x1000).unwrap();
+        for page in [0x5000, 0x6000] {
+            assert!(t.mark_no_map(PhysRange::new(RAM + page, 0x1000)).is_err());
+        }
+        // Outside RAM there is nothing to mark.
+        t.mark_no_map(PhysRange::new(0x1000, 0x1000)).unwrap();
     }
 
     #[test]

@@ -11,6 +11,11 @@ const HIP07_D05: &[u8] = include_bytes!("../../tests/fixtures/hip07-d05.dtb");
 const K3_J721E_EVM: &[u8] = include_bytes!("../../tests/fixtures/k3-j721e-evm.dtb");
 const IMX95_19X19_EVK: &[u8] = include_bytes!("../../tests/fixtures/imx95-19x19-evk.dtb");
 
+/// `board/fvp-base`'s board facts.
+mod fvp_board {
+    include!("../../board/fvp-base/board.rs");
+}
+
 fn r(start: u64, size: u64) -> PhysRange {
     PhysRange::new(start, size)
 }
@@ -33,9 +38,12 @@ fn fvp_base_revc_has_what_board_fvp_base_assumes() {
         [r(0x1800_0000, 0x80_0000), r(0x8000_0000, 0x1_0000)],
         "vram@18000000 and the /memreserve/ entry"
     );
+    // vram is no-map (outside RAM); the /memreserve/ entry is not.
+    assert_eq!(p.no_map.as_slice(), [r(0x1800_0000, 0x80_0000)]);
     // UART0 sits three buses deep: 0x90000 on the iofpga bus, which
     // `ranges` put at 0x1c000000.
     assert_eq!(p.uart, Some(r(0x1c09_0000, 0x1000)));
+    assert_eq!(p.uart.map(|u| u.start), fvp_board::EARLY_UART);
     assert_eq!(p.psci, Some(PsciConduit::Smc));
     assert_eq!(
         p.cpus.as_slice(),
@@ -231,4 +239,79 @@ fn board_fvp_base_boot_layout_fits_the_fvp_tree() {
     };
     let payload = layout.place_payload(&linux).unwrap();
     assert!(p.ram.contains_range(&payload) && !payload.overlaps(&layout.pool));
+}
+
+/// The FVP's bus masters outside its SMMU (it fronts PCIe only): the
+/// virtio devices and the PL111 CLCD, whose frame buffer base register
+/// makes it read any physical address, on the motherboard's bus.
+#[test]
+fn board_fvp_base_hides_its_virtio_devices_and_its_clcd() {
+    let p = Platform::parse_hiding(FVP_BASE_REVC, 0, fvp_board::HIDDEN_BUS_MASTERS).unwrap();
+    let hidden: StdVec<_> = p.hidden.to_vec();
+    assert!(
+        hidden.contains(&r(0x1c1f_0000, 0x1000)),
+        "CLCD: {hidden:x?}"
+    );
+    for virtio in [0x1c13_0000, 0x1c14_0000, 0x1c15_0000, 0x1c20_0000] {
+        assert!(hidden.iter().any(|h| h.start == virtio), "{virtio:#x}");
+    }
+    assert_eq!(hidden.len(), 5);
+}
+
+/// TI J721E's `/reserved-memory` children are all `no-map`: OP-TEE's
+/// firewalled secure DDR at 0x9e800000, the remote cores' carve-outs up to
+/// 0xa9000000 and their IPC memory at 0xaa000000.
+const J721E_NO_MAP: [PhysRange; 2] = [
+    PhysRange::new(0x9e80_0000, 0xa80_0000),
+    PhysRange::new(0xaa00_0000, 0x1c0_0000),
+];
+const J721E_OPTEE: PhysRange = PhysRange::new(0x9e80_0000, 0x180_0000);
+
+#[test]
+fn k3_j721e_no_map_memory_is_left_out_of_the_el2_identity_map() {
+    let p = Platform::parse(K3_J721E_EVM, 0).unwrap();
+    assert_eq!(p.no_map.as_slice(), J721E_NO_MAP);
+    let mapped: crate::memmap::RangeSet<16> = crate::layout::el2_ram(&p, &[]).unwrap();
+    for hole in J721E_NO_MAP {
+        assert!(!mapped.overlaps(&hole), "{hole} mapped at EL2");
+    }
+    assert!(!mapped.overlaps(&J721E_OPTEE));
+    // The RAM around them stays mapped.
+    for ram in [
+        r(0x8000_0000, 0x1e80_0000),
+        r(0xa900_0000, 0x100_0000),
+        r(0xabc0_0000, 0x5440_0000),
+        r(0x8_8000_0000, 0x8000_0000),
+    ] {
+        assert!(mapped.contains_range(&ram), "{ram} not mapped");
+    }
+}
+
+#[test]
+fn k3_j721e_optee_is_never_el1_ram_for_the_hyp_nor_a_devices() {
+    use crate::mem::{Owner, OwnershipError, OwnershipTracker};
+    use core::sync::atomic::AtomicU32;
+    let p = Platform::parse(K3_J721E_EVM, 0).unwrap();
+    let ram = ram(&p);
+    let pages = OwnershipTracker::pages_needed(&ram).unwrap();
+    let records: StdVec<AtomicU32> = (0..pages).map(|_| AtomicU32::new(0)).collect();
+    let t = OwnershipTracker::new(&ram, &records).unwrap();
+    for no_map in p.no_map.iter() {
+        t.mark_no_map(*no_map).unwrap();
+    }
+    let optee = J721E_OPTEE;
+    assert_eq!(t.owner(optee.start), Some(Owner::NoMap));
+    assert!(t.is_ram(optee.start, optee.size), "RAM all the same");
+    // Not a GIC table, an ITS queue or a virtqueue...
+    assert!(!t.is_el1_ram(optee.start, 0x1_0000));
+    assert!(!t.is_el1_ram(optee.start - 0x1000, 0x2000), "straddling");
+    // ... and no device's.
+    assert_eq!(
+        t.claim_for_dma(optee.start, 0x1000),
+        Err(OwnershipError::NoMap)
+    );
+    assert_eq!(t.dma_refs(), 0);
+    // The page just below is EL1's in every way.
+    assert!(t.is_el1_ram(optee.start - 0x1000, 0x1000));
+    t.claim_for_dma(optee.start - 0x1000, 0x1000).unwrap();
 }

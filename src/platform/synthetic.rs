@@ -218,3 +218,126 @@ fn a_gicv3_redistributor_stride_is_read_in_either_cell_width() {
     let p = Platform::parse(&dtb, 0).unwrap();
     assert_eq!(p.gic.redistributor_stride, None);
 }
+
+/// A tree with an SMMU and its PMCGs on a SoC bus at 0x2b00_0000: an
+/// MMU-600 PMCG with two pages (enabled) and a HiSilicon one (disabled),
+/// an alias naming the first, and a PCIe-like window covering them.
+fn smmu_with_pmcgs() -> StdVec<u8> {
+    tree(|d| {
+        memory(d, 0x4000_0000, None);
+        d.begin("aliases")
+            .prop("pmu0", &text("/soc/pmu@420000"))
+            .end();
+        d.begin("soc")
+            .prop("compatible", &text("simple-bus"))
+            .prop("#address-cells", &words(&[1]))
+            .prop("#size-cells", &words(&[1]))
+            .prop("ranges", &words(&[0, 0, 0x2b00_0000, 0x100_0000]));
+        d.begin("iommu@400000")
+            .prop("compatible", &text("arm,smmu-v3"))
+            .prop("reg", &words(&[0x40_0000, 0x2_0000]))
+            .end();
+        let mut mmu600 = text("arm,mmu-600-pmcg");
+        mmu600.extend(text("arm,smmu-v3-pmcg"));
+        d.begin("pmu@420000")
+            .prop("compatible", &mmu600)
+            .prop("reg", &words(&[0x42_0000, 0x1000, 0x43_0000, 0x1000]))
+            .end();
+        d.begin("pmu@440000")
+            .prop("compatible", &text("hisilicon,smmu-v3-pmcg-hip08"))
+            .prop("reg", &words(&[0x44_0000, 0x1000]))
+            .prop("status", &text("disabled"))
+            .end();
+        d.end();
+    })
+}
+
+/// The PMCG frames of [`smmu_with_pmcgs`], as the CPU sees them.
+const PMCG_FRAMES: [PhysRange; 3] = [
+    PhysRange::new(0x2b42_0000, 0x1000),
+    PhysRange::new(0x2b43_0000, 0x1000),
+    PhysRange::new(0x2b44_0000, 0x1000),
+];
+
+#[test]
+fn smmu_pmcg_frames_are_collected_through_the_buses_whatever_their_status() {
+    let dtb = smmu_with_pmcgs();
+    // No board list: PMCGs are found on every board.
+    let p = Platform::parse(&dtb, 0).unwrap();
+    assert_eq!(p.smmu_pmcgs.as_slice(), PMCG_FRAMES);
+    assert!(p.hidden.is_empty());
+    assert_eq!(p.smmus.len(), 1);
+}
+
+#[test]
+fn the_host_stage_2_never_maps_an_smmu_pmcg() {
+    use crate::host_s2::{HostView, for_each_run, hidden_mmio};
+    let dtb = smmu_with_pmcgs();
+    let p = Platform::parse(&dtb, 0).unwrap();
+    let hidden: StdVec<PhysRange> = hidden_mmio(&p, true).collect();
+    let view = HostView {
+        ram: p.ram.as_slice(),
+        el2: &[],
+        hidden: &hidden,
+        trapped: &[],
+        ipa_bits: 32,
+    };
+    let mut mapped = StdVec::new();
+    for_each_run(&view, |run, _| mapped.push(run)).unwrap();
+    for frame in PMCG_FRAMES {
+        assert!(!mapped.iter().any(|r| r.overlaps(&frame)), "{frame} mapped");
+    }
+    // The page after the PMCG's second frame stays EL1's.
+    let between = PhysRange::new(0x2b43_1000, 0x1000);
+    assert!(mapped.iter().any(|r| r.contains_range(&between)));
+}
+
+#[test]
+fn no_device_may_be_given_an_smmu_pmcg_even_inside_an_allowed_window() {
+    use crate::mem::{OwnershipTracker, PaClass, PhysPolicy, forbidden_mmio};
+    use core::sync::atomic::AtomicU32;
+    let dtb = smmu_with_pmcgs();
+    let p = Platform::parse(&dtb, 0).unwrap();
+    let listed: StdVec<PhysRange> = forbidden_mmio(&p).collect();
+    for frame in PMCG_FRAMES {
+        assert!(listed.contains(&frame), "{frame} not forbidden");
+    }
+    let mut policy = PhysPolicy::for_platform(&p, true).unwrap();
+    policy
+        .allow_window(PhysRange::new(0x2b00_0000, 0x100_0000))
+        .unwrap();
+    let records: StdVec<AtomicU32> = (0..16).map(|_| AtomicU32::new(0)).collect();
+    let ram = [PhysRange::new(0x4000_0000, 0x1_0000)];
+    let tracker = OwnershipTracker::new(&ram, &records).unwrap();
+    for frame in PMCG_FRAMES {
+        let class = policy.classify(&tracker, frame.start, 0x1000);
+        assert_eq!(class, PaClass::Forbidden, "{frame}");
+    }
+    assert_eq!(
+        policy.classify(&tracker, 0x2b50_0000, 0x1000),
+        PaClass::Mmio,
+        "the rest of the window"
+    );
+}
+
+#[test]
+fn el1s_device_tree_has_no_smmu_pmcg_and_no_alias_to_one() {
+    use crate::dt::el1_tree::{El1Tree, write};
+    let dtb = smmu_with_pmcgs();
+    let spec = El1Tree {
+        hidden_compatibles: &[],
+        el2_owned: &[],
+        bootargs: None,
+        initrd: None,
+    };
+    let out = write(&dtb, &spec).unwrap();
+    let fdt = fdt::Fdt::new(&out).unwrap();
+    assert!(
+        fdt.all_nodes()
+            .all(|n| !n.name.starts_with("pmu@") && !n.name.starts_with("iommu@"))
+    );
+    let aliases = fdt.all_nodes().find(|n| n.name == "aliases").unwrap();
+    assert!(aliases.property("pmu0").is_none());
+    let p = Platform::parse(&out, 0).unwrap();
+    assert!(p.smmu_pmcgs.is_empty() && p.smmus.is_empty());
+}

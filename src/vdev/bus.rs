@@ -4,11 +4,19 @@
 //! The hyp builds one bus at boot, publishes it, and never changes it
 //! again, so the trap path reads it without a lock. Emulating an access is
 //! pure: [`MmioBus::emulate`] takes the faulting address, the access the
-//! syndrome describes and EL1's general-purpose registers, and either
-//! completes the access (a load's value lands in its register, with the
-//! extension the instruction asks for) or says why it cannot.
+//! syndrome describes, the byte order of the trapped code's data accesses
+//! and EL1's general-purpose registers, and either completes the access (a
+//! load's value lands in its register, with the extension the instruction
+//! asks for) or says why it cannot.
+//!
+//! Devices see little-endian register values (the GIC's and virtio's
+//! registers are little-endian). A big-endian kernel's load or store puts
+//! the bytes in the other order: its data is byte-reversed on the way
+//! through, as KVM's `vcpu_data_guest_to_host` and
+//! `vcpu_data_host_to_guest` do. A load's sign extension applies to the
+//! value the instruction loads, so after the reversal.
 
-use super::MmioDevice;
+use super::{AccessSize, MmioDevice};
 use crate::esr::Access;
 use crate::memmap::PhysRange;
 use core::fmt;
@@ -124,13 +132,14 @@ impl<const N: usize> MmioBus<N> {
 
     /// Performs `access` (a store if `write`) at `addr` on the device
     /// there, reading the stored value from or completing the load into
-    /// `regs` (x0..x30). Nothing is called or changed when it returns an
-    /// error.
+    /// `regs` (x0..x30), for code whose data accesses are `big_endian` or
+    /// not. Nothing is called or changed when it returns an error.
     pub fn emulate(
         &self,
         addr: u64,
         write: bool,
         access: Access,
+        big_endian: bool,
         regs: &mut [u64; 31],
     ) -> Result<(), Unemulated> {
         let window = self.window_at(addr).ok_or(Unemulated::NoDevice)?;
@@ -143,31 +152,44 @@ impl<const N: usize> MmioBus<N> {
             return Err(Unemulated::CrossesWindowEnd);
         }
         if write {
-            window
-                .device
-                .write(offset, access.size, store_value(&access, regs));
+            let value = store_value(&access, regs, big_endian);
+            window.device.write(offset, access.size, value);
         } else {
             let raw = window.device.read(offset, access.size);
-            complete_load(&access, regs, raw);
+            complete_load(&access, regs, raw, big_endian);
         }
         Ok(())
     }
 }
 
-/// The value a store writes: the low `size` bytes of its register (XZR
-/// for register 31).
-pub fn store_value(access: &Access, regs: &[u64; 31]) -> u64 {
-    let reg = regs.get(usize::from(access.register)).copied().unwrap_or(0);
-    reg & access.size.mask()
+/// The low `size` bytes of `value` in the other byte order.
+pub fn byte_reversed(value: u64, size: AccessSize) -> u64 {
+    value.swap_bytes() >> (64 - 8 * u32::from(size.bytes()))
 }
 
-/// Writes what a load of `raw` leaves in its register, as the instruction
-/// would: the low `size` bytes, sign- or zero-extended to the register's
-/// width (Xt with ISS.SF, else Wt, whose write clears bits [63:32]). A
-/// load to register 31 (XZR) discards the value.
-pub fn complete_load(access: &Access, regs: &mut [u64; 31], raw: u64) {
+/// The value a store writes, as the device sees it: the low `size` bytes
+/// of its register (XZR for register 31), byte-reversed if `big_endian`.
+pub fn store_value(access: &Access, regs: &[u64; 31], big_endian: bool) -> u64 {
+    let reg = regs.get(usize::from(access.register)).copied().unwrap_or(0);
+    let value = reg & access.size.mask();
+    if big_endian {
+        byte_reversed(value, access.size)
+    } else {
+        value
+    }
+}
+
+/// Writes what a load of the device's `raw` value leaves in its register,
+/// as the instruction would: the low `size` bytes (byte-reversed if
+/// `big_endian`), sign- or zero-extended to the register's width (Xt with
+/// ISS.SF, else Wt, whose write clears bits [63:32]). A load to register
+/// 31 (XZR) discards the value.
+pub fn complete_load(access: &Access, regs: &mut [u64; 31], raw: u64, big_endian: bool) {
     let bits = 8 * u32::from(access.size.bytes());
     let mut value = raw & access.size.mask();
+    if big_endian {
+        value = byte_reversed(value, access.size);
+    }
     if access.sign_extend && bits < 64 {
         let shift = 64 - bits;
         value = (((value << shift) as i64) >> shift) as u64;
@@ -236,6 +258,7 @@ mod tests {
             0x0808_0008,
             false,
             load(AccessSize::Doubleword, 3, false, true),
+            false,
             &mut regs,
         )
         .unwrap();
@@ -254,17 +277,30 @@ mod tests {
         bus.register(WINDOW, dev).unwrap();
         let mut regs = [0; 31];
         regs[7] = 0xffff_ffff_8765_4321;
-        bus.emulate(0x0808_0100, true, store(AccessSize::Word, 7), &mut regs)
-            .unwrap();
+        bus.emulate(
+            0x0808_0100,
+            true,
+            store(AccessSize::Word, 7),
+            false,
+            &mut regs,
+        )
+        .unwrap();
         bus.emulate(
             0x0808_0100,
             true,
             store(AccessSize::Doubleword, 31),
+            false,
             &mut regs,
         )
         .unwrap();
-        bus.emulate(0x0808_0101, true, store(AccessSize::Byte, 7), &mut regs)
-            .unwrap();
+        bus.emulate(
+            0x0808_0101,
+            true,
+            store(AccessSize::Byte, 7),
+            false,
+            &mut regs,
+        )
+        .unwrap();
         assert_eq!(
             *dev.calls.lock().unwrap(),
             [
@@ -307,7 +343,7 @@ mod tests {
         ];
         for (size, sse, sf, raw, want) in cases {
             let mut regs = [0xaaaa_aaaa_aaaa_aaaa; 31];
-            complete_load(&load(size, 0, sse, sf), &mut regs, raw);
+            complete_load(&load(size, 0, sse, sf), &mut regs, raw, false);
             assert_eq!(regs[0], want, "{size:?} sse {sse} sf {sf} raw {raw:#x}");
         }
     }
@@ -322,6 +358,7 @@ mod tests {
             WINDOW.start,
             false,
             load(AccessSize::Word, 31, false, false),
+            false,
             &mut regs,
         )
         .unwrap();
@@ -341,11 +378,11 @@ mod tests {
         let mut regs = [9; 31];
         let a = load(AccessSize::Doubleword, 0, false, true);
         assert_eq!(
-            bus.emulate(WINDOW.start + 4, false, a, &mut regs),
+            bus.emulate(WINDOW.start + 4, false, a, false, &mut regs),
             Err(Unemulated::Misaligned)
         );
         assert_eq!(
-            bus.emulate(WINDOW.end(), false, a, &mut regs),
+            bus.emulate(WINDOW.end(), false, a, false, &mut regs),
             Err(Unemulated::NoDevice)
         );
         let small: MmioBus<4> = {
@@ -354,7 +391,7 @@ mod tests {
             b
         };
         assert_eq!(
-            small.emulate(0x1000, false, a, &mut regs),
+            small.emulate(0x1000, false, a, false, &mut regs),
             Err(Unemulated::CrossesWindowEnd)
         );
         assert_eq!(regs, [9; 31]);
@@ -385,5 +422,66 @@ mod tests {
         );
         assert!(bus.claims(0x1fff) && !bus.claims(0x2000));
         assert_eq!(bus.windows().count(), 2);
+    }
+
+    #[test]
+    fn a_big_endian_kernels_data_is_byte_reversed_both_ways() {
+        let dev = recorder(0x1122_3344_5566_7788);
+        let mut bus: MmioBus<4> = MmioBus::new();
+        bus.register(WINDOW, dev).unwrap();
+        let mut regs = [0; 31];
+        regs[1] = 0xaaaa_aaaa_0102_0304;
+        bus.emulate(
+            WINDOW.start,
+            true,
+            store(AccessSize::Word, 1),
+            true,
+            &mut regs,
+        )
+        .unwrap();
+        bus.emulate(
+            WINDOW.start + 8,
+            false,
+            load(AccessSize::Doubleword, 2, false, true),
+            true,
+            &mut regs,
+        )
+        .unwrap();
+        assert_eq!(
+            dev.calls.lock().unwrap()[0],
+            (true, 0, AccessSize::Word, 0x0403_0201)
+        );
+        assert_eq!(regs[2], 0x8877_6655_4433_2211);
+        // A byte is a byte in either order.
+        assert_eq!(byte_reversed(0x1234, AccessSize::Byte), 0x34);
+        assert_eq!(byte_reversed(0x1234, AccessSize::Halfword), 0x3412);
+    }
+
+    #[test]
+    fn a_big_endian_sign_extending_load_extends_the_value_it_loads() {
+        // The device's halfword 0x0080 is the bytes 80 00: a big-endian
+        // ldrsh loads 0x8000 and extends it.
+        let mut regs = [0; 31];
+        complete_load(
+            &load(AccessSize::Halfword, 0, true, true),
+            &mut regs,
+            0x0080,
+            true,
+        );
+        assert_eq!(regs[0], 0xffff_ffff_ffff_8000);
+        complete_load(
+            &load(AccessSize::Word, 0, true, false),
+            &mut regs,
+            0x80,
+            true,
+        );
+        assert_eq!(regs[0], 0x8000_0000, "Wt: the top half cleared");
+        complete_load(
+            &load(AccessSize::Halfword, 0, true, true),
+            &mut regs,
+            0x8000,
+            true,
+        );
+        assert_eq!(regs[0], 0x80, "bytes 00 80: positive");
     }
 }

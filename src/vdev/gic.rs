@@ -8,13 +8,17 @@
 //! the real register unchanged, so EL1 drives the GIC as it would without
 //! the hyp.
 //!
-//! Access sizes: the GIC architecture (IHI 0069, "GIC memory-mapped
-//! register access") supports 32-bit accesses to every register, 64-bit
-//! accesses to 64-bit registers and byte accesses to the priority
-//! registers only; anything else may raise an external abort, which the
-//! hyp would take itself. The devices therefore pass through only those
-//! accesses; any other reads as zero and ignores writes (what reserved
-//! GIC registers do), and is logged once.
+//! What passes through: each device lists the architected registers of
+//! its frames ([`RegisterMap`], from the register maps of IHI 0069).
+//! Anything else, an IMPLEMENTATION DEFINED register (a GIC-600's
+//! `GITS_FCTLR`, `GICR_PWRR`) or an offset no register decodes, reads as
+//! zero and ignores writes, as reserved GIC registers do: an access the
+//! GIC does not decode may get an error response, and the hyp, not EL1,
+//! would take that external abort. Of the architected registers, the GIC
+//! architecture ("GIC memory-mapped register access") supports 32-bit
+//! accesses to every register, 64-bit accesses to 64-bit registers and
+//! byte accesses to the priority registers only; any other access is
+//! refused the same way. Each refusal is logged once.
 
 use super::AccessSize;
 use crate::platform::MAX_GIC_REDISTRIBUTOR_REGIONS;
@@ -100,6 +104,50 @@ pub fn aligned(offset: u64, size: AccessSize) -> bool {
     offset.is_multiple_of(u64::from(size.bytes()))
 }
 
+/// How an architected GIC register may be accessed (IHI 0069, "GIC
+/// memory-mapped register access").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Width {
+    /// A 32-bit register: 32-bit accesses.
+    Word,
+    /// A 64-bit register: 64-bit accesses, or 32-bit ones to either half.
+    Doubleword,
+    /// A 32-bit register that is also byte-accessible (the priority
+    /// registers).
+    Bytes,
+}
+
+/// The architected registers of a frame: runs of same-width registers,
+/// `[start, end)` offsets from the frame's base, each run aligned to its
+/// width.
+pub type RegisterMap = [(core::ops::Range<u64>, Width)];
+
+/// The width of the register of `map` that holds `offset`, if one does.
+pub fn width_at(map: &RegisterMap, offset: u64) -> Option<Width> {
+    map.iter()
+        .find(|(run, _)| run.contains(&offset))
+        .map(|&(_, width)| width)
+}
+
+/// Whether an access of `size` at `offset` reaches an architected register
+/// (of width `width`, `None` for none) the way the architecture allows;
+/// otherwise why it is refused.
+pub fn check_access(width: Option<Width>, offset: u64, size: AccessSize) -> Result<(), Refusal> {
+    let width = width.ok_or(Refusal::NoRegister)?;
+    let supported = aligned(offset, size)
+        && matches!(
+            (size, width),
+            (AccessSize::Word, _)
+                | (AccessSize::Doubleword, Width::Doubleword)
+                | (AccessSize::Byte, Width::Bytes)
+        );
+    if supported {
+        Ok(())
+    } else {
+        Err(Refusal::AccessSize)
+    }
+}
+
 /// The redistributors of one region, as found at boot: `count` of them,
 /// their RD_base frames `stride` bytes apart from `base`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,6 +221,11 @@ pub enum GicError {
     /// The redistributors of one region differ in `GICR_TYPER.VLPIS`, so
     /// they are not evenly spaced.
     MixedRedistributors,
+    /// The device tree's `redistributor-stride` is smaller than a
+    /// redistributor's frames (two, or four with `GICR_TYPER.VLPIS`) or
+    /// not a multiple of 64 KiB: one redistributor's frames would be taken
+    /// for another's.
+    BadStride,
     /// More redistributor regions than the hyp keeps.
     TooManyRedistributorRegions,
 }
@@ -186,6 +239,9 @@ impl fmt::Display for GicError {
             Self::NoRedistributor => "a redistributor region holds no redistributor",
             Self::MixedRedistributors => {
                 "the redistributors of a region differ in GICR_TYPER.VLPIS"
+            }
+            Self::BadStride => {
+                "the device tree's redistributor-stride is smaller than a redistributor's frames or not a multiple of 64 KiB"
             }
             Self::TooManyRedistributorRegions => "too many redistributor regions",
         })
@@ -206,6 +262,10 @@ pub enum Refusal {
     /// An access beyond the last redistributor of a region: read as zero,
     /// write ignored.
     NoRedistributor,
+    /// An offset that holds no architected register (an IMPLEMENTATION
+    /// DEFINED one, a reserved offset, padding between redistributors):
+    /// read as zero, write ignored.
+    NoRegister,
     /// `GITS_BASER<n>` or `GITS_CBASER` written while the ITS is enabled
     /// or not quiescent (UNPREDICTABLE): dropped.
     ItsBusy,
@@ -249,9 +309,10 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    const ALL: [Refusal; 17] = [
+    const ALL: [Refusal; 18] = [
         Self::AccessSize,
         Self::NoRedistributor,
+        Self::NoRegister,
         Self::ItsBusy,
         Self::TableNotEl1Ram,
         Self::QueueNotEl1Ram,
@@ -279,6 +340,7 @@ impl fmt::Display for Refusal {
         f.write_str(match self {
             Self::AccessSize => "unsupported access size: read as zero, write ignored",
             Self::NoRedistributor => "no redistributor there: read as zero, write ignored",
+            Self::NoRegister => "no architected register there: read as zero, write ignored",
             Self::ItsBusy => "table base written while the ITS is enabled or busy: dropped",
             Self::TableNotEl1Ram => "ITS table outside EL1's RAM: dropped",
             Self::QueueNotEl1Ram => "ITS command queue outside EL1's RAM: dropped",
@@ -351,6 +413,8 @@ pub(crate) mod fake {
         /// Bits of a register (by aligned offset) that writes cannot change.
         pub read_only: BTreeMap<u64, u64>,
         pub writes: Mutex<Vec<(u64, AccessSize, u64)>>,
+        /// Offsets read, oldest first.
+        pub reads: Mutex<Vec<u64>>,
         pub hook: fn(&mut BTreeMap<u64, u64>, u64),
     }
 
@@ -360,6 +424,7 @@ pub(crate) mod fake {
                 regs: Mutex::new(BTreeMap::new()),
                 read_only: BTreeMap::new(),
                 writes: Mutex::new(Vec::new()),
+                reads: Mutex::new(Vec::new()),
                 hook,
             }
         }
@@ -386,6 +451,7 @@ pub(crate) mod fake {
 
     impl RegisterFrame for FakeFrame {
         fn read(&self, offset: u64, size: AccessSize) -> u64 {
+            self.reads.lock().unwrap().push(offset);
             extract(self.get(offset & !7), offset & 7, size)
         }
 

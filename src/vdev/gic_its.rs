@@ -41,11 +41,14 @@
 //! vPE tables whose contents the hyp would have to check too, and the hyp
 //! gives EL1 no virtual LPIs. `GITS_TYPER` hides the GICv4 features, so
 //! that EL1 does not try them.
+//!
+//! Offsets that hold no architected register ([`reg::REGISTERS`]) read as
+//! zero and ignore writes (see [`super::gic`]).
 
 use super::AccessSize;
 use super::gic::{
-    BOOT_POLLS, El1Memory, GicError, Redistributors, Refusal, Refusals, RegisterFrame, aligned,
-    extract, merge, table_is_el1_ram,
+    BOOT_POLLS, El1Memory, GicError, Redistributors, Refusal, Refusals, RegisterFrame,
+    check_access, extract, merge, table_is_el1_ram, width_at,
 };
 use crate::smmu::{DmaMemory, DmaRegion};
 
@@ -55,6 +58,8 @@ pub const CONTROL_FRAME_SIZE: u64 = 0x1_0000;
 
 /// Register offsets in the control frame (IHI 0069, "ITS register map").
 pub mod reg {
+    use crate::vdev::gic::Width::{self, Doubleword, Word};
+
     pub const CTLR: u64 = 0x0000;
     pub const TYPER: u64 = 0x0008;
     pub const CBASER: u64 = 0x0080;
@@ -70,11 +75,21 @@ pub mod reg {
         (n < BASER_COUNT).then_some(n)
     }
 
-    /// The 64-bit registers of the frame: the only offsets a 64-bit access
-    /// may use.
-    pub fn is_64_bit(offset: u64) -> bool {
-        matches!(offset, TYPER | CBASER | CWRITER | CREADR) || baser_index(offset).is_some()
-    }
+    /// The architected registers of the control frame (IHI 0069, "ITS
+    /// register map"); everything else in it (e.g. a GIC-600's
+    /// IMPLEMENTATION DEFINED `GITS_FCTLR`, `GITS_OPR`) is left out.
+    /// Linux's `irq-gic-v3-its.c` uses no other offset.
+    pub const REGISTERS: [(core::ops::Range<u64>, Width); 8] = [
+        (0x0000..0x0008, Word),       // GITS_CTLR, GITS_IIDR
+        (0x0008..0x0010, Doubleword), // GITS_TYPER
+        (0x0010..0x001c, Word),       // GITS_MPAMIDR, GITS_PARTIDR, GITS_MPIDR
+        (0x0040..0x0044, Word),       // GITS_STATUSR
+        (0x0048..0x0050, Doubleword), // GITS_UMSIR
+        (0x0080..0x0098, Doubleword), // GITS_CBASER, GITS_CWRITER, GITS_CREADR
+        (0x0100..0x0140, Doubleword), // GITS_BASER<n>
+        // Identification registers (GITS_PIDR2: the architecture version).
+        (0xffd0..0x1_0000, Word),
+    ];
 }
 
 /// `GITS_CTLR` fields.
@@ -314,21 +329,19 @@ impl<F: RegisterFrame, E: El1Memory, M: DmaMemory> Its<F, E, M> {
         &self.refusals
     }
 
-    /// Whether the GIC architecture supports this access: 32-bit to any
-    /// register, 64-bit to 64-bit registers, naturally aligned.
-    fn supported(&self, offset: u64, size: AccessSize) -> bool {
-        aligned(offset, size)
-            && match size {
-                AccessSize::Word => true,
-                AccessSize::Doubleword => reg::is_64_bit(offset),
-                _ => false,
-            }
+    /// Whether the access reaches an architected register the way the
+    /// architecture allows (see [`super::gic`]); records why not.
+    fn supported(&self, offset: u64, size: AccessSize, what: &str) -> bool {
+        let checked = check_access(width_at(&reg::REGISTERS, offset), offset, size);
+        if let Err(why) = checked {
+            self.refusals
+                .record(why, format_args!("{what} at {offset:#x}"));
+        }
+        checked.is_ok()
     }
 
     pub fn read(&self, offset: u64, size: AccessSize) -> u64 {
-        if !self.supported(offset, size) {
-            self.refusals
-                .record(Refusal::AccessSize, format_args!("read at {offset:#x}"));
+        if !self.supported(offset, size, "read") {
             return 0;
         }
         let state = self.state.lock();
@@ -344,9 +357,7 @@ impl<F: RegisterFrame, E: El1Memory, M: DmaMemory> Its<F, E, M> {
     }
 
     pub fn write(&self, offset: u64, size: AccessSize, value: u64) {
-        if !self.supported(offset, size) {
-            self.refusals
-                .record(Refusal::AccessSize, format_args!("write at {offset:#x}"));
+        if !self.supported(offset, size, "write") {
             return;
         }
         let mut state = self.state.lock();

@@ -24,43 +24,81 @@
 //! * GICv4 `GICR_VPROPBASER` and `GICR_VPENDBASER` writes are dropped: the
 //!   hyp gives EL1 no virtual LPIs.
 //!
-//! Every other access passes through. One lock per region serialises the
-//! checks against writes from other CPUs.
+//! Every other access to an architected register passes through; the
+//! rest of each redistributor's frames (IMPLEMENTATION DEFINED registers,
+//! reserved offsets, padding up to the device tree's
+//! `redistributor-stride`) reads as zero and ignores writes. One lock per
+//! region serialises the checks against writes from other CPUs.
 
 use super::AccessSize;
 use super::gic::{
-    BOOT_POLLS, El1Memory, GicError, RedistributorSpan, Refusal, Refusals, RegisterFrame, aligned,
-    merge, table_is_el1_ram,
+    BOOT_POLLS, El1Memory, GicError, RedistributorSpan, Refusal, Refusals, RegisterFrame,
+    check_access, merge, table_is_el1_ram,
 };
 
 /// Register offsets from a redistributor's base (IHI 0069,
 /// "Redistributor register map"). Each redistributor is an RD_base
 /// frame, an SGI_base frame 64 KiB above it and, with GICv4, a VLPI_base
-/// frame 128 KiB above it.
+/// frame 128 KiB above it (and a reserved fourth one).
 pub mod reg {
+    use crate::vdev::gic::Width::{Bytes, Doubleword, Word};
+    use crate::vdev::gic::{RegisterMap, Width};
+
     pub const CTLR: u64 = 0x0000;
     pub const TYPER: u64 = 0x0008;
     pub const WAKER: u64 = 0x0014;
-    pub const SETLPIR: u64 = 0x0040;
-    pub const CLRLPIR: u64 = 0x0048;
     pub const PROPBASER: u64 = 0x0070;
     pub const PENDBASER: u64 = 0x0078;
-    pub const INVLPIR: u64 = 0x00a0;
-    pub const INVALLR: u64 = 0x00b0;
     pub const SGI_BASE: u64 = 0x1_0000;
-    /// `GICR_IPRIORITYR<n>` and `GICR_IPRIORITYR<n>E`: the only
-    /// byte-accessible registers.
-    pub const IPRIORITYR: core::ops::Range<u64> = SGI_BASE + 0x400..SGI_BASE + 0x460;
     pub const VLPI_BASE: u64 = 0x2_0000;
     pub const VPROPBASER: u64 = VLPI_BASE + 0x70;
     pub const VPENDBASER: u64 = VLPI_BASE + 0x78;
 
-    /// The 64-bit registers: the only offsets a 64-bit access may use.
-    pub fn is_64_bit(offset: u64, vlpis: bool) -> bool {
-        matches!(
-            offset,
-            TYPER | SETLPIR | CLRLPIR | PROPBASER | PENDBASER | INVLPIR | INVALLR
-        ) || (vlpis && matches!(offset, VPROPBASER | VPENDBASER))
+    /// The architected registers of the RD_base and SGI_base frames
+    /// (IHI 0069, "The GIC Redistributor register map" and "SGI and PPI
+    /// Redistributor register map"), the `<n>E` registers of the extended
+    /// PPI range and GICv3.3's NMI registers included. Linux's
+    /// `irq-gic-v3.c` and `irq-gic-v3-its.c` use no other offset.
+    const REGISTERS: [(core::ops::Range<u64>, Width); 21] = [
+        (0x0000..0x0008, Word),       // GICR_CTLR, GICR_IIDR
+        (0x0008..0x0010, Doubleword), // GICR_TYPER
+        // GICR_STATUSR, GICR_WAKER, GICR_MPAMIDR, GICR_PARTIDR
+        (0x0010..0x0020, Word),
+        (0x0040..0x0050, Doubleword), // GICR_SETLPIR, GICR_CLRLPIR
+        (0x0070..0x0080, Doubleword), // GICR_PROPBASER, GICR_PENDBASER
+        (0x00a0..0x00a8, Doubleword), // GICR_INVLPIR
+        (0x00b0..0x00b8, Doubleword), // GICR_INVALLR
+        (0x00c0..0x00c4, Word),       // GICR_SYNCR
+        // Identification registers (GICR_PIDR2: the architecture version).
+        (0xffd0..0x1_0000, Word),
+        (SGI_BASE + 0x0080..SGI_BASE + 0x008c, Word), // GICR_IGROUPR0, <n>E
+        (SGI_BASE + 0x0100..SGI_BASE + 0x010c, Word), // GICR_ISENABLER0, <n>E
+        (SGI_BASE + 0x0180..SGI_BASE + 0x018c, Word), // GICR_ICENABLER0, <n>E
+        (SGI_BASE + 0x0200..SGI_BASE + 0x020c, Word), // GICR_ISPENDR0, <n>E
+        (SGI_BASE + 0x0280..SGI_BASE + 0x028c, Word), // GICR_ICPENDR0, <n>E
+        (SGI_BASE + 0x0300..SGI_BASE + 0x030c, Word), // GICR_ISACTIVER0, <n>E
+        (SGI_BASE + 0x0380..SGI_BASE + 0x038c, Word), // GICR_ICACTIVER0, <n>E
+        (SGI_BASE + 0x0400..SGI_BASE + 0x0460, Bytes), // GICR_IPRIORITYR<n>, <n>E
+        (SGI_BASE + 0x0c00..SGI_BASE + 0x0c18, Word), // GICR_ICFGR0, 1, <n>E
+        (SGI_BASE + 0x0d00..SGI_BASE + 0x0d0c, Word), // GICR_IGRPMODR0, <n>E
+        (SGI_BASE + 0x0e00..SGI_BASE + 0x0e04, Word), // GICR_NSACR
+        (SGI_BASE + 0x0f80..SGI_BASE + 0x1000, Word), // GICR_INMIR0, <n>E
+    ];
+
+    /// The VLPI_base frame (GICv4): `GICR_VPROPBASER` and
+    /// `GICR_VPENDBASER`, which EL1 may read but not write. GICv4.1's
+    /// `GICR_VSGIR` and `GICR_VSGIPENDR` are left out: they query the
+    /// vSGIs of a vPE, and the hyp gives EL1 no vPE.
+    const VLPI_REGISTERS: [(core::ops::Range<u64>, Width); 1] =
+        [(VPROPBASER..VPENDBASER + 8, Doubleword)];
+
+    /// The width of the architected register at `offset` from a
+    /// redistributor's base, if one is there (`vlpis`: it has a VLPI_base
+    /// frame).
+    pub fn width_at(offset: u64, vlpis: bool) -> Option<Width> {
+        let vlpi: &RegisterMap = if vlpis { &VLPI_REGISTERS } else { &[] };
+        crate::vdev::gic::width_at(&REGISTERS, offset)
+            .or_else(|| crate::vdev::gic::width_at(vlpi, offset))
     }
 }
 
@@ -84,9 +122,12 @@ pub mod typer {
     }
 }
 
-/// Distance between redistributors: two frames (GICv3) or four (GICv4).
+/// A redistributor's frames: two (GICv3) or four (GICv4), of 64 KiB
+/// each; without a `redistributor-stride`, also the distance between
+/// redistributors.
 pub const STRIDE_V3: u64 = 0x2_0000;
 pub const STRIDE_V4: u64 = 0x4_0000;
+const FRAME: u64 = 0x1_0000;
 
 /// `GICR_PROPBASER`: IDbits in [4:0], Physical_Address PA[51:12].
 const PROP_ID_BITS: u64 = 0x1f;
@@ -140,12 +181,13 @@ pub struct RedistRegion<F, E> {
 
 impl<F: RegisterFrame, E: El1Memory> RedistRegion<F, E> {
     /// Finds the redistributors of the `size`-byte region at `base`
-    /// (`GICR_TYPER.Last` ends it; `stride` is the device tree's
-    /// `redistributor-stride`, else two or four 64 KiB frames by
-    /// `GICR_TYPER.VLPIS`, which must then be the same for all), and takes
-    /// them over: LPIs that firmware left enabled on tables outside EL1's
-    /// RAM are disabled, a resident vPE is made non-resident. `gicd_typer`
-    /// is the distributor's `GICD_TYPER`.
+    /// (`GICR_TYPER.Last` ends it; each has two 64 KiB frames, or four
+    /// with `GICR_TYPER.VLPIS`, which must be the same for all; `stride`
+    /// is the device tree's `redistributor-stride`, at least that and a
+    /// multiple of 64 KiB, else the frames themselves), and takes them
+    /// over: LPIs that firmware left enabled on tables outside EL1's RAM
+    /// are disabled, a resident vPE is made non-resident. `gicd_typer` is
+    /// the distributor's `GICD_TYPER`.
     pub fn new(
         base: u64,
         size: u64,
@@ -156,13 +198,17 @@ impl<F: RegisterFrame, E: El1Memory> RedistRegion<F, E> {
     ) -> Result<Self, GicError> {
         let first = frame.read(reg::TYPER, AccessSize::Doubleword);
         let vlpis = first & typer::VLPIS != 0;
-        let stride = stride.unwrap_or(if vlpis { STRIDE_V4 } else { STRIDE_V3 });
-        if stride < STRIDE_V3 || size < STRIDE_V3 {
+        let frames = if vlpis { STRIDE_V4 } else { STRIDE_V3 };
+        let stride = stride.unwrap_or(frames);
+        if stride < frames || !stride.is_multiple_of(FRAME) {
+            return Err(GicError::BadStride);
+        }
+        if size < frames {
             return Err(GicError::NoRedistributor);
         }
         let mut count = 0;
         let mut offset = 0u64;
-        while offset.saturating_add(STRIDE_V3) <= size {
+        while offset.saturating_add(frames) <= size {
             let t = frame.read(offset + reg::TYPER, AccessSize::Doubleword);
             if (t & typer::VLPIS != 0) != vlpis {
                 return Err(GicError::MixedRedistributors);
@@ -273,16 +319,9 @@ impl<F: RegisterFrame, E: El1Memory> RedistRegion<F, E> {
             );
             return None;
         };
-        let supported = aligned(at, size)
-            && match size {
-                AccessSize::Word => true,
-                AccessSize::Doubleword => reg::is_64_bit(at, self.vlpis),
-                AccessSize::Byte => reg::IPRIORITYR.contains(&at),
-                AccessSize::Halfword => false,
-            };
-        if !supported {
+        if let Err(why) = check_access(reg::width_at(at, self.vlpis), at, size) {
             self.refusals.record(
-                Refusal::AccessSize,
+                why,
                 format_args!("{what} of {} bytes at offset {offset:#x}", size.bytes()),
             );
             return None;

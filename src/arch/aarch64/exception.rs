@@ -5,6 +5,7 @@
 //! dispatches on the decoded exit.
 
 use crate::esr::{DataAbortIss, Esr, FaultStatus, ec};
+use crate::pstate;
 use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HPFAR_EL2, Readable};
 use core::fmt;
 
@@ -18,6 +19,17 @@ pub struct TrapFrame {
     /// from EL2 itself ([`Vector::from_el2`]): the entry from a lower EL
     /// does not write it.
     pub sp: u64,
+}
+
+impl TrapFrame {
+    /// Steps the interrupted code past the 32-bit A64 instruction that
+    /// trapped (ELR points at it: a trapped `smc`, an emulated load or
+    /// store), with the PSTATE completing it leaves ([`pstate::skipped`]).
+    #[inline(always)]
+    pub fn skip_instruction(&mut self) {
+        self.elr = self.elr.wrapping_add(4);
+        self.spsr = pstate::skipped(self.spsr);
+    }
 }
 
 /// Bytes `vectors.S` reserves for a [`TrapFrame`].

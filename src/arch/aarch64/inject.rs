@@ -1,8 +1,8 @@
 //! Delivering an exception to EL1 (the values come from [`crate::inject`]).
 
 use super::exception::TrapFrame;
-use crate::inject::{Delivery, Injected, Interrupted, deliver};
-use aarch64_cpu::registers::{ID_AA64PFR1_EL1, Readable, SCTLR_EL1, VBAR_EL1};
+use crate::inject::{Delivery, EntryFeatures, Injected, Interrupted, deliver};
+use aarch64_cpu::registers::{ID_AA64MMFR1_EL1, ID_AA64PFR1_EL1, Readable, SCTLR_EL1, VBAR_EL1};
 use core::arch::asm;
 
 /// EL1's state at the trap in `frame`.
@@ -12,8 +12,7 @@ fn interrupted(frame: &TrapFrame) -> Interrupted {
         pstate: frame.spsr,
         vbar_el1: VBAR_EL1.get(),
         sctlr_el1: SCTLR_EL1.get(),
-        // ID_AA64PFR1_EL1.MTE, bits 11:8: 2 or more is FEAT_MTE2.
-        mte2: (ID_AA64PFR1_EL1.get() >> 8) & 0xf >= 2,
+        features: EntryFeatures::from_id_registers(ID_AA64PFR1_EL1.get(), ID_AA64MMFR1_EL1.get()),
     }
 }
 

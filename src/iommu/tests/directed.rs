@@ -285,6 +285,10 @@ fn every_bad_input_is_refused_with_its_code_and_changes_nothing() {
         );
         no(client::map(b, 0, EL1_RAM - K4, K4, 2, RW), abi::DENIED);
         no(client::map(b, 0, EL2_MEM.start, MIB2, 1, RW), abi::DENIED);
+        // No-map reserved memory, whole, one page of it, or straddled.
+        no(client::map(b, 0, NO_MAP.start, MIB2, 1, RW), abi::DENIED);
+        no(client::map(b, 0, NO_MAP.end() - K4, K4, 1, RW), abi::DENIED);
+        no(client::map(b, 0, NO_MAP.start - K4, K4, 2, RW), abi::DENIED);
         for i in 0..2 {
             let regs = smmu_regs(i).start;
             no(client::map(b, 0, regs, K4, 1, prot::MMIO | RW), abi::DENIED);

@@ -282,7 +282,7 @@ impl Model {
             Class::Ram => true,
             Class::Mmio | Class::Doorbell => false,
         };
-        if ram && pa < EL2_MEM.end() {
+        if ram && (pa < EL2_MEM.end() || (pa < NO_MAP.end() && pa_end > NO_MAP.start)) {
             return Err(abi::DENIED);
         }
         if d.any_in(iova, end) {
@@ -564,7 +564,8 @@ impl Gen<'_> {
                 ]),
                 true,
             ),
-            84..=87 => (RAM.end().saturating_sub(ps), false),
+            84..=85 => (RAM.end().saturating_sub(ps), false),
+            86..=87 => (NO_MAP.start + self.rng.below(2) * PAGE, false),
             88..=91 => (RAM.start - PAGE, self.rng.pct(50)),
             92..=94 => (1 << OAS, true),
             _ => (self.rng.next() & !0xfff, self.rng.pct(50)),

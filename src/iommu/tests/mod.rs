@@ -35,6 +35,9 @@ pub const RAM: PhysRange = PhysRange::new(0x8000_0000, 64 << 20);
 pub const EL2_MEM: PhysRange = PhysRange::new(0x8000_0000, 2 << 20);
 /// First RAM byte EL1 owns.
 pub const EL1_RAM: u64 = 0x8020_0000;
+/// `no-map` reserved memory (a TEE's carve-out) inside RAM: EL1's to
+/// touch, no device's.
+pub const NO_MAP: PhysRange = PhysRange::new(0x8300_0000, 2 << 20);
 pub const GIC: PhysRange = PhysRange::new(0x800_0000, 0x2_0000);
 /// SMMU `i`'s registers.
 pub const fn smmu_regs(i: u64) -> PhysRange {
@@ -165,7 +168,8 @@ impl TableAllocator for HostTables {
 pub type Svc<'a, S> = IommuService<'a, S, HostTables>;
 
 /// What a service borrows: the RAM ownership record (with the hyp's own
-/// memory marked EL2-owned, as at boot) and domain slots.
+/// memory marked EL2-owned and [`NO_MAP`] marked, as at boot) and domain
+/// slots.
 pub struct Storage {
     /// The tracker's records (leaked: the tracker borrows them for as long
     /// as the test runs).
@@ -182,6 +186,7 @@ impl Storage {
         tracker
             .set_owner(EL2_MEM.start, EL2_MEM.size, Owner::El2)
             .expect("EL2 memory");
+        tracker.mark_no_map(NO_MAP).expect("no-map memory");
         Self {
             records,
             tracker,

@@ -15,27 +15,30 @@
 //!   device can raise an MSI (Linux maps the doorbell into every DMA
 //!   domain).
 //!
-//! The hyp's own MMIO (every SMMU frame, the GIC, the console UART) is
-//! forbidden even where an allowed window would cover it. A range that is
+//! The hyp's own MMIO (every SMMU frame and SMMU PMCG frame, the GIC, the
+//! console UART) is forbidden even where an allowed window would cover it. A range that is
 //! partly RAM is forbidden: a mapping is one memory type.
 
 use super::OwnershipTracker;
 use crate::mem::PAGE_SIZE;
 use crate::memmap::PhysRange;
-use crate::platform::{MAX_GIC_REGIONS, MAX_SMMUS, PciSpace, Platform};
+use crate::platform::{MAX_GIC_REGIONS, MAX_SMMU_PMCG_FRAMES, MAX_SMMUS, PciSpace, Platform};
 
 /// Most forbidden ranges: a server's GIC alone has a dozen frames (D05:
 /// distributor, 4 redistributor regions, 3 GICv2 frames, 8 ITSs), plus
-/// every SMMU and the UART.
-pub const MAX_FORBIDDEN: usize = 64;
-/// The most [`forbidden_mmio`] can list: every SMMU, GIC region and a UART.
-const MAX_PLATFORM_FORBIDDEN: usize = MAX_SMMUS + MAX_GIC_REGIONS + 1;
+/// every SMMU, its PMCGs and the UART.
+pub const MAX_FORBIDDEN: usize = 80;
+/// The most [`forbidden_mmio`] can list: every SMMU, SMMU PMCG frame, GIC
+/// region and a UART.
+const MAX_PLATFORM_FORBIDDEN: usize = MAX_SMMUS + MAX_SMMU_PMCG_FRAMES + MAX_GIC_REGIONS + 1;
 const _: () = assert!(MAX_PLATFORM_FORBIDDEN <= MAX_FORBIDDEN);
 
 /// The MMIO of `platform` that belongs to the hyp and that no device may
-/// be given: every SMMU's registers, the GIC and the hyp's console UART.
-/// The one list the DMA policy ([`PhysPolicy::for_platform`]) and the EL2
-/// identity map (which adds the PCIe windows it also drives) start from.
+/// be given: every SMMU's registers and its PMCGs' (a device that could
+/// program a PMCG's MSI would write anywhere), the GIC and the hyp's
+/// console UART. The one list the DMA policy
+/// ([`PhysPolicy::for_platform`]) and the EL2 identity map (which adds the
+/// PCIe windows it also drives) start from.
 pub fn forbidden_mmio<'p>(
     platform: &'p Platform<'_>,
 ) -> impl Iterator<Item = PhysRange> + Clone + 'p {
@@ -43,6 +46,7 @@ pub fn forbidden_mmio<'p>(
         .smmus
         .iter()
         .map(|s| s.regs)
+        .chain(platform.smmu_pmcgs.iter().copied())
         .chain(platform.gic.regions())
         .chain(platform.uart)
 }

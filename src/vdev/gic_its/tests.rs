@@ -787,3 +787,37 @@ fn gicv4_features_are_hidden_from_el1() {
         (TYPER | (1 << 19)) & 0xffff_ffff
     );
 }
+
+#[test]
+fn offsets_without_an_architected_register_never_reach_the_its() {
+    let r = rig();
+    let its = its(&r);
+    let writes = r.frame.writes.lock().unwrap().len();
+    r.frame.reads.lock().unwrap().clear();
+    // A GIC-600's IMPLEMENTATION DEFINED GITS_FCTLR (32-bit), GITS_OPR and
+    // GITS_OPSR (64-bit) and GITS_CFGID; reserved offsets; past the last
+    // GITS_BASER<n>.
+    let words = [
+        0x1c, 0x20, 0x24, 0x44, 0x50, 0x98, 0x140, 0xc000, 0xf000, 0xffcc,
+    ];
+    for at in words {
+        assert_eq!(its.read(at, AccessSize::Word), 0, "{at:#x}");
+        its.write(at, AccessSize::Word, 1);
+    }
+    for at in [0x28, 0x30] {
+        assert_eq!(its.read(at, AccessSize::Doubleword), 0, "{at:#x}");
+        its.write(at, AccessSize::Doubleword, 1);
+    }
+    assert!(r.frame.reads.lock().unwrap().is_empty());
+    assert_eq!(r.frame.writes.lock().unwrap().len(), writes);
+    assert_eq!(its.refusals().count(Refusal::NoRegister), 24);
+    // The architected ones Linux reads, and the optional ones, pass.
+    r.frame.set(0xffe8, 0x3b);
+    assert_eq!(its.read(0xffe8, AccessSize::Word), 0x3b, "GITS_PIDR2");
+    for at in [0x4, 0x10, 0x14, 0x18, 0x40] {
+        its.read(at, AccessSize::Word);
+    }
+    its.read(0x48, AccessSize::Doubleword);
+    assert_eq!(r.frame.reads.lock().unwrap().len(), 7);
+    assert_eq!(its.refusals().count(Refusal::NoRegister), 24);
+}

@@ -67,10 +67,10 @@ fn the_region_is_walked_up_to_the_last_redistributor() {
     assert_eq!(r.first_processor(), 0);
     // The device tree's stride wins over GICR_TYPER.VLPIS.
     let f = FakeFrame::new(no_side_effects);
-    f.set(reg::TYPER, 0x3 | (7 << 8));
-    f.set(STRIDE_V3 + reg::TYPER, 0x3 | typer::LAST);
-    let r = RedistRegion::new(BASE, SIZE, Some(STRIDE_V3), &f, &ram, GICD_TYPER).unwrap();
-    assert_eq!((r.span().count, r.span().stride), (2, STRIDE_V3));
+    f.set(reg::TYPER, 0x1 | (7 << 8));
+    f.set(STRIDE_V4 + reg::TYPER, 0x1 | typer::LAST);
+    let r = RedistRegion::new(BASE, SIZE, Some(STRIDE_V4), &f, &ram, GICD_TYPER).unwrap();
+    assert_eq!((r.span().count, r.span().stride), (2, STRIDE_V4));
     assert_eq!(r.first_processor(), 7);
     let too_small = RedistRegion::new(BASE, 0x1_0000, None, &f, &ram, GICD_TYPER);
     assert!(matches!(too_small, Err(GicError::NoRedistributor)));
@@ -297,4 +297,94 @@ fn a_resident_vpe_left_by_firmware_is_made_non_resident() {
     f.set(reg::VPENDBASER, VPEND_VALID);
     let r = RedistRegion::new(BASE, SIZE, None, &f, &ram, GICD_TYPER);
     assert!(matches!(r, Err(GicError::VpeResident)));
+}
+
+#[test]
+fn padding_between_redistributors_reads_zero_and_ignores_writes() {
+    // Two GICv3 redistributors (two frames each) 256 KiB apart: the two
+    // frames after each are padding no register decodes.
+    let f = FakeFrame::new(no_side_effects);
+    f.set(reg::TYPER, 0x1);
+    f.set(0x4_0000 + reg::TYPER, 0x1 | typer::LAST);
+    let ram = ram();
+    let r = RedistRegion::new(BASE, 0x8_0000, Some(0x4_0000), &f, &ram, GICD_TYPER).unwrap();
+    assert_eq!(r.span().count, 2);
+    f.reads.lock().unwrap().clear();
+    for padding in [0x2_0000, 0x3_0000, 0x3_fffc, 0x6_0000] {
+        assert_eq!(r.read(padding, AccessSize::Word), 0);
+        r.write(padding, AccessSize::Word, 0xdead);
+    }
+    assert!(f.reads.lock().unwrap().is_empty(), "padding read");
+    assert!(f.writes.lock().unwrap().is_empty(), "padding written");
+    assert_eq!(r.refusals().count(Refusal::NoRegister), 8);
+    // The second redistributor's own frames still pass.
+    assert_eq!(
+        r.read(0x4_0000 + reg::TYPER, AccessSize::Doubleword),
+        0x1 | typer::LAST
+    );
+}
+
+#[test]
+fn a_stride_too_small_for_every_frame_of_a_redistributor_is_refused() {
+    // GICv4 redistributors (VLPIS) have four frames: with a 128 KiB stride,
+    // redistributor 0's VLPI_base would be redistributor 1's RD_base, and
+    // GICR_VPENDBASER would be checked as a GICR_PENDBASER.
+    let f = FakeFrame::new(no_side_effects);
+    f.set(reg::TYPER, 0x3);
+    f.set(STRIDE_V3 + reg::TYPER, 0x3 | typer::LAST);
+    let ram = ram();
+    let r = RedistRegion::new(BASE, SIZE, Some(STRIDE_V3), &f, &ram, GICD_TYPER);
+    assert!(matches!(r, Err(GicError::BadStride)));
+    assert!(f.writes_to(reg::VPENDBASER).is_empty());
+    // Not a multiple of 64 KiB either; GICv3 frames with a stride that
+    // fits are accepted.
+    let f = frame();
+    let r = RedistRegion::new(BASE, SIZE, Some(STRIDE_V3 + 0x1000), &f, &ram, GICD_TYPER);
+    assert!(matches!(r, Err(GicError::BadStride)));
+    assert!(RedistRegion::new(BASE, SIZE, Some(STRIDE_V4), &f, &ram, GICD_TYPER).is_ok());
+}
+
+#[test]
+fn only_architected_registers_pass_through() {
+    let (f, ram) = (frame(), ram());
+    let r = region(&f, &ram);
+    f.reads.lock().unwrap().clear();
+    // IMPLEMENTATION DEFINED (a GIC-600's GICR_FCTLR, GICR_PWRR, GICR_CLASSR),
+    // reserved, and IMPLEMENTATION DEFINED in SGI_base.
+    let unarchitected = [
+        0x20,
+        0x24,
+        0x28,
+        0x50,
+        0x80,
+        0xc4,
+        0xc000,
+        reg::SGI_BASE,
+        reg::SGI_BASE + 0x8c,
+        reg::SGI_BASE + 0x460,
+        reg::SGI_BASE + 0x0f00,
+        reg::SGI_BASE + 0xc000,
+        reg::SGI_BASE + 0xffe8,
+    ];
+    for at in unarchitected {
+        assert_eq!(r.read(at, AccessSize::Word), 0, "{at:#x}");
+        r.write(at, AccessSize::Word, 1);
+    }
+    assert!(f.reads.lock().unwrap().is_empty());
+    assert!(f.writes.lock().unwrap().is_empty());
+    assert_eq!(
+        r.refusals().count(Refusal::NoRegister),
+        2 * unarchitected.len() as u32
+    );
+    // What Linux uses passes: GICR_PIDR2, GICR_SYNCR, GICR_INVLPIR, the
+    // extended PPI range's GICR_ISENABLER2E and GICR_ICFGR5E, GICR_INMIR0.
+    f.set(0xffe8, 0x3b);
+    assert_eq!(r.read(0xffe8, AccessSize::Word), 0x3b);
+    r.read(0xc0, AccessSize::Word);
+    r.write(0xa0, AccessSize::Doubleword, 8192);
+    r.write(reg::SGI_BASE + 0x108, AccessSize::Word, 1);
+    r.write(reg::SGI_BASE + 0xc14, AccessSize::Word, 2);
+    r.write(reg::SGI_BASE + 0xf80, AccessSize::Word, 4);
+    assert_eq!(f.writes.lock().unwrap().len(), 4);
+    assert_eq!(r.refusals().count(Refusal::NoRegister), 26);
 }

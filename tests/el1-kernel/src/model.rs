@@ -145,6 +145,10 @@ pub struct Env {
     pub nram: usize,
     /// EL2's RAM: the hyp image and its page pool.
     pub el2: [(u64, u64); 2],
+    /// `no-map` reserved memory (grown to whole pages): RAM no device may
+    /// be given.
+    pub no_map: [(u64, u64); 8],
+    pub nno_map: usize,
     /// The hyp's own MMIO (grown to whole pages): never given to a device.
     pub forbidden: [(u64, u64); 16],
     pub nforbidden: usize,
@@ -179,6 +183,8 @@ impl Env {
         ram: [(0, 0); 8],
         nram: 0,
         el2: [(0, 0); 2],
+        no_map: [(0, 0); 8],
+        nno_map: 0,
         forbidden: [(0, 0); 16],
         nforbidden: 0,
         windows: [(0, 0); 4],
@@ -232,6 +238,12 @@ impl Env {
 
     fn el2_owned(&self, start: u64, end: u64) -> bool {
         self.el2.iter().any(|&(s, e)| start < e && end > s)
+    }
+
+    fn touches_no_map(&self, start: u64, end: u64) -> bool {
+        self.no_map[..self.nno_map]
+            .iter()
+            .any(|&(s, e)| start < e && end > s)
     }
 
     fn stream_allowed(&self, smmu: u64, sid: u64) -> bool {
@@ -552,6 +564,7 @@ impl Model {
         check(ram != mmio, abi::INVALID_PARAMETER)?;
         check(!(doorbell && bits & prot::READ != 0), abi::DENIED)?;
         check(!(ram && env.el2_owned(pa, pa_end)), abi::DENIED)?;
+        check(!(ram && env.touches_no_map(pa, pa_end)), abi::DENIED)?;
         check(!d.overlaps(iova, end), abi::EXISTS)?;
 
         // Largest leaf the alignment of iova, pa and the rest allows.

@@ -178,6 +178,11 @@ fn discover(platform: &Platform<'_>) -> Option<(Env, Places)> {
         env.ram[env.nram] = (r.start, r.end());
         env.nram += 1;
     }
+    for r in platform.no_map.iter().take(env.no_map.len()) {
+        let r = r.align_out(PAGE);
+        env.no_map[env.nno_map] = (r.start, r.end());
+        env.nno_map += 1;
+    }
     let el2 = el2_layout::derive(platform)?;
     env.el2 = [
         (el2.image.start, el2.image.end()),

@@ -23,6 +23,8 @@ use smmu_hyp::platform::Platform;
 const GICD_CTLR: u64 = 0x0;
 const GITS_CTLR: u64 = 0x0;
 const GITS_TYPER: u64 = 0x8;
+/// IMPLEMENTATION DEFINED on a GIC-600; nothing architected.
+const GITS_FCTLR: u64 = 0x20;
 const GITS_CBASER: u64 = 0x80;
 const GITS_CWRITER: u64 = 0x88;
 const GITS_CREADR: u64 = 0x90;
@@ -181,6 +183,16 @@ impl Attack<'_> {
             "a byte read of an ITS register (unsupported size) reads as zero",
             byte == Ok(0),
             format_args!("{}", Seen(byte)),
+        );
+        // A GIC-600's IMPLEMENTATION DEFINED GITS_FCTLR: a real GIC may
+        // answer an offset it does not decode with an error, which EL2
+        // would take, so the hyp never lets it through.
+        let impdef =
+            probe::write32(its + GITS_FCTLR, 1).and_then(|()| probe::read32(its + GITS_FCTLR));
+        self.report.check(
+            "an ITS offset with no architected register (GITS_FCTLR) reads as zero and ignores writes",
+            impdef == Ok(0),
+            format_args!("{}", Seen(impdef)),
         );
         let priority = self.gic.redistributor + GICR_IPRIORITYR;
         let wrote = probe::write8(priority + 1, 0xa0);
