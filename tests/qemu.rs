@@ -225,6 +225,76 @@ fn a_boot_failure_before_the_console_exists_ends_the_run() {
         .expect("hyp: boot failed: the hyp's 1 MiB pool cannot hold EL2 stacks for 16 CPUs");
 }
 
+/// Edits a flattened device tree: gives the node `node` the string
+/// property `name` = `value`, in place of the one it has (the tree grows or
+/// shrinks by the difference).
+fn set_string_property(mut dtb: Vec<u8>, node: &str, name: &str, value: &str) -> Vec<u8> {
+    let be = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    let put = |b: &mut [u8], at: usize, v: usize| {
+        b[at..at + 4].copy_from_slice(&(v as u32).to_be_bytes());
+    };
+    let (structs, strings) = (be(&dtb, 8), be(&dtb, 12));
+    let mut at = structs;
+    let mut path: Vec<Vec<u8>> = Vec::new();
+    loop {
+        match be(&dtb, at) {
+            1 => {
+                let len = dtb[at + 4..].iter().position(|&b| b == 0).unwrap();
+                path.push(dtb[at + 4..at + 4 + len].to_vec());
+                at = (at + 4 + len + 1 + 3) & !3;
+            }
+            2 => {
+                path.pop();
+                at += 4;
+            }
+            3 => {
+                let (len, name_at) = (be(&dtb, at + 4), be(&dtb, at + 8));
+                let old_end = (at + 12 + len + 3) & !3;
+                let here = path.last().is_some_and(|n| n == node.as_bytes());
+                if here && dtb[strings + name_at..].starts_with(format!("{name}\0").as_bytes()) {
+                    let mut new = value.as_bytes().to_vec();
+                    new.push(0);
+                    put(&mut dtb, at + 4, new.len());
+                    new.resize((new.len() + 3) & !3, 0);
+                    let grown = new.len() as isize - (old_end - at - 12) as isize;
+                    dtb.splice(at + 12..old_end, new);
+                    for field in [4, 12, 36] {
+                        let v = be(&dtb, field) as isize + grown;
+                        put(&mut dtb, field, v as usize);
+                    }
+                    return dtb;
+                }
+                at = old_end;
+            }
+            4 => at += 4,
+            _ => panic!("no property {name} in node {node}"),
+        }
+    }
+}
+
+/// A device tree whose second CPU is started by spin-table (it would wait
+/// at EL2 for an address EL1 writes) is refused before anything else,
+/// naming the node and the method.
+#[test]
+fn a_device_tree_with_a_spin_table_cpu_is_refused_at_boot_by_node_and_method() {
+    let dir = std::env::temp_dir().join(format!("smmu-hyp-spin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("spin-table.dtb");
+    let boot = || Boot::new("").without_payload().qemu("-smp", "2");
+    boot().dump_dtb(&path);
+    let dtb = std::fs::read(&path).unwrap();
+    let dtb = set_string_property(dtb, "cpu@1", "enable-method", "spin-table");
+    std::fs::write(&path, &dtb).unwrap();
+    let run = boot().qemu("-dtb", path.to_str().unwrap()).run();
+    let _ = std::fs::remove_dir_all(&dir);
+    run.expect_status(exit::BOOT_FAILURE as i32)
+        .expect(
+            "hyp: boot failed: device tree node cpu@1: enable-method \"spin-table\": the hyp \
+             starts CPUs only through PSCI",
+        )
+        .expect_absent("entering EL1");
+}
+
 /// A second `edu` at 00:02.0 (StreamID 0x10), for the isolation scenario.
 const SECOND_EDU: &str = "edu,dma_mask=0xffffffffffffffff";
 

@@ -233,6 +233,11 @@ pub fn start(dtb_pa: u64) -> ! {
     );
     let platform = Platform::parse_hiding(dtb, dtb_pa, board::HIDDEN_BUS_MASTERS)
         .unwrap_or_else(|e| fail_early(format_args!("{e}")));
+    // EL1 gets the tree's CPU nodes as they are: it must not be able to
+    // start one except through the PSCI calls the hyp intercepts.
+    platform
+        .check_cpus_start_through_psci()
+        .unwrap_or_else(|e| fail_early(format_args!("{e}")));
     let modules = multiboot::parse(dtb).unwrap_or_else(|e| fail_early(format_args!("{e}")));
     let image = image::layout();
     let pool_mib = bootargs::value(platform.bootargs, "hyp_mem")
