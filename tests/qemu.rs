@@ -295,6 +295,67 @@ fn a_device_tree_with_a_spin_table_cpu_is_refused_at_boot_by_node_and_method() {
         .expect_absent("entering EL1");
 }
 
+/// A boot loader that leaves EL2 as firmware may: HCR_EL2.E2H set (the
+/// VHE layout of CPTR_EL2, TCR_EL2 and the EL2 translation regime) and
+/// SCTLR_EL2.EE set (big-endian data), then enters the hyp at `hyp` with
+/// x0 = the DTB untouched. An arm64 Image QEMU loads at RAM base +
+/// `text_offset` (16 MiB), clear of the hyp. Hand-assembled: the harness
+/// has no assembler.
+fn dirty_el2_loader(hyp: u64) -> Vec<u8> {
+    let movz = |rd: u32, imm: u32, shift: u32| 0xd280_0000 | (shift / 16) << 21 | imm << 5 | rd;
+    let movk = |rd: u32, imm: u32, shift: u32| 0xf280_0000 | (shift / 16) << 21 | imm << 5 | rd;
+    const MSR_HCR_EL2_X1: u32 = 0xd51c_1101;
+    const MSR_SCTLR_EL2_X1: u32 = 0xd51c_1001;
+    const ISB: u32 = 0xd503_3fdf;
+    const BR_X2: u32 = 0xd61f_0040;
+    // HCR_EL2: E2H (bit 34) | RW. SCTLR_EL2: EE (bit 25) | its RES1 bits.
+    let code = [
+        movz(1, 0x8000, 16),
+        movk(1, 0x0004, 32),
+        MSR_HCR_EL2_X1,
+        movz(1, 0x32c5, 16),
+        movk(1, 0x0830, 0),
+        MSR_SCTLR_EL2_X1,
+        ISB,
+        movz(2, (hyp >> 16) as u32 & 0xffff, 16),
+        movk(2, (hyp >> 32) as u32 & 0xffff, 32),
+        BR_X2,
+    ];
+    let mut image = Vec::new();
+    // code0: branch over the 64-byte header; code1.
+    image.extend(0x1400_0010u32.to_le_bytes());
+    image.extend(0u32.to_le_bytes());
+    for field in [0x100_0000u64, 0x1000, 0x2, 0, 0, 0] {
+        // text_offset, image_size, flags (LE, 4 KiB), res2..res4
+        image.extend(field.to_le_bytes());
+    }
+    image.extend(b"ARM\x64");
+    image.extend(0u32.to_le_bytes());
+    for insn in code {
+        image.extend(insn.to_le_bytes());
+    }
+    image
+}
+
+/// The hyp sets HCR_EL2 (E2H = 0) and SCTLR_EL2 before its first data
+/// access and before it relies on any E2H = 0 register layout: entered
+/// with E2H and EE set, it boots and runs EL1 as usual.
+#[test]
+fn the_hyp_boots_when_the_loader_leaves_hcr_el2_e2h_and_big_endian_data_set() {
+    let dir = std::env::temp_dir().join(format!("smmu-hyp-loader-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shim = dir.join("dirty-el2-loader.bin");
+    std::fs::write(&shim, dirty_el2_loader(0x4020_0000)).unwrap();
+    let run = Boot::new("suite=boot-info")
+        .entered_through(shim, 0x4020_0000)
+        .timeout(std::time::Duration::from_secs(20))
+        .run();
+    let _ = std::fs::remove_dir_all(&dir);
+    run.expect_status(SUCCESS)
+        .expect("at CurrentEL = 2")
+        .expect_passed(1);
+}
+
 /// A second `edu` at 00:02.0 (StreamID 0x10), for the isolation scenario.
 const SECOND_EDU: &str = "edu,dma_mask=0xffffffffffffffff";
 

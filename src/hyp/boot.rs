@@ -216,8 +216,8 @@ fn scan_pci(platform: &Platform<'_>) {
 }
 
 /// The first Rust code on the primary CPU; `dtb_pa` is what the boot loader
-/// passed in x0.
-pub fn start(dtb_pa: u64) -> ! {
+/// passed in x0; `e2h_stuck`: `boot.S` could not clear HCR_EL2.E2H.
+pub fn start(dtb_pa: u64, e2h_stuck: bool) -> ! {
     if let Some(uart) = board::EARLY_UART {
         // SAFETY: the board file names the UART that firmware left usable;
         // with the MMU off its physical address is reachable, and after it
@@ -231,6 +231,11 @@ pub fn start(dtb_pa: u64) -> ! {
     super::set_semihosting(
         platform::chosen_bootargs(dtb).is_some_and(|a| bootargs::flag(a, "semihosting")),
     );
+    if e2h_stuck {
+        fail_early(format_args!(
+            "this CPU runs EL2 only with HCR_EL2.E2H = 1 (VHE); the hyp uses the E2H = 0 layout"
+        ))
+    }
     let platform = Platform::parse_hiding(dtb, dtb_pa, board::HIDDEN_BUS_MASTERS)
         .unwrap_or_else(|e| fail_early(format_args!("{e}")));
     // EL1 gets the tree's CPU nodes as they are: it must not be able to
