@@ -259,8 +259,9 @@ pub fn start(dtb_pa: u64, e2h_stuck: bool) -> ! {
     unsafe { mmu::enable(&mmu_registers, image.whole) };
 
     // Atomics (locks) are usable from here: memory is normal and cacheable.
-    CONFIG.call_once(|| RunConfig {
+    let config = CONFIG.call_once(|| RunConfig {
         psci: platform.psci,
+        gic: platform.gic.version,
     });
     if let Some(uart) = platform.uart.map(|u| u.start).or(board::EARLY_UART) {
         // SAFETY: the UART is in the identity map as device memory.
@@ -330,5 +331,5 @@ pub fn start(dtb_pa: u64, e2h_stuck: bool) -> ! {
     // here this CPU runs on its own stack from the pool, and nothing on the
     // boot stack is used after the jump; the host stage-2 is complete and
     // installed.
-    unsafe { el1::enter(loaded.start, el1_dtb, stack, stage2) }
+    unsafe { el1::enter(loaded.start, el1_dtb, stack, stage2, config.gic) }
 }

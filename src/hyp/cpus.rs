@@ -167,9 +167,14 @@ pub fn secondary_start(index: usize) -> ! {
             aarch64_cpu::asm::wfe();
         }
     };
+    let Some(config) = super::CONFIG.get() else {
+        loop {
+            aarch64_cpu::asm::wfe();
+        }
+    };
     // SAFETY: the entry point is EL1's (not EL2 memory, checked by
     // begin_cpu_on); this CPU's stack has nothing live on it.
     let stage2 = super::host_s2::install_on_this_cpu();
     // SAFETY: as above; the host stage-2 (if any) is installed.
-    unsafe { el1::enter(start.entry, start.context, stack, stage2) }
+    unsafe { el1::enter(start.entry, start.context, stack, stage2, config.gic) }
 }
