@@ -365,6 +365,61 @@ fn the_hyp_boots_when_the_loader_leaves_hcr_el2_e2h_and_big_endian_data_set() {
         .expect_passed(1);
 }
 
+/// At boot the hyp makes every SMMU abort (GBPA.ABORT with its update
+/// handshake, then SMMUEN = 0) before it touches PCI configuration space,
+/// and its enumeration turns no function's bus mastering on (the EL1
+/// kernel's driver does). Watched through QEMU's trace events, which
+/// arrive on stderr in the order the device models saw the accesses.
+#[test]
+fn smmus_abort_traffic_before_pci_is_touched_and_the_hyp_turns_on_no_bus_mastering() {
+    let run = Boot::new("")
+        .without_payload()
+        .add("-trace", "smmuv3_write_mmio")
+        .add("-trace", "pci_cfg_write")
+        .run();
+    run.expect_status(exit::BOOT_FAILURE as i32)
+        .expect("boot failed: no EL1 payload");
+    let trace: Vec<&str> = run
+        .log
+        .lines()
+        .filter(|l| l.starts_with("smmuv3_write_mmio ") || l.starts_with("pci_cfg_write "))
+        .collect();
+    let value = |line: &str, after: &str| {
+        let v = line.split(after).nth(1).expect("a value");
+        let v = v
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .trim_start_matches("0x");
+        u64::from_str_radix(v, 16).expect("hex")
+    };
+    const GBPA_ABORT: u64 = 1 << 20;
+    let gbpa_abort = trace.iter().position(|l| {
+        l.starts_with("smmuv3_write_mmio addr: 0x44 ") && value(l, "val:") & GBPA_ABORT != 0
+    });
+    let smmu_off = trace
+        .iter()
+        .position(|l| l.starts_with("smmuv3_write_mmio addr: 0x20 val:0x0 "));
+    let first_config = trace.iter().position(|l| l.starts_with("pci_cfg_write "));
+    assert!(
+        gbpa_abort.is_some() && gbpa_abort < smmu_off && smmu_off < first_config,
+        "GBPA.ABORT, then CR0 = 0, then PCI: {:#?}",
+        &trace[..trace.len().min(12)]
+    );
+    let commands: Vec<&&str> = trace
+        .iter()
+        .filter(|l| l.starts_with("pci_cfg_write ") && l.contains(" @0x4 <- "))
+        .collect();
+    assert!(commands.iter().any(|l| l.starts_with("pci_cfg_write edu ")));
+    for line in commands {
+        assert_eq!(
+            value(line, "<- ") & 0x4,
+            0,
+            "bus mastering turned on: {line}"
+        );
+    }
+}
+
 /// A second `edu` at 00:02.0 (StreamID 0x10), for the isolation scenario.
 const SECOND_EDU: &str = "edu,dma_mask=0xffffffffffffffff";
 
@@ -753,6 +808,7 @@ fn an_smmu_without_stage_2_is_refused_and_blocked_and_the_hyp_runs_on() {
         .expect_status(SUCCESS)
         .expect("smmu0: not used: unsupported SMMU: no stage-2 translation (IDR0.S2P = 0)")
         .expect("smmu0: disabled with GBPA.ABORT: its devices cannot DMA")
+        .expect("pci: bus mastering off on all 2 function(s): not every requester ID reaches an SMMU the hyp drives")
         .expect_passed(8);
 }
 

@@ -9,6 +9,7 @@ use crate::layout::{BootLayout, CpuStacks};
 use crate::mem::{PAGE_SIZE, forbidden_mmio};
 use crate::memmap::{PhysRange, RangeSet};
 use crate::multiboot;
+use crate::pci::bus_master;
 use crate::pci::ecam::Ecam;
 use crate::pci::enumerate::{Function, MAX_FUNCTIONS, enumerate};
 use crate::platform::{self, Platform};
@@ -27,6 +28,9 @@ static mut ID_MAP: [Table; ID_MAP_TABLES] = [const { Table::EMPTY }; ID_MAP_TABL
 
 /// The PCI functions found at boot, with their BARs assigned.
 pub static PCI_FUNCTIONS: spin::Once<heapless::Vec<Function, MAX_FUNCTIONS>> = spin::Once::new();
+
+/// The host bridge's configuration space, once it is mapped.
+pub static PCI_CONFIG: spin::Once<Ecam> = spin::Once::new();
 
 /// The boot memory layout; [`BootLayout::el2_owned`] is memory that must
 /// never be handed to EL1 or mapped for a device.
@@ -162,11 +166,12 @@ fn banner(platform: &Platform<'_>, layout: &BootLayout) {
 fn scan_pci(platform: &Platform<'_>) {
     let Some(host) = &platform.pcie else { return };
     // SAFETY: the ECAM window is in the identity map as device memory.
-    let ecam = unsafe { Ecam::new(host.ecam.start, host.bus_start, host.bus_end) };
+    let ecam = PCI_CONFIG
+        .call_once(|| unsafe { Ecam::new(host.ecam.start, host.bus_start, host.bus_end) });
     let functions = PCI_FUNCTIONS.call_once(|| {
         let mut found = heapless::Vec::new();
         let scanned = enumerate(
-            &ecam,
+            ecam,
             host.bus_start,
             host.bus_end,
             &host.windows,
@@ -215,6 +220,24 @@ fn scan_pci(platform: &Platform<'_>) {
     }
 }
 
+/// Turns bus mastering off on every function of a host bridge whose
+/// requesters do not all reach an SMMU the hyp drives: EL1 never gets that
+/// bridge (the host stage-2 hides it), and whatever firmware left running
+/// there stops issuing requests.
+fn stop_untranslated_bus_masters(platform: &Platform<'_>) {
+    let (Some(ecam), Some(functions)) = (PCI_CONFIG.get(), PCI_FUNCTIONS.get()) else {
+        return;
+    };
+    if super::smmu::pcie_translated(platform) {
+        return;
+    }
+    bus_master::disable(ecam, functions.iter().map(|f| f.bdf));
+    log::warn!(
+        "pci: bus mastering off on all {} function(s): not every requester ID reaches an SMMU the hyp drives",
+        functions.len()
+    );
+}
+
 /// The first Rust code on the primary CPU; `dtb_pa` is what the boot loader
 /// passed in x0; `e2h_stuck`: `boot.S` could not clear HCR_EL2.E2H.
 pub fn start(dtb_pa: u64, e2h_stuck: bool) -> ! {
@@ -243,6 +266,9 @@ pub fn start(dtb_pa: u64, e2h_stuck: bool) -> ! {
     platform
         .check_cpus_start_through_psci()
         .unwrap_or_else(|e| fail_early(format_args!("{e}")));
+    // Before the hyp writes anything a device could overwrite (tables,
+    // pool) and before it touches PCI: no DMA reaches memory past an SMMU.
+    super::smmu::abort_all(&platform).unwrap_or_else(|e| fail_early(format_args!("{e}")));
     let modules = multiboot::parse(dtb).unwrap_or_else(|e| fail_early(format_args!("{e}")));
     let image = image::layout();
     let pool_mib = bootargs::value(platform.bootargs, "hyp_mem")
@@ -293,7 +319,8 @@ pub fn start(dtb_pa: u64, e2h_stuck: bool) -> ! {
     }
 
     scan_pci(&platform);
-    super::smmu::probe_all(&platform);
+    super::smmu::probe_all(&platform).unwrap_or_else(|e| fail(format_args!("{e}")));
+    stop_untranslated_bus_masters(&platform);
     let layout = LAYOUT.call_once(|| layout);
     if let Err(e) = super::mem::init_ownership(&platform, layout) {
         log::error!("mem: no page ownership record: {e}");
