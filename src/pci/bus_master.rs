@@ -69,26 +69,11 @@ pub fn disable(cfg: &dyn ConfigSpace, functions: impl IntoIterator<Item = Bdf>) 
 #[cfg(test)]
 mod tests {
     use super::super::enumerate::{Function, MAX_FUNCTIONS, enumerate};
-    use super::super::fake::{FakeEcam, Parent};
+    use super::super::fake::{
+        BAR_1M, EDU, FakeEcam, Parent, ROOT_PORT, SWITCH_DOWN, SWITCH_UP, window,
+    };
     use super::*;
-    use crate::platform::{PciSpace, PciWindow};
     use heapless::Vec;
-
-    const EDU: u32 = 0x11e8_1234;
-    const ROOT_PORT: u32 = 0x000c_1b36;
-    const SWITCH_UP: u32 = 0x8232_104c;
-    const SWITCH_DOWN: u32 = 0x8233_104c;
-    const BAR_1M: [(u16, u32, u32); 1] = [(0x10, 0, 0xfff0_0000)];
-
-    fn window() -> PciWindow {
-        PciWindow {
-            space: PciSpace::Mem32,
-            prefetchable: false,
-            pci_addr: 0x1000_0000,
-            cpu_addr: 0x1000_0000,
-            size: 0x2eff_0000,
-        }
-    }
 
     fn master(ecam: &FakeEcam, id: usize) -> bool {
         ecam.reg(id, header::COMMAND) & header::COMMAND_BUS_MASTER != 0

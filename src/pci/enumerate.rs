@@ -473,26 +473,10 @@ impl Walk<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fake::{FakeEcam, Parent};
+    use super::super::fake::{
+        BAR_1M, EDU, EXPANDER, FakeEcam, Parent, ROOT_PORT, SWITCH_DOWN, SWITCH_UP, window,
+    };
     use super::*;
-
-    const EDU: u32 = 0x11e8_1234;
-    const ROOT_PORT: u32 = 0x000c_1b36;
-    const SWITCH_UP: u32 = 0x8232_104c;
-    const SWITCH_DOWN: u32 = 0x8233_104c;
-    const EXPANDER: u32 = 0x000b_1b36;
-    /// A 1 MiB 32-bit BAR0, unassigned.
-    const BAR_1M: [(u16, u32, u32); 1] = [(0x10, 0, 0xfff0_0000)];
-
-    fn window() -> PciWindow {
-        PciWindow {
-            space: PciSpace::Mem32,
-            prefetchable: false,
-            pci_addr: 0x1000_0000,
-            cpu_addr: 0x1000_0000,
-            size: 0x2eff_0000,
-        }
-    }
 
     /// A 64-bit prefetchable window above 4 GiB.
     fn prefetchable_window() -> PciWindow {

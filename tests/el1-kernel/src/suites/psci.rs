@@ -9,6 +9,7 @@
 //! only wakes the WFI), so the call comes back.
 
 use crate::hyp_client::smc;
+use crate::probe;
 use crate::report::Report;
 use smmu_hyp::platform::{GicVersion, Platform};
 use smmu_hyp::smccc::{self, psci};
@@ -16,10 +17,7 @@ use smmu_hyp::smp::INVALID_ADDRESS;
 
 /// The EL1 physical timer's interrupt (PPI 14).
 const TIMER_INTID: u32 = 30;
-// Register offsets (IHI 0069): distributor, redistributor RD_base and
-// SGI_base (64 KiB after RD_base).
-const GICD_CTLR: u64 = 0x0;
-const GICR_WAKER: u64 = 0x14;
+// Redistributor registers (IHI 0069) in SGI_base, 64 KiB after RD_base.
 const GICR_SGI_BASE: u64 = 0x1_0000;
 const GICR_IGROUPR0: u64 = GICR_SGI_BASE + 0x80;
 const GICR_ISENABLER0: u64 = GICR_SGI_BASE + 0x100;
@@ -122,29 +120,21 @@ impl WakeTimer {
         r as i64
     }
 
+    /// The timer's PPI in group 1 and enabled, the CPU interface on, the
+    /// timer firing in 1 ms.
     fn arm(&self) {
         let bit = 1 << TIMER_INTID;
-        // ARE, EnableGrp1, EnableGrp0 (single security state); the
-        // redistributor awake; the timer's PPI in group 1, enabled.
-        write32(self.distributor + GICD_CTLR, (1 << 4) | 0b11);
-        let waker = self.redistributor + GICR_WAKER;
-        write32(waker, read32(waker) & !(1 << 1));
         let group = self.redistributor + GICR_IGROUPR0;
-        write32(group, read32(group) | bit);
-        write32(self.redistributor + GICR_ISENABLER0, bit);
-        let ticks = (crate::timer::frequency() / 1000).max(1); // 1 ms
-        // SAFETY: this CPU's GIC interface and EL1 physical timer (EL2
-        // gives EL1 both); PSTATE.I stays set, so no IRQ is taken.
+        let _ = probe::write32(group, probe::read32(group).unwrap_or(0) | bit);
+        let _ = probe::write32(self.redistributor + GICR_ISENABLER0, bit);
+        crate::gic_cpu::interface_on(self.distributor, self.redistributor);
+        let ticks = (crate::timer::frequency() / 1000).max(1);
+        // SAFETY: EL1's physical timer (CNTHCTL_EL2 gives it to EL1);
+        // PSTATE.I stays set, so its interrupt is never taken.
         unsafe {
             core::arch::asm!(
-                "mov {t}, #1",
-                "msr S3_0_C12_C12_5, {t}", // ICC_SRE_EL1.SRE
-                "isb",
-                "mov {t}, #0xff",
-                "msr S3_0_C4_C6_0, {t}", // ICC_PMR_EL1
-                "mov {t}, #1",
-                "msr S3_0_C12_C12_7, {t}", // ICC_IGRPEN1_EL1
                 "msr cntp_tval_el0, {ticks}",
+                "mov {t}, #1",
                 "msr cntp_ctl_el0, {t}", // ENABLE, IMASK clear
                 "isb",
                 t = out(reg) _,
@@ -155,28 +145,11 @@ impl WakeTimer {
     }
 
     /// Timer off (its level-triggered interrupt is no longer pending),
-    /// group 1 off, the PPI disabled.
+    /// the CPU interface off, the PPI disabled.
     fn disarm(&self) {
         // SAFETY: as in `arm`.
-        unsafe {
-            core::arch::asm!(
-                "msr cntp_ctl_el0, xzr",
-                "msr S3_0_C12_C12_7, xzr", // ICC_IGRPEN1_EL1
-                "isb",
-                options(nostack),
-            )
-        };
-        write32(self.redistributor + GICR_ICENABLER0, 1 << TIMER_INTID);
+        unsafe { core::arch::asm!("msr cntp_ctl_el0, xzr", "isb", options(nostack)) };
+        crate::gic_cpu::interface_off();
+        let _ = probe::write32(self.redistributor + GICR_ICENABLER0, 1 << TIMER_INTID);
     }
-}
-
-fn read32(addr: u64) -> u32 {
-    // SAFETY: a GIC register of the device tree's GIC, reached physically
-    // (EL1's MMU is off) as Device memory.
-    unsafe { core::ptr::read_volatile(addr as *const u32) }
-}
-
-fn write32(addr: u64, value: u32) {
-    // SAFETY: as for `read32`.
-    unsafe { core::ptr::write_volatile(addr as *mut u32, value) }
 }
