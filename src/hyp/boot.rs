@@ -165,9 +165,10 @@ fn banner(platform: &Platform<'_>, layout: &BootLayout) {
 /// requester ID reaches.
 fn scan_pci(platform: &Platform<'_>) {
     let Some(host) = &platform.pcie else { return };
-    // SAFETY: the ECAM window is in the identity map as device memory.
-    let ecam = PCI_CONFIG
-        .call_once(|| unsafe { Ecam::new(host.ecam.start, host.bus_start, host.bus_end) });
+    let ecam = PCI_CONFIG.call_once(|| {
+        // SAFETY: the ECAM window is in the identity map as device memory.
+        unsafe { Ecam::new(host.ecam.start, host.bus_start, host.bus_end) }
+    });
     let functions = PCI_FUNCTIONS.call_once(|| {
         let mut found = heapless::Vec::new();
         let scanned = enumerate(

@@ -90,9 +90,9 @@ fn this_cpu(cpus: &CpuTable) -> Option<usize> {
 /// for every other call.
 pub fn handle_psci(args: [u64; 4], firmware: Option<&dyn Firmware>) -> Option<[u64; 4]> {
     let fid = args[0] as u32 & !(1 << 30);
-    // An SMC32 call's arguments are W registers: the upper halves are not
-    // the caller's (SMCCC 1.1, section 3.2), and the calls are forwarded
-    // in their SMC64 form.
+    // An SMC32 call's arguments are W registers, whose upper halves the
+    // callee ignores (SMCCC, register use of 32-bit calls from AArch64);
+    // the calls are forwarded in their SMC64 form.
     let args = if args[0] as u32 & (1 << 30) == 0 {
         args.map(|a| a & u64::from(u32::MAX))
     } else {

@@ -141,9 +141,10 @@ el2_init_controls:
     ret
 
 /*
- * Secondary CPUs: firmware starts them here at EL2 (the hyp intercepts the
- * EL1 kernel's PSCI CPU_ON) with x0 = the CPU's index in the hyp's table,
- * MMU and data cache off.
+ * Secondary CPUs, and any CPU woken from a power-down CPU_SUSPEND: firmware
+ * starts them here at EL2 (the hyp intercepts the EL1 kernel's PSCI CPU_ON
+ * and CPU_SUSPEND) with x0 = the CPU's index in the hyp's table, MMU and
+ * data cache off.
  *
  * With the MMU off every data access is Device-nGnRnE, non-cacheable (Arm
  * ARM, "The effects of disabling a stage of address translation"): a load
