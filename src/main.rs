@@ -14,6 +14,8 @@ mod el2 {
     global_asm!(
         include_str!("arch/aarch64/boot.S"),
         CPTR_EL2_VALUE = const aarch64::CPTR_EL2_VALUE,
+        HCR_EL2_BOOT = const aarch64::HCR_EL2_BOOT,
+        SCTLR_EL2_BOOT = const aarch64::SCTLR_EL2_BOOT,
         STACK_SLOT_SIZE = const smmu_hyp::layout::STACK_SLOT_SIZE,
         BOOT_DATA_MAIR = const boot_data::OFFSET_MAIR,
         BOOT_DATA_TCR = const boot_data::OFFSET_TCR,
@@ -39,8 +41,10 @@ mod el2 {
         handler = sym trap::handle_exception,
     );
 
-    extern "C" fn rust_main(dtb_pa: u64) -> ! {
-        smmu_hyp::hyp::boot::start(dtb_pa)
+    /// `e2h_stuck` is 1 when `boot.S` found that HCR_EL2.E2H cannot be
+    /// cleared on this CPU.
+    extern "C" fn rust_main(dtb_pa: u64, e2h_stuck: u64) -> ! {
+        smmu_hyp::hyp::boot::start(dtb_pa, e2h_stuck != 0)
     }
 
     extern "C" fn secondary_main(cpu: u64) -> ! {

@@ -104,6 +104,48 @@ impl fmt::Display for PlatformError<'_> {
     }
 }
 
+/// A CPU node whose `enable-method` is not "psci".
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct NonPsciCpu<'a> {
+    pub node: &'a str,
+    /// The method it names (its first string).
+    pub method: &'a str,
+}
+
+/// Why the hyp cannot take over the CPUs a device tree describes
+/// ([`Platform::check_cpus_start_through_psci`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CpuStartError<'a> {
+    /// A CPU EL1 would start otherwise than through PSCI. A "spin-table"
+    /// CPU waits at EL2, MMU off, polling its `cpu-release-addr` in
+    /// memory EL1 is given, and jumps to whatever is written there
+    /// (booting.rst): EL1 would run its own code at EL2.
+    NotPsci(NonPsciCpu<'a>),
+    /// More than one CPU, but no PSCI 0.2 or later (`arm,psci-0.2`,
+    /// `arm,psci-1.0`: the standard function IDs) through SMC: the hyp
+    /// starts secondaries only through the PSCI calls it intercepts (EL1's
+    /// `smc` traps to EL2; an `hvc` conduit would be the hyp itself).
+    NoSmcPsci { cpus: usize },
+}
+
+impl fmt::Display for CpuStartError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotPsci(cpu) => write!(
+                f,
+                "device tree node {}: enable-method \"{}\": the hyp starts CPUs only \
+                 through PSCI (a spin-table CPU waits at EL2 for an address EL1 writes)",
+                cpu.node, cpu.method
+            ),
+            Self::NoSmcPsci { cpus } => write!(
+                f,
+                "device tree has {cpus} CPUs and no PSCI 0.2 or later through SMC: the \
+                 hyp starts secondary CPUs only through the PSCI calls it intercepts"
+            ),
+        }
+    }
+}
+
 /// How PSCI calls reach firmware.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum PsciConduit {
@@ -216,6 +258,9 @@ pub struct Platform<'a> {
     pub psci: Option<PsciConduit>,
     /// MPIDR affinity values of the CPUs, in tree order.
     pub cpus: Vec<u64, MAX_CPUS>,
+    /// The first of those CPUs whose `enable-method` is not "psci" (one
+    /// without the property cannot be started by EL1 at all).
+    pub non_psci_cpu: Option<NonPsciCpu<'a>>,
     pub bootargs: &'a str,
     /// Register frames of the nodes [`Platform::parse_hiding`] was asked
     /// to hide (bus masters no SMMU sits in front of), disabled ones too.
@@ -273,6 +318,14 @@ fn status(node: &FdtNode<'_, '_>) -> Status {
 
 fn is_enabled(node: &FdtNode<'_, '_>) -> bool {
     status(node) == Status::Okay
+}
+
+/// A CPU node's `enable-method`: its first string, as Linux reads it
+/// (`arch/arm64/kernel/cpu_ops.c`), "?" if it is not text.
+fn enable_method<'a>(node: &FdtNode<'_, 'a>) -> Option<&'a str> {
+    let value = node.property("enable-method")?.value;
+    let first = value.split(|&b| b == 0).next().unwrap_or(&[]);
+    Some(core::str::from_utf8(first).unwrap_or("?"))
 }
 
 fn phandle(node: &FdtNode<'_, '_>) -> Option<u32> {
@@ -454,7 +507,7 @@ fn parse_pcie<'a>(
 
 /// What the walk over the tree collects.
 #[derive(Default)]
-struct Found {
+struct Found<'a> {
     /// Compatibles whose nodes' frames go to `hidden`.
     hide: &'static [&'static str],
     hidden: Vec<PhysRange, MAX_HIDDEN>,
@@ -468,6 +521,7 @@ struct Found {
     its: Vec<PhysRange, MAX_GIC_MSI_FRAMES>,
     v2m: Vec<PhysRange, MAX_GIC_MSI_FRAMES>,
     cpus: Vec<u64, MAX_CPUS>,
+    non_psci_cpu: Option<NonPsciCpu<'a>>,
     pcie: Option<PcieHost>,
     uart: Option<PhysRange>,
     psci: Option<PsciConduit>,
@@ -477,11 +531,11 @@ struct Found {
 /// PL011 subset).
 const UART_COMPATIBLES: [&str; 2] = ["arm,pl011", "arm,sbsa-uart"];
 
-impl Found {
+impl<'a> Found<'a> {
     /// Visits every node below `node` depth-first; `chain` holds the buses
     /// from the root to `node` (inclusive), `irq_parent` the interrupt
     /// parent `node`'s children inherit.
-    fn walk<'a>(
+    fn walk(
         &mut self,
         node: FdtNode<'_, 'a>,
         chain: &mut Vec<Bus<'a>, MAX_DEPTH>,
@@ -511,7 +565,7 @@ impl Found {
     }
 
     /// Records what `node` describes; returns whether to walk its children.
-    fn visit<'a>(
+    fn visit(
         &mut self,
         node: &FdtNode<'_, 'a>,
         chain: &[Bus<'a>],
@@ -541,6 +595,10 @@ impl Found {
                     what: "cpus",
                     limit: MAX_CPUS,
                 })?;
+                if let Some(method) = enable_method(node).filter(|m| *m != "psci") {
+                    self.non_psci_cpu
+                        .get_or_insert(NonPsciCpu { node: name, method });
+                }
             }
             return Ok(false);
         }
@@ -617,7 +675,7 @@ impl Found {
     /// records them in `hidden` if its compatible is one to hide, in
     /// `smmu_pmcgs` if it is an SMMU PMCG (whatever its status: firmware
     /// or EL1 may enable a disabled device).
-    fn note_frames<'a>(
+    fn note_frames(
         &mut self,
         node: &FdtNode<'_, 'a>,
         chain: &[Bus<'a>],
@@ -645,7 +703,7 @@ impl Found {
         }
     }
 
-    fn gic_distributor<'a>(
+    fn gic_distributor(
         &mut self,
         node: &FdtNode<'_, 'a>,
         chain: &[Bus<'a>],
@@ -791,8 +849,26 @@ impl<'a> Platform<'a> {
             gic,
             psci: found.psci,
             cpus: found.cpus,
+            non_psci_cpu: found.non_psci_cpu,
             bootargs,
         })
+    }
+
+    /// Whether EL1 can start every CPU only through the PSCI calls the hyp
+    /// intercepts: each CPU the tree lists (and so EL1's tree) names no
+    /// `enable-method` but "psci", and with more than one CPU PSCI goes
+    /// through SMC. The library parses any tree; the hyp refuses to boot
+    /// on one that fails this.
+    pub fn check_cpus_start_through_psci(&self) -> Result<(), CpuStartError<'a>> {
+        if let Some(cpu) = self.non_psci_cpu {
+            return Err(CpuStartError::NotPsci(cpu));
+        }
+        if self.cpus.len() > 1 && self.psci != Some(PsciConduit::Smc) {
+            return Err(CpuStartError::NoSmcPsci {
+                cpus: self.cpus.len(),
+            });
+        }
+        Ok(())
     }
 
     /// The SMMU whose phandle is `phandle`.

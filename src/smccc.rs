@@ -121,18 +121,19 @@ pub fn handle_el1_smc(args: [u64; 4], firmware: Option<&dyn Firmware>) -> [u64; 
 /// (CPU_ON, CPU_OFF: `hyp::cpus`), for SMCCC_VERSION (answered by EL2, so
 /// kernels go on to discover SMCCC 1.1; PSCI 1.1 section 5.1.14 says a
 /// PSCI 1.0+ implementation must report it) and for every call it refuses.
-/// `None`: the call is forwarded, so firmware answers.
+/// `None`: firmware answers, for the calls forwarded as they are and for
+/// CPU_SUSPEND, which EL2 implements in whichever power_state format
+/// firmware uses (its answer says which, bit 1).
 fn psci_features_here(queried: u32) -> Option<u64> {
     const SUCCESS: u64 = 0;
     if queried == SMCCC_VERSION {
         return Some(SUCCESS);
     }
-    let cpu_on_or_off = [psci::CPU_ON, psci::CPU_OFF]
-        .iter()
-        .any(|&f| queried & !(1 << 30) == f & !(1 << 30));
+    let is = |f: u32| queried & !(1 << 30) == f & !(1 << 30);
     match psci_policy(queried) {
         Some(PsciPolicy::Forward) => None,
-        Some(PsciPolicy::Intercept) if cpu_on_or_off => Some(SUCCESS),
+        Some(PsciPolicy::Intercept) if is(psci::CPU_SUSPEND) => None,
+        Some(PsciPolicy::Intercept) if is(psci::CPU_ON) || is(psci::CPU_OFF) => Some(SUCCESS),
         _ => Some(psci::NOT_SUPPORTED),
     }
 }
@@ -241,7 +242,6 @@ mod tests {
             0,
             "SMCCC_VERSION is there, so kernels ask it for 1.1"
         );
-        assert_eq!(features(psci::CPU_SUSPEND), psci::NOT_SUPPORTED);
         assert_eq!(features(0xc200_0000), psci::NOT_SUPPORTED);
         assert_eq!(fw.0.get(), 0, "answered by EL2");
         assert_eq!(features(psci::SYSTEM_OFF), u64::from(psci::FEATURES));
@@ -250,5 +250,11 @@ mod tests {
             1,
             "a forwarded call's features come from firmware"
         );
+        assert_eq!(
+            features(psci::CPU_SUSPEND),
+            u64::from(psci::FEATURES),
+            "CPU_SUSPEND: firmware says which power_state format it uses"
+        );
+        assert_eq!(fw.0.get(), 2);
     }
 }

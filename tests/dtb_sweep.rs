@@ -1,12 +1,14 @@
 //! Every device tree Debian's arm64 kernel package ships, through the
 //! hyp's parser: each parses or is refused with a named reason, none
-//! panics, and the counts per reason are printed.
+//! panics, and the counts per reason are printed. A tree that parses may
+//! still be one the hyp refuses to boot on (CPUs EL1 could start without
+//! PSCI, `Platform::check_cpus_start_through_psci`): counted apart.
 //!
 //! Reads the DTBs from the unpacked kernel package: `$LINUX_DTB_DIR` if
 //! set, else `target/linux/pkg/usr/lib/linux-image-*/` (where the repo's
 //! set-up unpacks it).
 
-use smmu_hyp::platform::{Platform, PlatformError};
+use smmu_hyp::platform::{CpuStartError, Platform, PlatformError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -60,6 +62,14 @@ fn reason(e: &PlatformError<'_>) -> String {
     }
 }
 
+/// Why the hyp's boot refuses a tree that parses, without the node.
+fn boot_refusal(e: &CpuStartError<'_>) -> String {
+    match e {
+        CpuStartError::NotPsci(cpu) => format!("a CPU with enable-method {}", cpu.method),
+        CpuStartError::NoSmcPsci { .. } => "several CPUs, no PSCI 0.2+ through SMC".into(),
+    }
+}
+
 #[test]
 fn every_dtb_in_debians_kernel_package_parses_or_is_refused_with_a_named_reason() {
     let dir = dtb_dir();
@@ -73,7 +83,13 @@ fn every_dtb_in_debians_kernel_package_parses_or_is_refused_with_a_named_reason(
     for path in &paths {
         let dtb = std::fs::read(path).unwrap();
         let result = std::panic::catch_unwind(|| match Platform::parse(&dtb, 0x4800_0000) {
-            Ok(_) => "parses".to_string(),
+            Ok(p) => match p.check_cpus_start_through_psci() {
+                Ok(()) => "parses".to_string(),
+                Err(e) => {
+                    assert!(!e.to_string().is_empty());
+                    format!("parses, the hyp refuses to boot: {}", boot_refusal(&e))
+                }
+            },
             Err(e) => {
                 // Display must name something a user can act on.
                 assert!(!e.to_string().is_empty());

@@ -13,6 +13,10 @@
 //!   of the callee). Both images are built for
 //!   `aarch64-unknown-none-softfloat`; the check disassembles them and fails
 //!   on any instruction that names such a register.
+//! - The entry code's order, which QEMU cannot show (it models no cache and
+//!   resets EL2's registers): every CPU sets HCR_EL2 and SCTLR_EL2 before
+//!   its first data access, and the boot CPU cleans and invalidates BSS and
+//!   its stack before its first store to them (`boot.S`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -234,6 +238,82 @@ fn neither_el2_image_contains_an_fp_simd_sve_or_sme_instruction() {
                 .cloned()
                 .collect::<Vec<_>>()
                 .join("\n")
+        );
+    }
+}
+
+/// The instructions of `symbol` in `elf`, without their addresses.
+fn instructions_of(elf: &str, symbol: &str) -> Vec<String> {
+    let text = llvm_tool(
+        "llvm-objdump",
+        &[
+            "-d",
+            "--no-show-raw-insn",
+            &format!("--disassemble-symbols={symbol}"),
+        ],
+        elf,
+    );
+    let found: Vec<String> = instructions(&text)
+        .into_iter()
+        .map(|l| {
+            l.split_once(": ")
+                .map_or(l.clone(), |(_, i)| i.replace('\t', " "))
+        })
+        .collect();
+    assert!(!found.is_empty(), "{elf}: no symbol {symbol}");
+    found
+}
+
+fn position(insns: &[String], what: impl Fn(&str) -> bool) -> Option<usize> {
+    insns.iter().position(|i| what(i))
+}
+
+fn is_memory_access(insn: &str) -> bool {
+    ["ldr", "str", "ldp", "stp"]
+        .iter()
+        .any(|m| insn.starts_with(&format!("{m} ")))
+}
+
+#[test]
+fn every_cpu_sets_hcr_el2_and_sctlr_el2_before_its_first_data_access() {
+    for elf in [PRODUCTION, SELFTEST] {
+        let init = instructions_of(elf, "el2_init_controls");
+        let hcr = position(&init, |i| i.starts_with("msr HCR_EL2,"));
+        let sctlr = position(&init, |i| i.starts_with("msr SCTLR_EL2,"));
+        let first_access = position(&init, is_memory_access);
+        assert!(
+            hcr.is_some() && sctlr.is_some() && first_access.is_none(),
+            "{elf}: el2_init_controls must write both with immediates only: {init:#?}"
+        );
+        for entry in ["primary_entry", "secondary_entry"] {
+            let insns = instructions_of(elf, entry);
+            let init = position(&insns, |i| i.contains("<el2_init_controls>"));
+            let access = position(&insns, is_memory_access);
+            let cptr = position(&insns, |i| i.starts_with("msr CPTR_EL2,"));
+            assert!(
+                init.is_some() && init < access && init < cptr,
+                "{elf}: {entry} calls el2_init_controls before any load, store or \
+                 E2H = 0 layout: {insns:#?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_boot_cpu_cleans_and_invalidates_bss_and_its_stack_before_writing_them() {
+    for elf in [PRODUCTION, SELFTEST] {
+        let insns = instructions_of(elf, "primary_entry");
+        let clean = position(&insns, |i| i.starts_with("dc civac,"));
+        let zeroing = position(&insns, |i| i.starts_with("stp xzr, xzr,"));
+        let stack = position(&insns, |i| i.starts_with("mov sp,"));
+        assert!(
+            clean.is_some() && clean < zeroing && clean < stack,
+            "{elf}: DC CIVAC over BSS and the boot stack first: {insns:#?}"
+        );
+        let bounds = insns[..clean.unwrap()].join("\n");
+        assert!(
+            bounds.contains("<__bss_start>") && bounds.contains("<__image_end>"),
+            "{elf}: the range is [__bss_start, __image_end): BSS and the boot stack"
         );
     }
 }

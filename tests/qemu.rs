@@ -105,16 +105,25 @@ fn unknown_function_ids_return_not_supported() {
         .expect_passed(8);
 }
 
+/// CPU_SUSPEND: whatever the power state's format, firmware gets the
+/// hyp's own entry point (read from the hyp's debug log; QEMU's PSCI only
+/// ever returns in place) and a resume point in EL2's memory is refused.
 #[test]
 fn psci_from_el1_is_trapped_and_filtered() {
-    Boot::new("suite=psci")
+    Boot::new("suite=psci log=debug")
         .run()
         .expect_status(SUCCESS)
         .expect("el1: ok   PSCI_VERSION forwarded to firmware: 0x10001")
         .expect(
             "el1: ok   CPU_ON of a CPU the device tree lacks is INVALID_PARAMETERS: MPIDR 0x1: -2",
         )
-        .expect_passed(3);
+        .expect("cpu0: CPU_SUSPEND 0x40000003 -> firmware with the hyp's entry 0x4020")
+        .expect("cpu0: CPU_SUSPEND 0x10000 -> firmware with the hyp's entry 0x4020")
+        .expect(", context 0 (EL1 resumes at 0x")
+        .expect("el1: ok   CPU_SUSPEND of an original-format power-down state is forwarded and returns after the wake-up: 0")
+        .expect("el1: ok   CPU_SUSPEND resuming in EL2 memory is INVALID_ADDRESS: -9")
+        .expect_absent("CPU_SUSPEND 0x0 -> firmware")
+        .expect_passed(7);
 }
 
 #[test]
@@ -223,6 +232,192 @@ fn a_boot_failure_before_the_console_exists_ends_the_run() {
         .run()
         .expect_status(exit::BOOT_FAILURE as i32)
         .expect("hyp: boot failed: the hyp's 1 MiB pool cannot hold EL2 stacks for 16 CPUs");
+}
+
+/// Edits a flattened device tree: gives the node `node` the string
+/// property `name` = `value`, in place of the one it has (the tree grows or
+/// shrinks by the difference).
+fn set_string_property(mut dtb: Vec<u8>, node: &str, name: &str, value: &str) -> Vec<u8> {
+    let be = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    let put = |b: &mut [u8], at: usize, v: usize| {
+        b[at..at + 4].copy_from_slice(&(v as u32).to_be_bytes());
+    };
+    let (structs, strings) = (be(&dtb, 8), be(&dtb, 12));
+    let mut at = structs;
+    let mut path: Vec<Vec<u8>> = Vec::new();
+    loop {
+        match be(&dtb, at) {
+            1 => {
+                let len = dtb[at + 4..].iter().position(|&b| b == 0).unwrap();
+                path.push(dtb[at + 4..at + 4 + len].to_vec());
+                at = (at + 4 + len + 1 + 3) & !3;
+            }
+            2 => {
+                path.pop();
+                at += 4;
+            }
+            3 => {
+                let (len, name_at) = (be(&dtb, at + 4), be(&dtb, at + 8));
+                let old_end = (at + 12 + len + 3) & !3;
+                let here = path.last().is_some_and(|n| n == node.as_bytes());
+                if here && dtb[strings + name_at..].starts_with(format!("{name}\0").as_bytes()) {
+                    let mut new = value.as_bytes().to_vec();
+                    new.push(0);
+                    put(&mut dtb, at + 4, new.len());
+                    new.resize((new.len() + 3) & !3, 0);
+                    let grown = new.len() as isize - (old_end - at - 12) as isize;
+                    dtb.splice(at + 12..old_end, new);
+                    for field in [4, 12, 36] {
+                        let v = be(&dtb, field) as isize + grown;
+                        put(&mut dtb, field, v as usize);
+                    }
+                    return dtb;
+                }
+                at = old_end;
+            }
+            4 => at += 4,
+            _ => panic!("no property {name} in node {node}"),
+        }
+    }
+}
+
+/// A device tree whose second CPU is started by spin-table (it would wait
+/// at EL2 for an address EL1 writes) is refused before anything else,
+/// naming the node and the method.
+#[test]
+fn a_device_tree_with_a_spin_table_cpu_is_refused_at_boot_by_node_and_method() {
+    let dir = std::env::temp_dir().join(format!("smmu-hyp-spin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("spin-table.dtb");
+    let boot = || Boot::new("").without_payload().qemu("-smp", "2");
+    boot().dump_dtb(&path);
+    let dtb = std::fs::read(&path).unwrap();
+    let dtb = set_string_property(dtb, "cpu@1", "enable-method", "spin-table");
+    std::fs::write(&path, &dtb).unwrap();
+    let run = boot().qemu("-dtb", path.to_str().unwrap()).run();
+    let _ = std::fs::remove_dir_all(&dir);
+    run.expect_status(exit::BOOT_FAILURE as i32)
+        .expect(
+            "hyp: boot failed: device tree node cpu@1: enable-method \"spin-table\": the hyp \
+             starts CPUs only through PSCI",
+        )
+        .expect_absent("entering EL1");
+}
+
+/// A boot loader that leaves EL2 as firmware may: HCR_EL2.E2H set (the
+/// VHE layout of CPTR_EL2, TCR_EL2 and the EL2 translation regime) and
+/// SCTLR_EL2.EE set (big-endian data), then enters the hyp at `hyp` with
+/// x0 = the DTB untouched. An arm64 Image QEMU loads at RAM base +
+/// `text_offset` (16 MiB), clear of the hyp. Hand-assembled: the harness
+/// has no assembler.
+fn dirty_el2_loader(hyp: u64) -> Vec<u8> {
+    let movz = |rd: u32, imm: u32, shift: u32| 0xd280_0000 | (shift / 16) << 21 | imm << 5 | rd;
+    let movk = |rd: u32, imm: u32, shift: u32| 0xf280_0000 | (shift / 16) << 21 | imm << 5 | rd;
+    const MSR_HCR_EL2_X1: u32 = 0xd51c_1101;
+    const MSR_SCTLR_EL2_X1: u32 = 0xd51c_1001;
+    const ISB: u32 = 0xd503_3fdf;
+    const BR_X2: u32 = 0xd61f_0040;
+    // HCR_EL2: E2H (bit 34) | RW. SCTLR_EL2: EE (bit 25) | its RES1 bits.
+    let code = [
+        movz(1, 0x8000, 16),
+        movk(1, 0x0004, 32),
+        MSR_HCR_EL2_X1,
+        movz(1, 0x32c5, 16),
+        movk(1, 0x0830, 0),
+        MSR_SCTLR_EL2_X1,
+        ISB,
+        movz(2, (hyp >> 16) as u32 & 0xffff, 16),
+        movk(2, (hyp >> 32) as u32 & 0xffff, 32),
+        BR_X2,
+    ];
+    let mut image = Vec::new();
+    // code0: branch over the 64-byte header; code1.
+    image.extend(0x1400_0010u32.to_le_bytes());
+    image.extend(0u32.to_le_bytes());
+    for field in [0x100_0000u64, 0x1000, 0x2, 0, 0, 0] {
+        // text_offset, image_size, flags (LE, 4 KiB), res2..res4
+        image.extend(field.to_le_bytes());
+    }
+    image.extend(b"ARM\x64");
+    image.extend(0u32.to_le_bytes());
+    for insn in code {
+        image.extend(insn.to_le_bytes());
+    }
+    image
+}
+
+/// The hyp sets HCR_EL2 (E2H = 0) and SCTLR_EL2 before its first data
+/// access and before it relies on any E2H = 0 register layout: entered
+/// with E2H and EE set, it boots and runs EL1 as usual.
+#[test]
+fn the_hyp_boots_when_the_loader_leaves_hcr_el2_e2h_and_big_endian_data_set() {
+    let dir = std::env::temp_dir().join(format!("smmu-hyp-loader-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shim = dir.join("dirty-el2-loader.bin");
+    std::fs::write(&shim, dirty_el2_loader(0x4020_0000)).unwrap();
+    let run = Boot::new("suite=boot-info")
+        .entered_through(shim, 0x4020_0000)
+        .timeout(std::time::Duration::from_secs(20))
+        .run();
+    let _ = std::fs::remove_dir_all(&dir);
+    run.expect_status(SUCCESS)
+        .expect("at CurrentEL = 2")
+        .expect_passed(1);
+}
+
+/// At boot the hyp makes every SMMU abort (GBPA.ABORT with its update
+/// handshake, then SMMUEN = 0) before it touches PCI configuration space,
+/// and its enumeration turns no function's bus mastering on (the EL1
+/// kernel's driver does). Watched through QEMU's trace events, which
+/// arrive on stderr in the order the device models saw the accesses.
+#[test]
+fn smmus_abort_traffic_before_pci_is_touched_and_the_hyp_turns_on_no_bus_mastering() {
+    let run = Boot::new("")
+        .without_payload()
+        .add("-trace", "smmuv3_write_mmio")
+        .add("-trace", "pci_cfg_write")
+        .run();
+    run.expect_status(exit::BOOT_FAILURE as i32)
+        .expect("boot failed: no EL1 payload");
+    let trace: Vec<&str> = run
+        .log
+        .lines()
+        .filter(|l| l.starts_with("smmuv3_write_mmio ") || l.starts_with("pci_cfg_write "))
+        .collect();
+    let value = |line: &str, after: &str| {
+        let v = line.split(after).nth(1).expect("a value");
+        let v = v
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .trim_start_matches("0x");
+        u64::from_str_radix(v, 16).expect("hex")
+    };
+    const GBPA_ABORT: u64 = 1 << 20;
+    let gbpa_abort = trace.iter().position(|l| {
+        l.starts_with("smmuv3_write_mmio addr: 0x44 ") && value(l, "val:") & GBPA_ABORT != 0
+    });
+    let smmu_off = trace
+        .iter()
+        .position(|l| l.starts_with("smmuv3_write_mmio addr: 0x20 val:0x0 "));
+    let first_config = trace.iter().position(|l| l.starts_with("pci_cfg_write "));
+    assert!(
+        gbpa_abort.is_some() && gbpa_abort < smmu_off && smmu_off < first_config,
+        "GBPA.ABORT, then CR0 = 0, then PCI: {:#?}",
+        &trace[..trace.len().min(12)]
+    );
+    let commands: Vec<&&str> = trace
+        .iter()
+        .filter(|l| l.starts_with("pci_cfg_write ") && l.contains(" @0x4 <- "))
+        .collect();
+    assert!(commands.iter().any(|l| l.starts_with("pci_cfg_write edu ")));
+    for line in commands {
+        assert_eq!(
+            value(line, "<- ") & 0x4,
+            0,
+            "bus mastering turned on: {line}"
+        );
+    }
 }
 
 /// A second `edu` at 00:02.0 (StreamID 0x10), for the isolation scenario.
@@ -613,6 +808,7 @@ fn an_smmu_without_stage_2_is_refused_and_blocked_and_the_hyp_runs_on() {
         .expect_status(SUCCESS)
         .expect("smmu0: not used: unsupported SMMU: no stage-2 translation (IDR0.S2P = 0)")
         .expect("smmu0: disabled with GBPA.ABORT: its devices cannot DMA")
+        .expect("pci: bus mastering off on all 2 function(s): not every requester ID reaches an SMMU the hyp drives")
         .expect_passed(8);
 }
 

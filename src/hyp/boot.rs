@@ -9,6 +9,7 @@ use crate::layout::{BootLayout, CpuStacks};
 use crate::mem::{PAGE_SIZE, forbidden_mmio};
 use crate::memmap::{PhysRange, RangeSet};
 use crate::multiboot;
+use crate::pci::bus_master;
 use crate::pci::ecam::Ecam;
 use crate::pci::enumerate::{Function, MAX_FUNCTIONS, enumerate};
 use crate::platform::{self, Platform};
@@ -27,6 +28,9 @@ static mut ID_MAP: [Table; ID_MAP_TABLES] = [const { Table::EMPTY }; ID_MAP_TABL
 
 /// The PCI functions found at boot, with their BARs assigned.
 pub static PCI_FUNCTIONS: spin::Once<heapless::Vec<Function, MAX_FUNCTIONS>> = spin::Once::new();
+
+/// The host bridge's configuration space, once it is mapped.
+pub static PCI_CONFIG: spin::Once<Ecam> = spin::Once::new();
 
 /// The boot memory layout; [`BootLayout::el2_owned`] is memory that must
 /// never be handed to EL1 or mapped for a device.
@@ -147,12 +151,14 @@ fn banner(platform: &Platform<'_>, layout: &BootLayout) {
 /// requester ID reaches.
 fn scan_pci(platform: &Platform<'_>) {
     let Some(host) = &platform.pcie else { return };
-    // SAFETY: the ECAM window is in the identity map as device memory.
-    let ecam = unsafe { Ecam::new(host.ecam.start, host.bus_start, host.bus_end) };
+    let ecam = PCI_CONFIG.call_once(|| {
+        // SAFETY: the ECAM window is in the identity map as device memory.
+        unsafe { Ecam::new(host.ecam.start, host.bus_start, host.bus_end) }
+    });
     let functions = PCI_FUNCTIONS.call_once(|| {
         let mut found = heapless::Vec::new();
         let scanned = enumerate(
-            &ecam,
+            ecam,
             host.bus_start,
             host.bus_end,
             &host.windows,
@@ -201,9 +207,27 @@ fn scan_pci(platform: &Platform<'_>) {
     }
 }
 
+/// Turns bus mastering off on every function of a host bridge whose
+/// requesters do not all reach an SMMU the hyp drives: EL1 never gets that
+/// bridge (the host stage-2 hides it), and whatever firmware left running
+/// there stops issuing requests.
+fn stop_untranslated_bus_masters(platform: &Platform<'_>) {
+    let (Some(ecam), Some(functions)) = (PCI_CONFIG.get(), PCI_FUNCTIONS.get()) else {
+        return;
+    };
+    if super::smmu::pcie_translated(platform) {
+        return;
+    }
+    bus_master::disable(ecam, functions.iter().map(|f| f.bdf));
+    log::warn!(
+        "pci: bus mastering off on all {} function(s): not every requester ID reaches an SMMU the hyp drives",
+        functions.len()
+    );
+}
+
 /// The first Rust code on the primary CPU; `dtb_pa` is what the boot loader
-/// passed in x0.
-pub fn start(dtb_pa: u64) -> ! {
+/// passed in x0; `e2h_stuck`: `boot.S` could not clear HCR_EL2.E2H.
+pub fn start(dtb_pa: u64, e2h_stuck: bool) -> ! {
     if let Some(uart) = board::EARLY_UART {
         // SAFETY: the board file names the UART that firmware left usable;
         // with the MMU off its physical address is reachable, and after it
@@ -217,8 +241,21 @@ pub fn start(dtb_pa: u64) -> ! {
     super::set_semihosting(
         platform::chosen_bootargs(dtb).is_some_and(|a| bootargs::flag(a, "semihosting")),
     );
+    if e2h_stuck {
+        fail_early(format_args!(
+            "this CPU runs EL2 only with HCR_EL2.E2H = 1 (VHE); the hyp uses the E2H = 0 layout"
+        ))
+    }
     let platform = Platform::parse_hiding(dtb, dtb_pa, board::HIDDEN_BUS_MASTERS)
         .unwrap_or_else(|e| fail_early(format_args!("{e}")));
+    // EL1 gets the tree's CPU nodes as they are: it must not be able to
+    // start one except through the PSCI calls the hyp intercepts.
+    platform
+        .check_cpus_start_through_psci()
+        .unwrap_or_else(|e| fail_early(format_args!("{e}")));
+    // Before the hyp writes anything a device could overwrite (tables,
+    // pool) and before it touches PCI: no DMA reaches memory past an SMMU.
+    super::smmu::abort_all(&platform).unwrap_or_else(|e| fail_early(format_args!("{e}")));
     let modules = multiboot::parse(dtb).unwrap_or_else(|e| fail_early(format_args!("{e}")));
     let image = image::layout();
     let pool_mib = bootargs::value(platform.bootargs, "hyp_mem")
@@ -235,8 +272,9 @@ pub fn start(dtb_pa: u64) -> ! {
     unsafe { mmu::enable(&mmu_registers, image.whole) };
 
     // Atomics (locks) are usable from here: memory is normal and cacheable.
-    CONFIG.call_once(|| RunConfig {
+    let config = CONFIG.call_once(|| RunConfig {
         psci: platform.psci,
+        gic: platform.gic.version,
     });
     if let Some(uart) = platform.uart.map(|u| u.start).or(board::EARLY_UART) {
         // SAFETY: the UART is in the identity map as device memory.
@@ -268,7 +306,8 @@ pub fn start(dtb_pa: u64) -> ! {
     }
 
     scan_pci(&platform);
-    super::smmu::probe_all(&platform);
+    super::smmu::probe_all(&platform).unwrap_or_else(|e| fail(format_args!("{e}")));
+    stop_untranslated_bus_masters(&platform);
     let layout = LAYOUT.call_once(|| layout);
     if let Err(e) = super::mem::init_ownership(&platform, layout) {
         log::error!("mem: no page ownership record: {e}");
@@ -306,5 +345,5 @@ pub fn start(dtb_pa: u64) -> ! {
     // here this CPU runs on its own stack from the pool, and nothing on the
     // boot stack is used after the jump; the host stage-2 is complete and
     // installed.
-    unsafe { el1::enter(loaded.start, el1_dtb, stack, stage2) }
+    unsafe { el1::enter(loaded.start, el1_dtb, stack, stage2, config.gic) }
 }

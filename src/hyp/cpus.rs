@@ -1,5 +1,6 @@
 //! The EL1 kernel's CPUs: PSCI CPU_ON / CPU_OFF / CPU_SUSPEND intercepted
-//! by EL2, and the secondary CPUs' path from firmware to EL1.
+//! by EL2, and the path from firmware to EL1 of a CPU started or woken
+//! from a power-down state.
 
 use super::boot::LAYOUT;
 use super::mem::PAGE_POOL;
@@ -89,6 +90,14 @@ fn this_cpu(cpus: &CpuTable) -> Option<usize> {
 /// for every other call.
 pub fn handle_psci(args: [u64; 4], firmware: Option<&dyn Firmware>) -> Option<[u64; 4]> {
     let fid = args[0] as u32 & !(1 << 30);
+    // An SMC32 call's arguments are W registers, whose upper halves the
+    // callee ignores (SMCCC, register use of 32-bit calls from AArch64);
+    // the calls are forwarded in their SMC64 form.
+    let args = if args[0] as u32 & (1 << 30) == 0 {
+        args.map(|a| a & u64::from(u32::MAX))
+    } else {
+        args
+    };
     let result = if fid == psci::CPU_ON & !(1 << 30) {
         cpu_on(args, firmware?)
     } else if fid == psci::CPU_OFF {
@@ -141,21 +150,49 @@ fn cpu_off(firmware: &dyn Firmware) -> u64 {
     result
 }
 
-/// Standby states return in place and are forwarded; power-down states
-/// would resume at an EL1 address at EL2, so they are refused.
+/// CPU_SUSPEND with the hyp's own entry for firmware, whatever the power
+/// state (`CpuTable::cpu_suspend`); returns here unless the CPU powered
+/// down, which restarts it in [`secondary_start`].
 fn cpu_suspend(args: [u64; 4], firmware: &dyn Firmware) -> u64 {
-    const STATE_TYPE_POWER_DOWN: u64 = 1 << 16;
-    if args[1] & STATE_TYPE_POWER_DOWN != 0 {
+    let (Some(cpus), Some(layout)) = (CPUS.get(), LAYOUT.get()) else {
         return psci::DENIED;
+    };
+    let Some(index) = this_cpu(cpus) else {
+        return psci::DENIED;
+    };
+    let resume = El1Start {
+        entry: args[2],
+        context: args[3],
+    };
+    let entry = secondary_entry as *const () as u64;
+    match cpus.cpu_suspend(index, args[1], resume, &layout.el2_owned(), entry, firmware) {
+        Ok(result) => {
+            log::debug!(
+                "cpu{index}: CPU_SUSPEND {:#x} -> firmware with the hyp's entry {entry:#x}, context {index} (EL1 resumes at {:#x}): {}",
+                args[1],
+                args[2],
+                result as i64
+            );
+            result
+        }
+        Err(code) => {
+            log::debug!(
+                "cpu{index}: CPU_SUSPEND {:#x} resuming EL1 at {:#x} refused: {}",
+                args[1],
+                args[2],
+                code as i64
+            );
+            code
+        }
     }
-    firmware.call([u64::from(psci::CPU_SUSPEND), args[1], 0, 0])[0]
 }
 
 /// A secondary CPU's first Rust code, with its MMU on and its own stack
-/// (`boot.S`): EL1 where CPU_ON asked.
+/// (`boot.S`): EL1 where CPU_ON asked, or where CPU_SUSPEND said to
+/// resume after a power-down (any CPU, the boot CPU included).
 pub fn secondary_start(index: usize) -> ! {
     let Some(start) = CPUS.get().and_then(|c| c.arrive(index)) else {
-        log::error!("cpu{index}: started without a CPU_ON; parking");
+        log::error!("cpu{index}: started without a CPU_ON or CPU_SUSPEND; parking");
         loop {
             aarch64_cpu::asm::wfe();
         }
@@ -167,9 +204,15 @@ pub fn secondary_start(index: usize) -> ! {
             aarch64_cpu::asm::wfe();
         }
     };
+    let Some(config) = super::CONFIG.get() else {
+        loop {
+            aarch64_cpu::asm::wfe();
+        }
+    };
     // SAFETY: the entry point is EL1's (not EL2 memory, checked by
-    // begin_cpu_on); this CPU's stack has nothing live on it.
+    // begin_cpu_on and cpu_suspend); this CPU's stack has nothing live on
+    // it (a CPU woken from a power-down left its frames behind).
     let stage2 = super::host_s2::install_on_this_cpu();
     // SAFETY: as above; the host stage-2 (if any) is installed.
-    unsafe { el1::enter(start.entry, start.context, stack, stage2) }
+    unsafe { el1::enter(start.entry, start.context, stack, stage2, config.gic) }
 }

@@ -19,7 +19,7 @@ pub mod tables;
 pub mod trap;
 
 use crate::arch::aarch64::{semihosting, smc::SmcFirmware};
-use crate::platform::PsciConduit;
+use crate::platform::{GicVersion, PsciConduit};
 use crate::smccc::{Firmware, psci};
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -32,6 +32,9 @@ pub mod board {
 /// DTB itself belongs to EL1 once EL1 runs, so nothing borrows from it).
 pub struct RunConfig {
     pub psci: Option<PsciConduit>,
+    /// The GIC EL1's device tree describes: the CPU interface EL1 gets
+    /// (`el1::enter`).
+    pub gic: GicVersion,
 }
 
 static CONFIG: spin::Once<RunConfig> = spin::Once::new();

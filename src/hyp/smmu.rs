@@ -4,7 +4,7 @@
 use super::mem::PAGE_POOL;
 use crate::arch::aarch64::cache;
 use crate::platform::{MAX_SMMUS, Platform};
-use crate::smmu::{Budget, Clock, DmaError, DmaMemory, DmaRegion, MmioRegs, Smmu};
+use crate::smmu::{Budget, Clock, DmaError, DmaMemory, DmaRegion, MmioRegs, Smmu, SmmuError};
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, Readable};
 use core::ptr::NonNull;
 
@@ -66,9 +66,52 @@ pub fn smmu(index: usize) -> Option<&'static spin::Mutex<HypSmmu>> {
     SMMUS.get(index)?.get()
 }
 
+/// An SMMU whose traffic could not be made to abort: its devices could
+/// reach any physical address.
+#[derive(Clone, Copy, Debug)]
+pub struct NotAborting {
+    pub index: usize,
+    pub base: u64,
+    pub error: SmmuError,
+}
+
+impl core::fmt::Display for NotAborting {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "smmu{} at {:#x} cannot be made to abort its devices' traffic ({}): they could \
+             reach any memory",
+            self.index, self.base, self.error
+        )
+    }
+}
+
+/// Makes every SMMU of the device tree abort all traffic (GBPA.ABORT, then
+/// SMMUEN = 0: `driver::abort_all_traffic`), before anything else the hyp
+/// does at boot: an SMMU may come out of reset in bypass, or firmware may
+/// leave it enabled with its own tables, while a device the loader left
+/// running still DMAs. Register accesses and a bounded wait only, so it
+/// runs with the MMU off.
+pub fn abort_all(platform: &Platform<'_>) -> Result<(), NotAborting> {
+    for (index, node) in platform.smmus.iter().enumerate() {
+        // SAFETY: the SMMU's frame from the device tree, reached physically
+        // (the MMU is off) as device memory; no driver owns it yet.
+        let regs = unsafe { MmioRegs::new(node.regs.start as usize) };
+        crate::smmu::driver::abort_all_traffic(&regs, &CounterClock, Budget::DEFAULT.poll)
+            .map_err(|error| NotAborting {
+                index,
+                base: node.regs.start,
+                error,
+            })?;
+    }
+    Ok(())
+}
+
 /// Probes every `arm,smmu-v3` in the device tree. An SMMU the driver cannot
-/// use is reported and left alone; the hyp keeps running.
-pub fn probe_all(platform: &Platform<'_>) {
+/// use is reported and left aborting all its traffic (as [`abort_all`]
+/// left it); the hyp keeps running. `Err` if such an SMMU cannot be made to
+/// abort again after the driver gave it up.
+pub fn probe_all(platform: &Platform<'_>) -> Result<(), NotAborting> {
     for (i, node) in platform.smmus.iter().enumerate() {
         // SAFETY: the SMMU's frame is in the identity map as device memory,
         // and only this driver programs it.
@@ -85,22 +128,21 @@ pub fn probe_all(platform: &Platform<'_>) {
             }
             Err(e) => {
                 log::error!("smmu{i}: not used: {e}");
-                // Its devices must not bypass it to physical memory.
+                // The driver may have got as far as enabling it: its
+                // devices must not reach memory through it either way.
                 // SAFETY: as above; the driver did not take the SMMU.
                 let regs = unsafe { MmioRegs::new(node.regs.start as usize) };
-                match crate::smmu::driver::abort_all_traffic(
-                    &regs,
-                    &CounterClock,
-                    Budget::DEFAULT.poll,
-                ) {
-                    Ok(()) => {
-                        log::warn!("smmu{i}: disabled with GBPA.ABORT: its devices cannot DMA")
-                    }
-                    Err(e) => log::error!("smmu{i}: could not block its traffic: {e}"),
-                }
+                crate::smmu::driver::abort_all_traffic(&regs, &CounterClock, Budget::DEFAULT.poll)
+                    .map_err(|error| NotAborting {
+                        index: i,
+                        base: node.regs.start,
+                        error,
+                    })?;
+                log::warn!("smmu{i}: disabled with GBPA.ABORT: its devices cannot DMA");
             }
         }
     }
+    Ok(())
 }
 
 /// Whether every requester of the PCIe host bridge reaches an SMMU the hyp

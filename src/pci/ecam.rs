@@ -21,6 +21,11 @@ impl Ecam {
         }
     }
 
+    /// The buses the window covers.
+    pub fn buses(&self) -> core::ops::RangeInclusive<u8> {
+        self.bus_start..=self.bus_end
+    }
+
     /// The address of a dword, `None` outside the window.
     fn address(&self, bdf: Bdf, offset: u16) -> Option<u64> {
         if bdf.bus < self.bus_start

@@ -1,7 +1,8 @@
 //! Finding the functions behind a host bridge and making them usable:
 //! bus numbers for bridges, BAR addresses from the host bridge's windows
-//! and bridge windows that forward them, memory decoding and bus
-//! mastering, wherever firmware has not done it.
+//! and bridge windows that forward them, and memory decoding, wherever
+//! firmware has not done it. Bus mastering is left as it is: the kernel
+//! that drives a device turns it on (`bus_master`).
 //!
 //! The walk is depth first from each root bus, as Linux's
 //! `pci_scan_child_bus` does. A bridge (type 1 header: PCIe root port,
@@ -159,8 +160,8 @@ struct Walk<'a> {
 
 /// Finds every function below the host bridge's buses `first..=last`,
 /// numbering bridges, assigning memory BARs that read as 0 and programming
-/// bridge windows, and enables memory decoding and bus mastering on every
-/// function. Functions are appended to `found` in walk order (a bridge
+/// bridge windows, and enables memory decoding on every function (bus
+/// mastering is not touched). Functions are appended to `found` in walk order (a bridge
 /// before what is behind it); on an error, those found so far stay. (The
 /// list is large: the caller decides where it lives, the walk never copies
 /// it.)
@@ -316,11 +317,8 @@ impl Walk<'_> {
             self.found[index].bridge = Some(buses);
             decoded.add(below);
         }
-        self.cfg.write32(
-            bdf,
-            header::COMMAND,
-            command | header::COMMAND_MEMORY | header::COMMAND_BUS_MASTER,
-        );
+        self.cfg
+            .write32(bdf, header::COMMAND, command | header::COMMAND_MEMORY);
         Ok(decoded)
     }
 
@@ -475,26 +473,10 @@ impl Walk<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fake::{FakeEcam, Parent};
+    use super::super::fake::{
+        BAR_1M, EDU, EXPANDER, FakeEcam, Parent, ROOT_PORT, SWITCH_DOWN, SWITCH_UP, window,
+    };
     use super::*;
-
-    const EDU: u32 = 0x11e8_1234;
-    const ROOT_PORT: u32 = 0x000c_1b36;
-    const SWITCH_UP: u32 = 0x8232_104c;
-    const SWITCH_DOWN: u32 = 0x8233_104c;
-    const EXPANDER: u32 = 0x000b_1b36;
-    /// A 1 MiB 32-bit BAR0, unassigned.
-    const BAR_1M: [(u16, u32, u32); 1] = [(0x10, 0, 0xfff0_0000)];
-
-    fn window() -> PciWindow {
-        PciWindow {
-            space: PciSpace::Mem32,
-            prefetchable: false,
-            pci_addr: 0x1000_0000,
-            cpu_addr: 0x1000_0000,
-            size: 0x2eff_0000,
-        }
-    }
 
     /// A 64-bit prefetchable window above 4 GiB.
     fn prefetchable_window() -> PciWindow {
@@ -536,7 +518,7 @@ mod tests {
         )
     }
 
-    const ON: u32 = header::COMMAND_MEMORY | header::COMMAND_BUS_MASTER;
+    const ON: u32 = header::COMMAND_MEMORY;
 
     #[test]
     fn finds_functions_and_assigns_aligned_bars() {
@@ -583,6 +565,19 @@ mod tests {
         assert_eq!(other.bars[1].index, 2);
         assert_eq!(other.bars[1].address % 0x1000, 0);
         assert!(other.bars[1].address >= 0x1010_4000);
+    }
+
+    #[test]
+    fn memory_decoding_goes_on_and_bus_mastering_stays_as_firmware_left_it() {
+        let ecam = FakeEcam::default();
+        let idle = ecam.device(Parent::Root(0), 1, EDU, &BAR_1M);
+        let busy = ecam.device(Parent::Root(0), 2, EDU, &BAR_1M);
+        let master = header::COMMAND_BUS_MASTER;
+        ecam.write32(Bdf::new(0, 2, 0), header::COMMAND, master);
+        scan(&ecam, &[window()]).unwrap();
+        let command = |id| ecam.reg(id, header::COMMAND);
+        assert_eq!(command(idle), header::COMMAND_MEMORY, "no bus mastering");
+        assert_eq!(command(busy), header::COMMAND_MEMORY | master, "untouched");
     }
 
     #[test]

@@ -10,6 +10,27 @@ use std::collections::HashMap;
 use std::vec::Vec;
 
 use super::{Bdf, ConfigSpace, header};
+use crate::platform::{PciSpace, PciWindow};
+
+/// Vendor and device IDs (the id dword) of QEMU's functions.
+pub const EDU: u32 = 0x11e8_1234;
+pub const ROOT_PORT: u32 = 0x000c_1b36;
+pub const SWITCH_UP: u32 = 0x8232_104c;
+pub const SWITCH_DOWN: u32 = 0x8233_104c;
+pub const EXPANDER: u32 = 0x000b_1b36;
+/// A 1 MiB 32-bit BAR0, unassigned.
+pub const BAR_1M: [(u16, u32, u32); 1] = [(0x10, 0, 0xfff0_0000)];
+
+/// QEMU `virt`'s 32-bit memory window.
+pub fn window() -> PciWindow {
+    PciWindow {
+        space: PciSpace::Mem32,
+        prefetchable: false,
+        pci_addr: 0x1000_0000,
+        cpu_addr: 0x1000_0000,
+        size: 0x2eff_0000,
+    }
+}
 
 /// Where a function sits.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

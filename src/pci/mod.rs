@@ -8,6 +8,7 @@
 //! is host-tested against a fake.
 
 pub mod bridge;
+pub mod bus_master;
 pub mod ecam;
 pub mod enumerate;
 #[cfg(test)]

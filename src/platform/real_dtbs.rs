@@ -315,3 +315,17 @@ fn k3_j721e_optee_is_never_el1_ram_for_the_hyp_nor_a_devices() {
     assert!(t.is_el1_ram(optee.start - 0x1000, 0x1000));
     t.claim_for_dma(optee.start - 0x1000, 0x1000).unwrap();
 }
+
+#[test]
+fn every_real_board_starts_its_cpus_through_psci_over_smc_so_the_hyp_boots_on_it() {
+    for (name, dtb) in [
+        ("fvp-base-revc", FVP_BASE_REVC),
+        ("hip07-d05", HIP07_D05),
+        ("k3-j721e-evm", K3_J721E_EVM),
+        ("imx95-19x19-evk", IMX95_19X19_EVK),
+    ] {
+        let p = Platform::parse(dtb, 0).unwrap();
+        assert!(p.cpus.len() > 1, "{name}");
+        assert_eq!(p.check_cpus_start_through_psci(), Ok(()), "{name}");
+    }
+}

@@ -341,3 +341,96 @@ fn el1s_device_tree_has_no_smmu_pmcg_and_no_alias_to_one() {
     let p = Platform::parse(&out, 0).unwrap();
     assert!(p.smmu_pmcgs.is_empty() && p.smmus.is_empty());
 }
+
+/// CPUs `cpu@0..` with these `enable-method`s (`None`: no property) and,
+/// with `conduit`, a PSCI 1.0 node using it.
+fn cpus_started_by(d: &mut Dtb, methods: &[Option<&str>], conduit: Option<&str>) {
+    d.begin("cpus")
+        .prop("#address-cells", &words(&[1]))
+        .prop("#size-cells", &words(&[0]));
+    for (i, method) in methods.iter().enumerate() {
+        d.begin(&std::format!("cpu@{i:x}"))
+            .prop("device_type", &text("cpu"))
+            .prop("reg", &words(&[i as u32]));
+        if let Some(m) = method {
+            d.prop("enable-method", &text(m));
+        }
+        if *method == Some("spin-table") {
+            d.prop("cpu-release-addr", &words(&[0, 0x8000_fff8]));
+        }
+        d.end();
+    }
+    d.end();
+    if let Some(method) = conduit {
+        d.begin("psci")
+            .prop("compatible", &text("arm,psci-1.0"))
+            .prop("method", &text(method))
+            .end();
+    }
+}
+
+#[test]
+fn a_spin_table_cpu_still_parses_and_the_boot_check_refuses_it_by_node_and_method() {
+    let dtb = tree(|d| {
+        memory(d, 0x4000_0000, None);
+        cpus_started_by(d, &[Some("psci"), Some("spin-table")], Some("smc"));
+    });
+    let p = Platform::parse(&dtb, 0).unwrap();
+    assert_eq!(p.cpus.as_slice(), [0, 1], "the library parses the tree");
+    let e = p.check_cpus_start_through_psci().unwrap_err();
+    assert_eq!(
+        e,
+        CpuStartError::NotPsci(NonPsciCpu {
+            node: "cpu@1",
+            method: "spin-table"
+        })
+    );
+    assert_eq!(
+        e.to_string(),
+        "device tree node cpu@1: enable-method \"spin-table\": the hyp starts CPUs only \
+         through PSCI (a spin-table CPU waits at EL2 for an address EL1 writes)"
+    );
+}
+
+#[test]
+fn cpus_started_through_psci_over_smc_pass_the_boot_check_and_so_does_a_lone_cpu() {
+    let psci = tree(|d| {
+        memory(d, 0x4000_0000, None);
+        cpus_started_by(d, &[Some("psci"); 4], Some("smc"));
+    });
+    let p = Platform::parse(&psci, 0).unwrap();
+    assert_eq!(p.non_psci_cpu, None);
+    assert_eq!(p.check_cpus_start_through_psci(), Ok(()));
+    // QEMU names no enable-method with one CPU; the boot CPU needs none.
+    let lone = tree(|d| {
+        memory(d, 0x4000_0000, None);
+        cpus_started_by(d, &[None], None);
+    });
+    let p = Platform::parse(&lone, 0).unwrap();
+    assert_eq!(p.check_cpus_start_through_psci(), Ok(()));
+    // A secondary without the property cannot be started by EL1 at all.
+    let unstartable = tree(|d| {
+        memory(d, 0x4000_0000, None);
+        cpus_started_by(d, &[Some("psci"), None], Some("smc"));
+    });
+    let p = Platform::parse(&unstartable, 0).unwrap();
+    assert_eq!(p.check_cpus_start_through_psci(), Ok(()));
+}
+
+#[test]
+fn several_cpus_without_psci_through_smc_are_refused_by_the_boot_check() {
+    for conduit in [Some("hvc"), None] {
+        let dtb = tree(|d| {
+            memory(d, 0x4000_0000, None);
+            cpus_started_by(d, &[Some("psci"), Some("psci")], conduit);
+        });
+        let p = Platform::parse(&dtb, 0).unwrap();
+        let e = p.check_cpus_start_through_psci().unwrap_err();
+        assert_eq!(e, CpuStartError::NoSmcPsci { cpus: 2 }, "{conduit:?}");
+        assert_eq!(
+            e.to_string(),
+            "device tree has 2 CPUs and no PSCI 0.2 or later through SMC: the hyp \
+             starts secondary CPUs only through the PSCI calls it intercepts"
+        );
+    }
+}

@@ -35,6 +35,9 @@ pub struct Boot {
     added: Vec<String>,
     removed: Vec<String>,
     timeout: Duration,
+    /// A program QEMU boots instead of the hyp, which enters the hyp
+    /// (loaded raw at the given address) itself.
+    shim: Option<(PathBuf, u64)>,
 }
 
 /// Where QEMU's guest loader puts the EL1 kernel and its ramdisk: RAM base +
@@ -108,7 +111,16 @@ impl Boot {
             added: Vec::new(),
             removed: Vec::new(),
             timeout: Duration::from_secs(60),
+            shim: None,
         }
+    }
+
+    /// Boots `shim` as QEMU's kernel (an arm64 Image, entered at EL2 with
+    /// x0 = the DTB) and loads the hyp's image raw at `hyp_addr` (its link
+    /// address), for the shim to enter as a boot loader would.
+    pub fn entered_through(mut self, shim: PathBuf, hyp_addr: u64) -> Self {
+        self.shim = Some((shim, hyp_addr));
+        self
     }
 
     /// A boot of `kernel` with its command line `kernel_args` and
@@ -265,11 +277,15 @@ impl Boot {
         );
         let mut cmd = Command::new("qemu-system-aarch64");
         cmd.args(qemu_args(&self.extra, &self.removed))
-            .args(&self.added)
-            .arg("-kernel")
-            .arg(&hyp)
-            .arg("-append")
-            .arg(&self.bootargs);
+            .args(&self.added);
+        match &self.shim {
+            None => cmd.arg("-kernel").arg(&hyp),
+            Some((shim, hyp_addr)) => cmd.arg("-kernel").arg(shim).arg("-device").arg(format!(
+                "loader,file={},addr={hyp_addr:#x},force-raw=on",
+                hyp.display().to_string().replace(',', ",,")
+            )),
+        };
+        cmd.arg("-append").arg(&self.bootargs);
         cmd.args(self.module_devices());
         let mut child = cmd
             .stdin(Stdio::null())

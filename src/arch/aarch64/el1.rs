@@ -1,9 +1,10 @@
 //! Entering an EL1 kernel.
 
-use crate::el2_controls::{El2Controls, IdRegs};
+use crate::el2_controls::{El2Controls, HSTR_EL2_VALUE, IdRegs};
+use crate::platform::GicVersion;
 use aarch64_cpu::registers::{
-    CNTHCTL_EL2, CNTVOFF_EL2, HCR_EL2, ID_AA64PFR0_EL1, MIDR_EL1, MPIDR_EL1, Readable, SCTLR_EL1,
-    VMPIDR_EL2, Writeable,
+    CNTHCTL_EL2, CNTVOFF_EL2, HCR_EL2, MIDR_EL1, MPIDR_EL1, Readable, SCTLR_EL1, VMPIDR_EL2,
+    Writeable,
 };
 use core::arch::asm;
 
@@ -62,15 +63,24 @@ fn id_regs() -> IdRegs {
         // SMIDR_EL1.SMPS, bit 15.
         id.sme_priority_mapping = read_sysreg!("S3_1_C0_C0_6") & (1 << 15) != 0;
     }
+    if id.mpam() {
+        // MPAMIDR_EL1.HAS_HCR, bit 17.
+        id.mpam_has_hcr = read_sysreg!("S3_0_C10_C4_4") & (1 << 17) != 0;
+    }
+    if id.amu() {
+        // AMCGCR_EL0.CG1NC, bits 15:8.
+        id.amu_aux_counters = (read_sysreg!("S3_3_C13_C2_2") >> 8) as u8;
+    }
     id
 }
 
-/// Writes the EL2 controls an EL1 kernel expects (booting.rst): FP, SVE
-/// and SME untrapped with full vector lengths, HCRX_EL2, MDCR_EL2 and the
-/// fine-grained traps.
-/// Returns the HCR_EL2 bits that depend on the CPU's features.
-fn write_el2_controls() -> u64 {
-    let c = El2Controls::for_el1(&id_regs());
+/// Writes the EL2 controls (and the few EL1 ones) an EL1 kernel expects
+/// (booting.rst), for a machine whose device tree describes a `gic`: see
+/// `crate::el2_controls`. Returns the HCR_EL2 bits that depend on the
+/// CPU's features.
+fn write_el2_controls(gic: GicVersion) -> u64 {
+    let c = El2Controls::for_el1(&id_regs(), gic);
+    write_sysreg!("hstr_el2", HSTR_EL2_VALUE);
     write_sysreg!("cptr_el2", c.cptr);
     // SAFETY: a barrier only; ZCR_EL2/SMCR_EL2 are accessible once the
     // CPTR_EL2 write above has taken effect.
@@ -108,6 +118,38 @@ fn write_el2_controls() -> u64 {
             write_sysreg!("S3_4_C3_C1_7", 0); // HFGITR2_EL2
         }
     }
+    if let Some(sre) = c.icc_sre {
+        write_sysreg!("S3_4_C12_C9_5", sre); // ICC_SRE_EL2
+        // SAFETY: a barrier only, so the read below sees the write.
+        unsafe { asm!("isb", options(nomem, nostack)) };
+        // SRE may be RAZ/WI (EL3 keeps the memory-mapped interface): the
+        // ICH registers exist for EL2 only when it reads back as 1.
+        let sre_set = read_sysreg!("S3_4_C12_C9_5") & 1 != 0;
+        if let (Some(ich_hcr), true) = (c.ich_hcr, sre_set) {
+            write_sysreg!("S3_4_C12_C11_0", ich_hcr); // ICH_HCR_EL2
+        }
+    }
+    if let Some(mpam) = c.mpam {
+        write_sysreg!("S3_4_C10_C5_0", mpam.mpam2); // MPAM2_EL2
+        if let Some(mpamhcr) = mpam.mpamhcr {
+            write_sysreg!("S3_4_C10_C4_0", mpamhcr); // MPAMHCR_EL2
+        }
+    }
+    if let Some(brbcr) = c.brbcr {
+        write_sysreg!("S2_4_C9_C0_0", brbcr); // BRBCR_EL2
+    }
+    if let Some(amu) = c.amu {
+        write_sysreg!("S3_3_C13_C2_5", amu.set0); // AMCNTENSET0_EL0
+        write_sysreg!("S3_3_C13_C3_1", amu.set1); // AMCNTENSET1_EL0
+    }
+    if c.gcs {
+        write_sysreg!("S3_0_C2_C5_0", 0); // GCSCR_EL1
+        write_sysreg!("S3_0_C2_C5_2", 0); // GCSCRE0_EL1
+        write_sysreg!("S3_4_C2_C5_0", 0); // GCSCR_EL2
+    }
+    if let Some(trfcr) = c.trfcr {
+        write_sysreg!("S3_4_C1_C2_1", trfcr); // TRFCR_EL2
+    }
     c.hcr
 }
 
@@ -123,22 +165,20 @@ pub const HCR_EL2_VM: u64 = 1 << 0;
 const SCTLR_EL1_RESET: u64 = (1 << 11) | (1 << 20) | (1 << 22) | (1 << 23) | (1 << 28) | (1 << 29);
 /// SPSR_EL2 for the entry: EL1h with D, A, I and F masked.
 const SPSR_EL1H_MASKED: u64 = 0x3c5;
-/// ICC_SRE_EL2: system-register GIC interface for EL2 (SRE) and for EL1
-/// (Enable).
-const ICC_SRE_EL2_VALUE: u64 = (1 << 0) | (1 << 3);
 
 /// Sets up EL2's controls for an EL1 kernel and enters it at `entry` with
 /// x0 = `dtb` (arm64 boot protocol: x1..x3 zero). EL2's stack restarts at
 /// `el2_stack_top` for the traps that follow. With `stage2`, EL1 runs behind
-/// the stage-2 this CPU installed (`stage2::install_host`).
+/// the stage-2 this CPU installed (`stage2::install_host`). `gic` is the
+/// interrupt controller the device tree EL1 gets describes.
 ///
 /// # Safety
 /// `entry` must hold an EL1 kernel whose image is cleaned to the point of
 /// coherency (it starts with its MMU off), and `el2_stack_top` must be this
 /// CPU's EL2 stack, with nothing on it still in use. With `stage2`, a
 /// complete stage-2 must be installed on this CPU.
-pub unsafe fn enter(entry: u64, dtb: u64, el2_stack_top: u64, stage2: bool) -> ! {
-    let features = write_el2_controls();
+pub unsafe fn enter(entry: u64, dtb: u64, el2_stack_top: u64, stage2: bool, gic: GicVersion) -> ! {
+    let features = write_el2_controls(gic);
     HCR_EL2.set(HCR_EL2_VALUE | features | if stage2 { HCR_EL2_VM } else { 0 });
     SCTLR_EL1.set(SCTLR_EL1_RESET);
     // EL1 may read the physical counter and use the physical timer.
@@ -148,11 +188,6 @@ pub unsafe fn enter(entry: u64, dtb: u64, el2_stack_top: u64, stage2: bool) -> !
     // SAFETY: VPIDR_EL2 only changes what EL1 reads as MIDR_EL1.
     unsafe { asm!("msr vpidr_el2, {}", in(reg) MIDR_EL1.get(), options(nostack)) };
     VMPIDR_EL2.set(MPIDR_EL1.get());
-    // ID_AA64PFR0_EL1.GIC, bits 27:24: GICv3 system registers implemented.
-    if (ID_AA64PFR0_EL1.get() >> 24) & 0xf != 0 {
-        // SAFETY: GICv3 system registers are implemented (checked above).
-        unsafe { asm!("msr icc_sre_el2, {}", "isb", in(reg) ICC_SRE_EL2_VALUE, options(nostack)) };
-    }
     // SAFETY: the caller guarantees `entry` and the stack; nothing after the
     // `eret` returns here.
     unsafe {

@@ -29,6 +29,12 @@ const SCTLR_I: u64 = 1 << 12;
 /// Writable implies never-executable.
 const SCTLR_WXN: u64 = 1 << 19;
 
+/// SCTLR_EL2 while the MMU is off (`boot.S`, before the first data
+/// access): little-endian, no alignment check, MMU and data cache off,
+/// the instruction cache on (booting.rst lets the loader enter with it
+/// either way).
+pub const SCTLR_EL2_BOOT: u64 = SCTLR_EL2_RES1 | SCTLR_I;
+
 /// The registers for the identity map rooted at `root`. TCR_EL2's output
 /// size comes from this CPU's ID_AA64MMFR0_EL1.PARange; every CPU of the
 /// system is expected to report the same.

@@ -17,6 +17,18 @@ use aarch64_cpu::registers::{CurrentEL, Readable};
 /// (`el1::enter` untraps them, see `crate::el2_controls`).
 pub const CPTR_EL2_VALUE: u64 = crate::el2_controls::CPTR_EL2_BOOT;
 
+/// HCR_EL2 from the first instruction (`boot.S`), whatever firmware left:
+/// E2H = 0 and TGE = 0, the layout every EL2 register is used with; RW,
+/// EL1 is AArch64. `el1::enter` sets the value EL1 runs with.
+pub const HCR_EL2_BOOT: u64 = 1 << 31;
+
+/// SCTLR_EL2 from the first instruction (`boot.S`): see
+/// [`mmu::SCTLR_EL2_BOOT`].
+pub const SCTLR_EL2_BOOT: u64 = mmu::SCTLR_EL2_BOOT;
+
+// `boot.S` builds both from two 16-bit immediates.
+const _: () = assert!(HCR_EL2_BOOT >> 32 == 0 && SCTLR_EL2_BOOT >> 32 == 0);
+
 /// An exception taken from EL2 with less than this much of its stack slot
 /// below SP (the guard page, then room for a crash report) is handled on
 /// an emergency stack (`vectors.S`).

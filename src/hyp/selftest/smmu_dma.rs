@@ -8,12 +8,13 @@
 
 use super::{Address, Outcome};
 use crate::checks::Checks;
-use crate::hyp::boot::PCI_FUNCTIONS;
+use crate::hyp::boot::{PCI_CONFIG, PCI_FUNCTIONS};
 use crate::hyp::domain::Domain;
 use crate::hyp::mem::PAGE_POOL;
 use crate::hyp::smmu::{HypSmmu, smmu};
 use crate::mem::PAGE_SIZE as PAGE;
 use crate::memmap::PhysRange;
+use crate::pci::bus_master;
 use crate::pgtable::{Prot, UnmapFlags};
 use crate::smmu::{Command, EventKind, SmmuError};
 use qemu_edu::{self as edu, Edu};
@@ -46,11 +47,16 @@ impl Device {
     }
 }
 
-/// The `edu` devices found at boot, in bus order.
+/// The `edu` devices found at boot, in bus order, with bus mastering on
+/// (the hyp's boot leaves it off; this is the self-test's own device).
 fn devices() -> heapless::Vec<Device, 2> {
     let mut out = heapless::Vec::new();
+    let Some(ecam) = PCI_CONFIG.get() else {
+        return out;
+    };
     for f in PCI_FUNCTIONS.get().into_iter().flatten() {
         if f.vendor == edu::VENDOR && f.device == edu::DEVICE && !f.bars.is_empty() {
+            bus_master::enable(ecam, f.bdf, ecam.buses());
             // SAFETY: BAR0 was assigned at boot inside the PCI window, which
             // is mapped as device memory; memory decoding is on.
             let edu = unsafe { Edu::new(f.bars[0].address) };

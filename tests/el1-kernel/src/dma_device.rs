@@ -3,13 +3,15 @@
 //! EL2 numbered at boot, or on an expander's root bus, which no bridge leads
 //! to), its BAR0 (assigned by EL2 at boot) read from configuration space
 //! and translated through the bridge's windows, its StreamID from the
-//! device tree's `iommu-map` with the function's real bus number.
+//! device tree's `iommu-map` with the function's real bus number. Bus
+//! mastering is the driver's to turn on (EL2 leaves it off).
 //!
 //! The device's 4 KiB buffer is reachable only by DMA, so data goes RAM ->
 //! device -> RAM: [`DmaDevice::copy`] reads `len` bytes from one IOVA into
 //! the device and writes them back out to another.
 
 use qemu_edu::{self as edu, Edu, Timeout};
+use smmu_hyp::pci::bus_master;
 use smmu_hyp::pci::ecam::Ecam;
 use smmu_hyp::pci::{Bdf, ConfigSpace, header};
 use smmu_hyp::platform::Platform;
@@ -36,11 +38,13 @@ pub fn find(platform: &Platform<'_>) -> Option<DmaDevice> {
             let id = ecam.read32(bdf, header::VENDOR_DEVICE);
             id & 0xffff == u32::from(edu::VENDOR) && id >> 16 == u32::from(edu::DEVICE)
         })?;
-    let command = ecam.read32(bdf, header::COMMAND);
-    let wanted = header::COMMAND_MEMORY | header::COMMAND_BUS_MASTER;
-    if command & wanted != wanted {
+    // EL2 enabled memory decoding and left bus mastering off: the driver
+    // turns it on, for the device and the bridges above it, as Linux's
+    // pci_set_master does.
+    if ecam.read32(bdf, header::COMMAND) & header::COMMAND_MEMORY == 0 {
         return None;
     }
+    bus_master::enable(&ecam, bdf, host.bus_start..=host.bus_end);
     let low = ecam.read32(bdf, header::BAR0);
     if low & header::BAR_IO != 0 {
         return None;

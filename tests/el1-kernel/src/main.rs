@@ -14,6 +14,7 @@ mod dma_device;
 mod el2_layout;
 mod fixture;
 mod fuzz_gen;
+mod gic_cpu;
 mod hyp_client;
 mod hyp_state;
 mod iommu;

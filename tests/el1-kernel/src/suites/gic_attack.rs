@@ -20,7 +20,6 @@ use smmu_hyp::esr::ec;
 use smmu_hyp::platform::Platform;
 
 // Register offsets (IHI 0069).
-const GICD_CTLR: u64 = 0x0;
 const GITS_CTLR: u64 = 0x0;
 const GITS_TYPER: u64 = 0x8;
 /// IMPLEMENTATION DEFINED on a GIC-600; nothing architected.
@@ -31,7 +30,6 @@ const GITS_CREADR: u64 = 0x90;
 const GITS_BASER: u64 = 0x100;
 const GICR_CTLR: u64 = 0x0;
 const GICR_TYPER: u64 = 0x8;
-const GICR_WAKER: u64 = 0x14;
 const GICR_PROPBASER: u64 = 0x70;
 const GICR_PENDBASER: u64 = 0x78;
 const GICR_IPRIORITYR: u64 = 0x1_0400;
@@ -396,27 +394,7 @@ impl Attack<'_> {
     /// The distributor's groups, the redistributor awake, EL1's CPU
     /// interface taking group 1 at any priority.
     fn cpu_interface_on(&mut self) {
-        // GICD_CTLR: ARE, EnableGrp1, EnableGrp0 (single security state).
-        let _ = probe::write32(self.gic.distributor + GICD_CTLR, (1 << 4) | 0b11);
-        let waker = self.gic.redistributor + GICR_WAKER;
-        let _ = probe::write32(waker, probe::read32(waker).unwrap_or(0) & !(1 << 1));
-        // SAFETY: GICv3 CPU interface registers of this CPU (ICC_SRE_EL2
-        // lets EL1 use them); IRQs stay masked in PSTATE, so nothing is
-        // taken, only acknowledged below.
-        unsafe {
-            core::arch::asm!(
-                "mov {t}, #1",
-                "msr S3_0_C12_C12_5, {t}", // ICC_SRE_EL1.SRE
-                "isb",
-                "mov {t}, #0xff",
-                "msr S3_0_C4_C6_0, {t}", // ICC_PMR_EL1
-                "mov {t}, #1",
-                "msr S3_0_C12_C12_7, {t}", // ICC_IGRPEN1_EL1
-                "isb",
-                t = out(reg) _,
-                options(nostack),
-            )
-        };
+        crate::gic_cpu::interface_on(self.gic.distributor, self.gic.redistributor);
     }
 }
 

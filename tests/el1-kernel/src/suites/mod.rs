@@ -9,6 +9,7 @@ pub mod dma;
 pub mod fp;
 pub mod fuzz;
 pub mod gic_attack;
+pub mod psci;
 pub mod smp;
 pub mod smp_stress;
 
@@ -18,7 +19,7 @@ use crate::report::Report;
 use smmu_hyp::hypercall::abi;
 use smmu_hyp::mem::PAGE_SIZE as PAGE;
 use smmu_hyp::platform::Platform;
-use smmu_hyp::smccc::{self, psci};
+use smmu_hyp::smccc;
 
 pub fn run(suite: &str, platform: &Platform<'_>, report: &mut Report) {
     match suite {
@@ -27,7 +28,7 @@ pub fn run(suite: &str, platform: &Platform<'_>, report: &mut Report) {
         "fp" => fp::run(platform, report),
         "iommu" => iommu(report),
         "smccc" => smccc_calls(report),
-        "psci" => psci_calls(platform, report),
+        "psci" => psci::run(platform, report),
         "system-off" => system_off(),
         "boot-info" => boot_info(platform, report),
         "smp" => smp::run(platform, report),
@@ -88,37 +89,10 @@ fn smccc_calls(report: &mut Report) {
     }
 }
 
-/// PSCI through the hyp: safe calls reach firmware, CPU_ON is validated by
-/// EL2 (the `smp` suite starts CPUs).
-fn psci_calls(platform: &Platform<'_>, report: &mut Report) {
-    let v = smc([u64::from(psci::VERSION), 0, 0, 0])[0];
-    report.check(
-        "PSCI_VERSION forwarded to firmware",
-        (0x1_0000..0x10_0000).contains(&v),
-        format_args!("{v:#x}"),
-    );
-    // An affinity no CPU of the tree has (QEMU numbers CPUs from 0).
-    let absent = (0..)
-        .find(|m| !platform.cpus.contains(m))
-        .unwrap_or(u64::MAX);
-    let on = smc([u64::from(psci::CPU_ON), absent, 0x4000_0000, 0])[0];
-    report.check(
-        "CPU_ON of a CPU the device tree lacks is INVALID_PARAMETERS",
-        on == psci::INVALID_PARAMETERS,
-        format_args!("MPIDR {absent:#x}: {}", on as i64),
-    );
-    let unknown = smc([0xc200_0001, 0, 0, 0])[0];
-    report.check(
-        "unknown SMC returns NOT_SUPPORTED",
-        unknown == smccc::NOT_SUPPORTED,
-        format_args!("{}", unknown as i64),
-    );
-}
-
 /// SYSTEM_OFF through the hyp powers the machine off (status 0 on QEMU).
 fn system_off() {
     println!("el1: calling PSCI SYSTEM_OFF");
-    smc([u64::from(psci::SYSTEM_OFF), 0, 0, 0]);
+    smc([u64::from(smccc::psci::SYSTEM_OFF), 0, 0, 0]);
     println!("el1: SYSTEM_OFF returned");
 }
 
