@@ -31,3 +31,4 @@ pub mod arch;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod hyp;
 pub mod smp;
+pub mod vdev;
