@@ -436,7 +436,15 @@ impl<B: IommuBackend> IommuState<B> {
         check(lo <= virt_start && virt_end <= hi, Status::Range)?;
         // `end` cannot overflow: `virt_end <= hi < 2^64 - 1`.
         let end = virt_end + 1;
-        let crosses = |addr| self.backend.mapping_crosses(domain, addr);
+        // Inside a reserved region only the backend's own mapping can
+        // cross an address, and that is not the driver's to split.
+        let crosses = |addr: u64| {
+            let reserved = self
+                .reserved
+                .iter()
+                .any(|r| r.start < addr && addr <= r.end);
+            !reserved && self.backend.mapping_crosses(domain, addr)
+        };
         check(!crosses(virt_start) && !crosses(end), Status::Range)?;
         // Mappings are granule-aligned and none crosses an end, so none
         // meets a partial granule at either end: shrink to whole ones.
