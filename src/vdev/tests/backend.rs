@@ -159,6 +159,15 @@ impl FakeBackend {
         }
     }
 
+    /// The device never maps or unmaps inside a reserved region.
+    fn assert_outside_reserved(&self, start: u64, end: u64) {
+        let hit = self
+            .reserved
+            .iter()
+            .find(|r| r.start <= end && start <= r.end);
+        assert!(hit.is_none(), "{start:#x}..={end:#x} meets {hit:?}");
+    }
+
     fn remove(&mut self, d: u32, start: u64) {
         let m = self
             .domains
@@ -273,13 +282,7 @@ impl IommuBackend for FakeBackend {
         prot: Prot,
     ) -> Result<(), BackendError> {
         let end = iova + size - 1;
-        assert!(
-            !self
-                .reserved
-                .iter()
-                .any(|r| r.start <= end && iova <= r.end),
-            "map inside a reserved region"
-        );
+        self.assert_outside_reserved(iova, end);
         assert!(end <= self.input_end, "map beyond the input range");
         self.enter("map")?;
         if !(iova | pa | size).is_multiple_of(GRANULE) {
@@ -318,13 +321,7 @@ impl IommuBackend for FakeBackend {
 
     fn unmap(&mut self, domain: u32, iova: u64, size: u64) -> Result<u64, BackendError> {
         let end = iova + size - 1;
-        assert!(
-            !self
-                .reserved
-                .iter()
-                .any(|r| r.start <= end && iova <= r.end),
-            "unmap inside a reserved region"
-        );
+        self.assert_outside_reserved(iova, end);
         assert!((iova | size).is_multiple_of(GRANULE), "unaligned unmap");
         self.enter("unmap")?;
         let d = &self.domains[&domain];

@@ -58,7 +58,8 @@ pub struct DriverQueue {
 }
 
 impl DriverQueue {
-    fn at(index: u16, size: u16, base: u64) -> Self {
+    /// Queue `index` of `size` entries with its areas from `base`.
+    pub fn at(index: u16, size: u16, base: u64) -> Self {
         Self {
             index,
             size,
@@ -156,7 +157,7 @@ impl<'m> Driver<'m> {
         Self {
             dev,
             mem,
-            rq: DriverQueue::at(0, 64, REQ_QUEUE_BASE),
+            rq: Self::linux_request_queue(),
             eq: DriverQueue::at(1, 16, EVT_QUEUE_BASE),
             next_buffer: BUFFERS,
             event_buffers: Vec::new(),
@@ -205,9 +206,17 @@ impl<'m> Driver<'m> {
         self.write(reg::DRIVER_FEATURES, (features >> 32) as u32);
     }
 
+    /// The request queue Linux would set up.
+    pub fn linux_request_queue() -> DriverQueue {
+        DriverQueue::at(0, 64, REQ_QUEUE_BASE)
+    }
+
     /// Zeroes a queue's memory and programs its registers.
     pub fn setup_queue(&self, q: &DriverQueue) {
-        self.mem.poke(q.desc, &vec![0; 0x3000]);
+        let n = u64::from(q.size);
+        for (pa, len) in [(q.desc, 16 * n), (q.avail, 6 + 2 * n), (q.used, 6 + 8 * n)] {
+            self.mem.poke(pa, &vec![0; len as usize]);
+        }
         self.write(reg::QUEUE_SEL, u32::from(q.index));
         assert_eq!(self.read(reg::QUEUE_READY), 0);
         assert!(self.read(reg::QUEUE_NUM_MAX) >= u32::from(q.size));
@@ -226,8 +235,13 @@ impl<'m> Driver<'m> {
     }
 
     /// Linux's sequence: reset, ACKNOWLEDGE, DRIVER, features,
-    /// FEATURES_OK, queues, DRIVER_OK; then event buffers.
+    /// FEATURES_OK, queues, DRIVER_OK.
     pub fn init(&mut self, features: u64) {
+        self.init_with(features, Self::linux_request_queue());
+    }
+
+    /// [`init`](Self::init) with the request queue at `rq`.
+    pub fn init_with(&mut self, features: u64, rq: DriverQueue) {
         self.write(reg::STATUS, 0);
         assert_eq!(self.status(), 0);
         assert_eq!(self.read(reg::MAGIC_VALUE), 0x7472_6976);
@@ -238,7 +252,7 @@ impl<'m> Driver<'m> {
         self.accept_features(features);
         self.set_status(status::FEATURES_OK);
         assert_ne!(self.status() & status::FEATURES_OK, 0, "features refused");
-        self.rq = DriverQueue::at(0, 64, REQ_QUEUE_BASE);
+        self.rq = rq;
         self.eq = DriverQueue::at(1, 16, EVT_QUEUE_BASE);
         let (rq, eq) = (self.rq, self.eq);
         self.setup_queue(&rq);
@@ -247,6 +261,7 @@ impl<'m> Driver<'m> {
         self.mem.poke(self.rq.avail, &1u16.to_le_bytes());
         self.set_status(status::DRIVER_OK);
         assert_eq!(self.status() & status::DRIVER_OK, status::DRIVER_OK);
+        assert!(!self.needs_reset(), "queue memory is checked at use");
         self.event_buffers.clear();
     }
 

@@ -56,6 +56,18 @@ impl Model {
         }
     }
 
+    /// The mappings of `domain`, if it exists and the range is sane.
+    fn range_of(&mut self, domain: u32, start: u64, end: u64) -> Result<&mut Maps, Status> {
+        let maps = self.domains.get_mut(&domain).ok_or(Status::NoEnt)?;
+        if start > end {
+            return Err(Status::Inval);
+        }
+        if end > INPUT_END {
+            return Err(Status::Range);
+        }
+        Ok(maps)
+    }
+
     fn apply(&mut self, req: &Request) -> Status {
         match *req {
             Request::Attach {
@@ -108,15 +120,10 @@ impl Model {
                 if flags & !map_flags::ALL != 0 {
                     return Status::Inval;
                 }
-                let Some(maps) = self.domains.get_mut(&domain) else {
-                    return Status::NoEnt;
+                let maps = match self.range_of(domain, virt_start, virt_end) {
+                    Ok(maps) => maps,
+                    Err(s) => return s,
                 };
-                if virt_start > virt_end {
-                    return Status::Inval;
-                }
-                if virt_end > INPUT_END {
-                    return Status::Range;
-                }
                 let size = virt_end - virt_start + 1;
                 if (virt_start | phys_start | size) % GRANULE != 0
                     || phys_start.checked_add(size).is_none()
@@ -158,15 +165,10 @@ impl Model {
                 if reserved_set {
                     return Status::Inval;
                 }
-                let Some(maps) = self.domains.get_mut(&domain) else {
-                    return Status::NoEnt;
+                let maps = match self.range_of(domain, virt_start, virt_end) {
+                    Ok(maps) => maps,
+                    Err(s) => return s,
                 };
-                if virt_start > virt_end {
-                    return Status::Inval;
-                }
-                if virt_end > INPUT_END {
-                    return Status::Range;
-                }
                 let splits = maps.iter().any(|(&s, &(e, _, _))| {
                     (s < virt_start && virt_start <= e) || (s <= virt_end && virt_end < e)
                 });
