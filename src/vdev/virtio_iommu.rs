@@ -168,10 +168,6 @@ impl<B: IommuBackend> IommuState<B> {
         &self.config
     }
 
-    pub const fn backend(&self) -> &B {
-        &self.backend
-    }
-
     pub fn backend_mut(&mut self) -> &mut B {
         &mut self.backend
     }

@@ -186,6 +186,11 @@ fn a_failed_attach_answers_deverr_and_leaves_the_endpoint_on_its_old_domain() {
             assert_eq!(b.translate(EP, 0x10_0000), Some(PA));
             assert_eq!(b.domains.len(), 1, "the new domain was freed");
         });
+        // A first attach that fails leaves no domain behind either.
+        backend(d, |b| b.fail = Some(("attach", BackendError::Hardware)));
+        assert_eq!(d.attach(3, EP2), Status::DevErr);
+        assert_eq!(d.dev.counts(), (1, 1));
+        assert_eq!(d.attach(3, EP2), Status::Ok);
     });
 }
 
