@@ -26,6 +26,8 @@
 //!   core.
 //! * [`virtio_iommu`]: virtio-iommu request semantics over the backend.
 //! * [`iommu_device`]: the MMIO device that joins them, with its lock.
+//! * [`service_backend`]: the backend over the IOMMU core
+//!   (`crate::iommu::IommuService`) the hyp runs the device on.
 
 pub mod bus;
 pub mod gic;
@@ -36,6 +38,7 @@ pub mod iommu_backend;
 pub mod iommu_device;
 pub mod iommu_wire;
 pub mod mmio_transport;
+pub mod service_backend;
 pub mod virtio_iommu;
 pub mod virtqueue;
 

@@ -9,11 +9,12 @@ use std::vec::Vec;
 
 use super::backend::FakeBackend;
 use super::memory::{Journal, RAM_BASE, TestMemory};
+use crate::vdev::iommu_backend::IommuBackend;
 use crate::vdev::iommu_device::VirtioIommu;
 use crate::vdev::iommu_wire::{Request, Status, TAIL_LEN, req_type};
 use crate::vdev::mmio_transport::{reg, status};
 use crate::vdev::virtio_iommu::{OFFERED_FEATURES, PROBE_SIZE};
-use crate::vdev::{AccessSize, InterruptLine, MmioDevice};
+use crate::vdev::{AccessSize, InterruptLine};
 
 /// Counts raised interrupts.
 #[derive(Default)]
@@ -31,7 +32,7 @@ impl InterruptLine for CountingIrq {
     }
 }
 
-pub type Device<'m> = VirtioIommu<FakeBackend, &'m TestMemory, &'m CountingIrq>;
+pub type Device<'m, B = FakeBackend> = VirtioIommu<B, &'m TestMemory, &'m CountingIrq>;
 
 /// Where each queue lives, and where buffers are carved from.
 pub const REQ_QUEUE_BASE: u64 = RAM_BASE;
@@ -114,8 +115,23 @@ impl Reply {
     }
 }
 
-pub struct Driver<'m> {
-    pub dev: &'m Device<'m>,
+/// The request queue Linux would set up.
+pub fn linux_request_queue() -> DriverQueue {
+    DriverQueue::at(0, 64, REQ_QUEUE_BASE)
+}
+
+/// The reply length a request of this type has.
+pub fn reply_len(bytes: &[u8]) -> u64 {
+    (TAIL_LEN
+        + if bytes.first() == Some(&req_type::PROBE) {
+            PROBE_SIZE
+        } else {
+            0
+        }) as u64
+}
+
+pub struct Driver<'m, B: IommuBackend = FakeBackend> {
+    pub dev: &'m Device<'m, B>,
     pub mem: &'m TestMemory,
     pub rq: DriverQueue,
     pub eq: DriverQueue,
@@ -152,12 +168,12 @@ impl Rig {
     }
 }
 
-impl<'m> Driver<'m> {
-    pub fn new(dev: &'m Device<'m>, mem: &'m TestMemory) -> Self {
+impl<'m, B: IommuBackend> Driver<'m, B> {
+    pub fn new(dev: &'m Device<'m, B>, mem: &'m TestMemory) -> Self {
         Self {
             dev,
             mem,
-            rq: Self::linux_request_queue(),
+            rq: linux_request_queue(),
             eq: DriverQueue::at(1, 16, EVT_QUEUE_BASE),
             next_buffer: BUFFERS,
             event_buffers: Vec::new(),
@@ -166,18 +182,19 @@ impl<'m> Driver<'m> {
 
     /// A driver that brought the device up as Linux does, accepting every
     /// feature offered.
-    pub fn up(dev: &'m Device<'m>, mem: &'m TestMemory) -> Self {
+    pub fn up(dev: &'m Device<'m, B>, mem: &'m TestMemory) -> Self {
         let mut d = Self::new(dev, mem);
         d.init(OFFERED_FEATURES);
         d
     }
 
     pub fn read(&self, offset: u64) -> u32 {
-        self.dev.read(offset, AccessSize::Word) as u32
+        self.dev.read_register(offset, AccessSize::Word) as u32
     }
 
     pub fn write(&self, offset: u64, value: u32) {
-        self.dev.write(offset, AccessSize::Word, u64::from(value));
+        self.dev
+            .write_register(offset, AccessSize::Word, u64::from(value));
     }
 
     pub fn status(&self) -> u32 {
@@ -206,11 +223,6 @@ impl<'m> Driver<'m> {
         self.write(reg::DRIVER_FEATURES, (features >> 32) as u32);
     }
 
-    /// The request queue Linux would set up.
-    pub fn linux_request_queue() -> DriverQueue {
-        DriverQueue::at(0, 64, REQ_QUEUE_BASE)
-    }
-
     /// Zeroes a queue's memory and programs its registers.
     pub fn setup_queue(&self, q: &DriverQueue) {
         let n = u64::from(q.size);
@@ -237,7 +249,7 @@ impl<'m> Driver<'m> {
     /// Linux's sequence: reset, ACKNOWLEDGE, DRIVER, features,
     /// FEATURES_OK, queues, DRIVER_OK.
     pub fn init(&mut self, features: u64) {
-        self.init_with(features, Self::linux_request_queue());
+        self.init_with(features, linux_request_queue());
     }
 
     /// [`init`](Self::init) with the request queue at `rq`.
@@ -373,19 +385,9 @@ impl<'m> Driver<'m> {
         (head, back)
     }
 
-    /// The reply length a request of this type has.
-    pub fn reply_len(bytes: &[u8]) -> u64 {
-        (TAIL_LEN
-            + if bytes.first() == Some(&req_type::PROBE) {
-                PROBE_SIZE
-            } else {
-                0
-            }) as u64
-    }
-
     /// Sends raw request bytes and waits (synchronously) for the reply.
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Reply {
-        let reply_len = Self::reply_len(bytes);
+        let reply_len = reply_len(bytes);
         let (head, back) = self.request_chain(bytes, reply_len);
         self.publish(0, head);
         self.kick(0);

@@ -5,7 +5,9 @@
 //! sets DEVICE_NEEDS_RESET; none panics, none reaches memory EL1 does not
 //! own, none writes where virtio does not let the device write.
 
-use super::driver::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, Driver, RawDesc, Reply, Rig};
+use super::driver::{
+    self, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, Driver, RawDesc, Reply, Rig,
+};
 use super::memory::{EL2_BASE, Event, Journal};
 use crate::vdev::iommu_device::ResetReason;
 use crate::vdev::iommu_wire::{Request, Status};
@@ -331,7 +333,7 @@ fn a_queue_area_in_el2_memory_sets_needs_reset_at_the_first_request() {
         let rig = Rig::new();
         let dev = rig.device();
         let mut d = Driver::new(&dev, &rig.mem);
-        let mut rq = Driver::linux_request_queue();
+        let mut rq = driver::linux_request_queue();
         match area {
             Area::Descriptors => rq.desc = EL2_BASE,
             Area::Available => rq.avail = EL2_BASE + 0x1000,

@@ -11,4 +11,5 @@ mod malformed;
 mod ordering;
 mod random;
 mod requests;
+mod service;
 mod transport;

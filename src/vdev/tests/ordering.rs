@@ -5,7 +5,7 @@
 //! when the backend returns) require.
 
 use super::backend::DMA_RAM;
-use super::driver::{Driver, Rig};
+use super::driver::{self, Driver, Rig};
 use super::memory::Event;
 use crate::vdev::iommu_wire::{Request, Status};
 
@@ -137,7 +137,7 @@ fn one_kick_serves_every_request_made_available_before_it_in_ring_order() {
     assert_eq!(dev.with_backend(|b| b.mappings_of(EP).len()), 3);
     // Made available after the kick: served at the next one.
     let bytes = Request::Probe { endpoint: EP }.encode();
-    let (head, _) = d.request_chain(&bytes, Driver::reply_len(&bytes));
+    let (head, _) = d.request_chain(&bytes, driver::reply_len(&bytes));
     d.publish(0, head);
     assert!(d.take_used(0).is_empty());
     d.kick(0);

@@ -3,7 +3,7 @@
 //! interrupts.
 
 use super::backend::{DMA_RAM, DOORBELL, FakeBackend, HOLE, INPUT_END, PAGE_SIZE_MASK};
-use super::driver::{Driver, Rig};
+use super::driver::{self, Driver, Rig};
 use crate::vdev::iommu_backend::{ReservedKind, ReservedRegion};
 use crate::vdev::iommu_device::{ResetReason, VirtioIommu};
 use crate::vdev::iommu_wire::{Request, Status, feature};
@@ -23,7 +23,7 @@ const ATTACH: Request = Request::Attach {
 /// Publishes `req` and kicks; returns the used entries that came back.
 fn kick_request(d: &mut Driver<'_>, req: Request) -> Vec<(u32, u32)> {
     let bytes = req.encode();
-    let (head, _) = d.request_chain(&bytes, Driver::reply_len(&bytes));
+    let (head, _) = d.request_chain(&bytes, driver::reply_len(&bytes));
     d.publish(0, head);
     d.kick(0);
     d.take_used(0)
