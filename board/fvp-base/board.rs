@@ -9,3 +9,8 @@ pub const EARLY_UART: Option<u64> = Some(0x1c09_0000);
 /// their registers. The FVP's SMMU fronts PCIe only; its virtio block
 /// device on the motherboard bus masters directly.
 pub const HIDDEN_BUS_MASTERS: &[&str] = &["virtio,mmio"];
+
+/// Where the hyp's virtio-iommu device would appear to EL1: none chosen,
+/// since no FVP model runs here to check that a range is free
+/// (`iommu=virtio` then leaves EL1 without an IOMMU).
+pub const VIRTIO_IOMMU_WINDOW: Option<u64> = None;

@@ -2,7 +2,7 @@
 
 use super::board;
 use crate::arch::aarch64::cache;
-use crate::dt::el1_tree::{self, El1Tree};
+use crate::dt::el1_tree::{self, El1Iommu, El1Tree};
 use crate::image::{HEADER_SIZE, ImageHeader};
 use crate::layout::BootLayout;
 use crate::memmap::PhysRange;
@@ -51,6 +51,7 @@ pub fn write_el1_tree(
     modules: &BootModules<'_>,
     kernel: PhysRange,
     layout: &BootLayout,
+    iommu: El1Iommu,
 ) -> Result<u64, &'static str> {
     let owned = layout.el2_owned();
     let spec = El1Tree {
@@ -58,6 +59,7 @@ pub fn write_el1_tree(
         el2_owned: &owned,
         bootargs: modules.kernel.and_then(|k| k.bootargs),
         initrd: modules.ramdisk,
+        iommu,
     };
     let tree = el1_tree::write(dtb, &spec).map_err(|e| {
         log::error!("EL1 device tree: {e}");
