@@ -147,6 +147,7 @@ fn smc(frame: &mut TrapFrame) {
         args[0] as u32,
         smccc::psci::SYSTEM_OFF | smccc::psci::SYSTEM_RESET
     ) {
+        super::viommu::log_stats();
         super::iommu::log_stats();
     }
     let firmware = super::firmware();

@@ -679,3 +679,31 @@ fn status_codes_have_the_spec_values() {
         assert_eq!(s as u8, v);
     }
 }
+
+#[test]
+fn the_device_counts_and_times_what_it_serves_by_request_type() {
+    use crate::vdev::iommu_device::{OTHER_REQUESTS, RequestStats};
+    use core::sync::atomic::{AtomicU64, Ordering};
+    static NOW: AtomicU64 = AtomicU64::new(0);
+    // Each reading of the clock advances it by 10.
+    fn clock() -> u64 {
+        NOW.fetch_add(10, Ordering::Relaxed)
+    }
+    let rig = Rig::new();
+    let dev = rig.device().with_clock(clock);
+    let mut d = Driver::up(&dev, &rig.mem);
+    assert_eq!(d.attach(1, 8), Status::Ok);
+    assert_eq!(d.map(1, 0, 0xfff, DMA_RAM.start, 1), Status::Ok);
+    assert_eq!(d.map(1, 0x1000, 0x1fff, DMA_RAM.start, 1), Status::Ok);
+    assert_eq!(d.unmap(1, 0, 0x1fff), Status::Ok);
+    assert_eq!(d.send_bytes(&[0x77, 0, 0, 0]), Reply::Unanswered);
+    let s = dev.stats();
+    assert_eq!(s.kicks, 5);
+    let want = [1, 0, 2, 1, 0, 1];
+    assert_eq!(s.count, want);
+    for i in 0..6 {
+        assert_eq!(s.ticks[i], 10 * want[i], "one clock step per request");
+    }
+    assert_eq!(RequestStats::index(Some(3)), 2);
+    assert_eq!(RequestStats::index(Some(9)), OTHER_REQUESTS);
+}
