@@ -34,7 +34,9 @@ use crate::vdev::{InterruptLine, VirtioIommu};
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, Readable};
 
 /// EL1's RAM through EL2's identity map (RAM is mapped read-write,
-/// normal write-back, at its physical address).
+/// normal write-back, at its physical address). An aligned 2-, 4- or
+/// 8-byte access is one load or store; anything else is copied a byte at
+/// a time up to an 8-byte boundary, then 8 bytes at a time.
 pub struct IdentityMap;
 
 // SAFETY: each call touches exactly the bytes asked for, and an aligned
@@ -43,8 +45,8 @@ unsafe impl PhysMemory for IdentityMap {
     unsafe fn read(&self, pa: u64, buf: &mut [u8]) {
         let p = pa as *const u8;
         // SAFETY: the caller guarantees the range is RAM, which the
-        // identity map maps at its physical address; the aligned arms check
-        // their alignment.
+        // identity map maps at its physical address; every wider access is
+        // at an address aligned to its size, in EL1's RAM and in `buf`.
         unsafe {
             match buf.len() {
                 2 if pa.is_multiple_of(2) => {
@@ -53,12 +55,28 @@ unsafe impl PhysMemory for IdentityMap {
                 4 if pa.is_multiple_of(4) => {
                     buf.copy_from_slice(&p.cast::<u32>().read_volatile().to_ne_bytes())
                 }
-                8 if pa.is_multiple_of(8) => {
-                    buf.copy_from_slice(&p.cast::<u64>().read_volatile().to_ne_bytes())
-                }
                 _ => {
-                    for (i, b) in buf.iter_mut().enumerate() {
-                        *b = p.add(i).read_volatile();
+                    let mut i = 0;
+                    while i < buf.len() && !(pa + i as u64).is_multiple_of(8) {
+                        buf[i] = p.add(i).read_volatile();
+                        i += 1;
+                    }
+                    let dst = buf.as_mut_ptr();
+                    while buf.len() - i >= 8 {
+                        let word = p.add(i).cast::<u64>().read_volatile();
+                        if (dst as usize + i).is_multiple_of(8) {
+                            // One store (the target is built with strict
+                            // alignment: a copy into a byte slice of unknown
+                            // alignment would be eight).
+                            dst.add(i).cast::<u64>().write(word);
+                        } else {
+                            buf[i..i + 8].copy_from_slice(&word.to_ne_bytes());
+                        }
+                        i += 8;
+                    }
+                    while i < buf.len() {
+                        buf[i] = p.add(i).read_volatile();
+                        i += 1;
                     }
                 }
             }
@@ -77,12 +95,27 @@ unsafe impl PhysMemory for IdentityMap {
                 [a, b, c, d] if pa.is_multiple_of(4) => p
                     .cast::<u32>()
                     .write_volatile(u32::from_ne_bytes([a, b, c, d])),
-                [a, b, c, d, e, f, g, h] if pa.is_multiple_of(8) => p
-                    .cast::<u64>()
-                    .write_volatile(u64::from_ne_bytes([a, b, c, d, e, f, g, h])),
                 _ => {
-                    for (i, b) in data.iter().enumerate() {
-                        p.add(i).write_volatile(*b);
+                    let mut i = 0;
+                    while i < data.len() && !(pa + i as u64).is_multiple_of(8) {
+                        p.add(i).write_volatile(data[i]);
+                        i += 1;
+                    }
+                    let src = data.as_ptr();
+                    while data.len() - i >= 8 {
+                        let word = if (src as usize + i).is_multiple_of(8) {
+                            src.add(i).cast::<u64>().read()
+                        } else {
+                            let mut word = [0; 8];
+                            word.copy_from_slice(&data[i..i + 8]);
+                            u64::from_ne_bytes(word)
+                        };
+                        p.add(i).cast::<u64>().write_volatile(word);
+                        i += 8;
+                    }
+                    while i < data.len() {
+                        p.add(i).write_volatile(data[i]);
+                        i += 1;
                     }
                 }
             }

@@ -33,7 +33,7 @@ use super::iommu_wire::{
 };
 use super::mmio_transport::{DeviceIdentity, Effect, MmioTransport, reg};
 use super::virtio_iommu::{IommuState, OFFERED_FEATURES, PROBE_SIZE, SetupError};
-use super::virtqueue::{Chain, LayoutError, QueueError};
+use super::virtqueue::{Aligned, Chain, LayoutError, QueueError};
 use super::{AccessSize, InterruptLine, MmioDevice};
 
 /// `QueueNumMax` of the request queue. Linux batches MAP and UNMAP
@@ -266,20 +266,22 @@ impl<B: IommuBackend, M: GuestMemory> Inner<B, M> {
             return;
         };
         stats.kicks += 1;
-        let mut notify = false;
-        let result = (|| -> Result<(), QueueError> {
+        let served = (|| -> Result<(), QueueError> {
             for _ in 0..q.available(mem)? {
                 let start = clock();
                 let chain = q.pop(mem)?;
                 let (ty, used) = serve(iommu, mem, &chain, negotiated);
-                notify |= q.push_used(mem, chain.head(), used)?;
+                q.add_used(mem, chain.head(), used)?;
                 let i = RequestStats::index(ty);
                 stats.count[i] += 1;
                 stats.ticks[i] += clock().wrapping_sub(start);
             }
             Ok(())
         })();
-        self.finish(notify, result);
+        // What was served before an error is returned too.
+        let published = q.publish_used(mem);
+        let notify = published.as_ref().is_ok_and(|n| *n);
+        self.finish(notify, served.and(published.map(|_| ())));
     }
 
     fn finish(&mut self, notify: bool, result: Result<(), QueueError>) {
@@ -303,7 +305,6 @@ impl<B: IommuBackend, M: GuestMemory> Inner<B, M> {
             return 0;
         };
         let mut delivered = 0;
-        let mut notify = false;
         let result = (|| -> Result<(), QueueError> {
             for _ in 0..EVENT_QUEUE_SIZE {
                 if q.available(mem)? == 0 {
@@ -317,10 +318,13 @@ impl<B: IommuBackend, M: GuestMemory> Inner<B, M> {
                 if used != UNANSWERED {
                     delivered += 1;
                 }
-                notify |= q.push_used(mem, chain.head(), used)?;
+                q.add_used(mem, chain.head(), used)?;
             }
             Ok(())
         })();
+        let published = q.publish_used(mem);
+        let notify = published.as_ref().is_ok_and(|n| *n);
+        let result = result.and(published.map(|_| ()));
         self.stats.faults += u64::from(delivered);
         self.finish(notify, result);
         delivered
@@ -353,12 +357,13 @@ fn serve<B: IommuBackend>(
     chain: &Chain,
     negotiated: u64,
 ) -> (Option<u8>, u32) {
-    let mut bytes = [0u8; MAX_REQUEST_LEN];
+    let mut bytes = Aligned([0u8; MAX_REQUEST_LEN]);
+    let bytes = &mut bytes.0;
     if chain.read(mem, 0, &mut bytes[..4]).is_err() {
         return (None, UNANSWERED);
     }
     let ty = bytes[0];
-    (Some(ty), serve_typed(iommu, mem, chain, negotiated, &mut bytes))
+    (Some(ty), serve_typed(iommu, mem, chain, negotiated, bytes))
 }
 
 /// Serves one request whose head (`bytes[..4]`) was read; returns the
@@ -379,7 +384,8 @@ fn serve_typed<B: IommuBackend>(
     if chain.writable_len() < reply_len as u64 || chain.check_writable(mem, reply_len).is_err() {
         return UNANSWERED;
     }
-    let mut reply = [0u8; PROBE_SIZE + TAIL_LEN];
+    let mut reply = Aligned([0u8; PROBE_SIZE + TAIL_LEN]);
+    let reply = &mut reply.0;
     let (properties, tail) = reply[..reply_len].split_at_mut(reply_len - TAIL_LEN);
     let status = if chain.readable_len() < len as u64 {
         Status::Inval

@@ -42,6 +42,12 @@ pub const MAX_QUEUE_SIZE: u16 = 32768;
 /// Bytes of one descriptor in the table.
 const DESC_SIZE: u64 = 16;
 
+/// Bytes on an 8-byte boundary: a copy into them can be made of 8-byte
+/// stores (the EL2 target is built with strict alignment).
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(8))]
+pub struct Aligned<const N: usize>(pub [u8; N]);
+
 mod desc_flags {
     pub const NEXT: u16 = 1;
     pub const WRITE: u16 = 2;
@@ -208,11 +214,17 @@ pub struct Desc {
     pub writable: bool,
 }
 
-/// A validated descriptor chain taken from the available ring.
+/// A validated descriptor chain taken from the available ring: its
+/// device-readable descriptors, then its device-writable ones (the
+/// split format allows no other order).
 #[derive(Clone, Debug)]
 pub struct Chain {
     head: u16,
     descs: heapless::Vec<Desc, MAX_CHAIN>,
+    /// How many of `descs` are readable (they come first).
+    readable: usize,
+    readable_len: u64,
+    writable_len: u64,
 }
 
 impl Chain {
@@ -222,17 +234,18 @@ impl Chain {
     }
 
     /// Total bytes of the device-readable descriptors.
-    pub fn readable_len(&self) -> u64 {
-        self.part(false).map(|d| u64::from(d.len)).sum()
+    pub const fn readable_len(&self) -> u64 {
+        self.readable_len
     }
 
     /// Total bytes of the device-writable descriptors.
-    pub fn writable_len(&self) -> u64 {
-        self.part(true).map(|d| u64::from(d.len)).sum()
+    pub const fn writable_len(&self) -> u64 {
+        self.writable_len
     }
 
-    fn part(&self, writable: bool) -> impl Iterator<Item = &Desc> {
-        self.descs.iter().filter(move |d| d.writable == writable)
+    fn part(&self, writable: bool) -> &[Desc] {
+        let (readable, writable_part) = self.descs.split_at(self.readable.min(self.descs.len()));
+        if writable { writable_part } else { readable }
     }
 
     /// Calls `f(pa, range in the caller's buffer)` for each piece of
@@ -242,18 +255,17 @@ impl Chain {
         writable: bool,
         offset: u64,
         len: usize,
-        f: &mut dyn FnMut(u64, core::ops::Range<usize>) -> Result<(), GuestMemError>,
+        mut f: impl FnMut(u64, core::ops::Range<usize>) -> Result<(), GuestMemError>,
     ) -> Result<(), BufferError> {
         let end = offset
             .checked_add(len as u64)
             .ok_or(BufferError::TooShort)?;
-        if end
-            > if writable {
-                self.writable_len()
-            } else {
-                self.readable_len()
-            }
-        {
+        let total = if writable {
+            self.writable_len
+        } else {
+            self.readable_len
+        };
+        if end > total {
             return Err(BufferError::TooShort);
         }
         let mut base = 0u64;
@@ -268,6 +280,9 @@ impl Chain {
                     .ok_or(GuestMemError::Wraps { pa: d.addr })?;
                 f(pa, (from - offset) as usize..(to - offset) as usize)?;
             }
+            if d_end >= end {
+                break;
+            }
             base = d_end;
         }
         Ok(())
@@ -281,19 +296,17 @@ impl Chain {
         buf: &mut [u8],
     ) -> Result<(), BufferError> {
         let len = buf.len();
-        self.pieces(false, offset, len, &mut |pa, r| mem.read(pa, &mut buf[r]))
+        self.pieces(false, offset, len, |pa, r| mem.read(pa, &mut buf[r]))
     }
 
     /// Writes `data` into the writable part, from its start.
     pub fn write(&self, mem: &impl GuestMemory, data: &[u8]) -> Result<(), BufferError> {
-        self.pieces(true, 0, data.len(), &mut |pa, r| mem.write(pa, &data[r]))
+        self.pieces(true, 0, data.len(), |pa, r| mem.write(pa, &data[r]))
     }
 
     /// Whether the first `len` bytes of the writable part can be written.
     pub fn check_writable(&self, mem: &impl GuestMemory, len: usize) -> Result<(), BufferError> {
-        self.pieces(true, 0, len, &mut |pa, r| {
-            mem.check_writable(pa, r.len() as u64)
-        })
+        self.pieces(true, 0, len, |pa, r| mem.check_writable(pa, r.len() as u64))
     }
 }
 
@@ -303,8 +316,10 @@ pub struct SplitQueue {
     layout: QueueLayout,
     /// The next available-ring slot the device will take.
     next_avail: u16,
-    /// The next used-ring slot the device will fill.
+    /// The used index the driver sees.
     next_used: u16,
+    /// Used elements written after it, not yet published.
+    unpublished: u16,
 }
 
 impl SplitQueue {
@@ -314,6 +329,7 @@ impl SplitQueue {
             layout,
             next_avail: 0,
             next_used: 0,
+            unpublished: 0,
         }
     }
 
@@ -348,14 +364,21 @@ impl SplitQueue {
             return Err(QueueError::HeadOutOfRange { head });
         }
         let limit = MAX_CHAIN.min(usize::from(size));
-        let mut descs = heapless::Vec::new();
+        // Built where it is returned (no copy of its descriptor array).
+        let mut chain = Chain {
+            head,
+            descs: heapless::Vec::new(),
+            readable: 0,
+            readable_len: 0,
+            writable_len: 0,
+        };
         let mut index = head;
         loop {
-            if descs.len() == limit {
+            if chain.descs.len() == limit {
                 return Err(QueueError::ChainTooLong { head });
             }
-            let mut raw = [0u8; DESC_SIZE as usize];
-            mem.read(self.layout.desc + DESC_SIZE * u64::from(index), &mut raw)?;
+            let mut raw = Aligned([0u8; DESC_SIZE as usize]);
+            mem.read(self.layout.desc + DESC_SIZE * u64::from(index), &mut raw.0)?;
             let [
                 a0,
                 a1,
@@ -373,7 +396,7 @@ impl SplitQueue {
                 f1,
                 n0,
                 n1,
-            ] = raw;
+            ] = raw.0;
             let flags = u16::from_le_bytes([f0, f1]);
             let desc = Desc {
                 addr: u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
@@ -383,11 +406,17 @@ impl SplitQueue {
             if flags & desc_flags::INDIRECT != 0 {
                 return Err(QueueError::Indirect { head });
             }
-            if !desc.writable && descs.last().is_some_and(|d: &Desc| d.writable) {
+            if !desc.writable && chain.descs.last().is_some_and(|d: &Desc| d.writable) {
                 return Err(QueueError::ReadableAfterWritable { head });
             }
+            if desc.writable {
+                chain.writable_len += u64::from(desc.len);
+            } else {
+                chain.readable += 1;
+                chain.readable_len += u64::from(desc.len);
+            }
             // Cannot fail: the length was checked against the capacity.
-            let _ = descs.push(desc);
+            let _ = chain.descs.push(desc);
             if flags & desc_flags::NEXT == 0 {
                 break;
             }
@@ -397,29 +426,42 @@ impl SplitQueue {
             }
         }
         self.next_avail = self.next_avail.wrapping_add(1);
-        Ok(Chain { head, descs })
+        Ok(chain)
     }
 
-    /// Returns chain `head` to the driver with `len` bytes written into
-    /// it. Whatever the device wrote into the buffers is ordered before
-    /// the used index. Returns whether the driver wants an interrupt for
-    /// it (`avail.flags`, virtio 1.2 "Used Buffer Notification
-    /// Suppression").
-    pub fn push_used(
+    /// Writes the used element returning chain `head` with `len` bytes
+    /// written into it. The driver sees it only at the next
+    /// [`publish_used`](Self::publish_used), so a batch of requests costs
+    /// one index update and one set of barriers.
+    pub fn add_used(
         &mut self,
         mem: &impl GuestMemory,
         head: u16,
         len: u32,
-    ) -> Result<bool, QueueError> {
-        let slot = u64::from(self.next_used % self.layout.size);
+    ) -> Result<(), QueueError> {
+        let slot = u64::from(self.next_used.wrapping_add(self.unpublished) % self.layout.size);
         let mut elem = [0u8; 8];
         elem[..4].copy_from_slice(&u32::from(head).to_le_bytes());
         elem[4..].copy_from_slice(&len.to_le_bytes());
         mem.write(self.layout.used + 4 + 8 * slot, &elem)?;
+        self.unpublished += 1;
+        Ok(())
+    }
+
+    /// Hands every element added since the last call to the driver:
+    /// whatever the device wrote into the buffers and the elements is
+    /// ordered before the used index. Returns whether the driver wants an
+    /// interrupt for them (`avail.flags`, virtio 1.2 "Used Buffer
+    /// Notification Suppression"); false if there were none.
+    pub fn publish_used(&mut self, mem: &impl GuestMemory) -> Result<bool, QueueError> {
+        if self.unpublished == 0 {
+            return Ok(false);
+        }
         mem.write_barrier();
-        let next = self.next_used.wrapping_add(1);
+        let next = self.next_used.wrapping_add(self.unpublished);
         write_le16(mem, self.layout.used + 2, next)?;
         self.next_used = next;
+        self.unpublished = 0;
         mem.full_barrier();
         let flags = read_le16(mem, self.layout.avail)?;
         Ok(flags & AVAIL_F_NO_INTERRUPT == 0)

@@ -145,6 +145,62 @@ fn one_kick_serves_every_request_made_available_before_it_in_ring_order() {
 }
 
 #[test]
+fn a_batch_publishes_the_used_index_once_after_every_element_of_it() {
+    let rig = Rig::new();
+    let dev = rig.device();
+    let mut d = Driver::up(&dev, &rig.mem);
+    assert_eq!(d.attach(1, EP), Status::Ok);
+    let first = d.rq.last_used;
+    for i in 0..3u64 {
+        let bytes = Request::Map {
+            domain: 1,
+            virt_start: 0x10_0000 + i * 0x1000,
+            virt_end: 0x10_0fff + i * 0x1000,
+            phys_start: DMA_RAM.start,
+            flags: 3,
+        }
+        .encode();
+        let (head, _) = d.request_chain(&bytes, 4);
+        d.publish(0, head);
+    }
+    rig.journal.take();
+    d.kick(0);
+    let ev = rig.journal.take();
+    let idx_writes: Vec<usize> = ev
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| write_at(d.rq.used + 2)(e))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(idx_writes.len(), 1, "one index update: {ev:#?}");
+    let last_elem = (0..3u16)
+        .map(|k| {
+            let slot = u64::from(first.wrapping_add(k) % d.rq.size);
+            position(&ev, write_at(d.rq.used + 4 + 8 * slot))
+        })
+        .max()
+        .unwrap();
+    let wbar = ev.iter().rposition(|e| *e == Event::WriteBarrier).unwrap();
+    assert!(last_elem < wbar && wbar < idx_writes[0]);
+    assert_eq!(d.take_used(0).len(), 3);
+}
+
+#[test]
+fn requests_served_before_a_malformed_chain_are_still_returned() {
+    let rig = Rig::new();
+    let dev = rig.device();
+    let mut d = Driver::up(&dev, &rig.mem);
+    let bytes = Request::Probe { endpoint: EP }.encode();
+    let (head, _) = d.request_chain(&bytes, driver::reply_len(&bytes));
+    d.publish(0, head);
+    // A head beyond the queue.
+    d.publish(0, d.rq.size + 3);
+    d.kick(0);
+    assert_eq!(d.take_used(0).len(), 1, "the PROBE came back");
+    assert!(d.needs_reset());
+}
+
+#[test]
 fn ring_indices_wrap_past_2_to_the_16() {
     let rig = Rig::new();
     let dev = rig.device();
