@@ -701,9 +701,8 @@ fn the_device_counts_and_times_what_it_serves_by_request_type() {
     assert_eq!(s.kicks, 5);
     let want = [1, 0, 2, 1, 0, 1];
     assert_eq!(s.count, want);
-    for i in 0..6 {
-        assert_eq!(s.ticks[i], 10 * want[i], "one clock step per request");
-    }
+    let steps: [u64; 6] = want.map(|n| 10 * n);
+    assert_eq!(s.ticks, steps, "one clock step per request");
     assert_eq!(RequestStats::index(Some(3)), 2);
     assert_eq!(RequestStats::index(Some(9)), OTHER_REQUESTS);
 }
