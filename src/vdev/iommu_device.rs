@@ -267,9 +267,10 @@ impl<B: IommuBackend, M: GuestMemory> Inner<B, M> {
         };
         stats.kicks += 1;
         let served = (|| -> Result<(), QueueError> {
+            let mut chain = Chain::new();
             for _ in 0..q.available(mem)? {
                 let start = clock();
-                let chain = q.pop(mem)?;
+                q.pop(mem, &mut chain)?;
                 let (ty, used) = serve(iommu, mem, &chain, negotiated);
                 q.add_used(mem, chain.head(), used)?;
                 let i = RequestStats::index(ty);
@@ -306,6 +307,7 @@ impl<B: IommuBackend, M: GuestMemory> Inner<B, M> {
         };
         let mut delivered = 0;
         let result = (|| -> Result<(), QueueError> {
+            let mut chain = Chain::new();
             for _ in 0..EVENT_QUEUE_SIZE {
                 if q.available(mem)? == 0 {
                     break;
@@ -313,7 +315,7 @@ impl<B: IommuBackend, M: GuestMemory> Inner<B, M> {
                 let Some(fault) = iommu.backend_mut().pop_fault() else {
                     break;
                 };
-                let chain = q.pop(mem)?;
+                q.pop(mem, &mut chain)?;
                 let used = write_event(&chain, mem, &fault_record(&fault))?;
                 if used != UNANSWERED {
                     delivered += 1;
@@ -380,29 +382,61 @@ fn serve_typed<B: IommuBackend>(
         // virtio 1.2: an unknown type is returned unwritten.
         return UNANSWERED;
     };
-    let reply_len = TAIL_LEN + if ty == req_type::PROBE { PROBE_SIZE } else { 0 };
-    if chain.writable_len() < reply_len as u64 || chain.check_writable(mem, reply_len).is_err() {
-        return UNANSWERED;
-    }
-    let mut reply = Aligned([0u8; PROBE_SIZE + TAIL_LEN]);
-    let reply = &mut reply.0;
-    let (properties, tail) = reply[..reply_len].split_at_mut(reply_len - TAIL_LEN);
-    let status = if chain.readable_len() < len as u64 {
-        Status::Inval
-    } else if chain.read(mem, 4, &mut bytes[4..len]).is_err() {
-        Status::DevErr
-    } else {
-        match Request::decode(&bytes[..len]) {
-            Some(req) => iommu.handle(&req, negotiated, properties),
-            None => Status::Inval,
-        }
+    let request = Incoming {
+        chain,
+        negotiated,
+        len,
     };
-    if status != Status::Ok {
-        properties.fill(0);
+    // The reply buffer is as long as the reply: a PROBE's properties and
+    // tail, or the tail alone.
+    if ty == req_type::PROBE {
+        request.execute::<_, { PROBE_SIZE + TAIL_LEN }>(iommu, mem, bytes)
+    } else {
+        request.execute::<_, TAIL_LEN>(iommu, mem, bytes)
     }
-    tail[0] = status as u8;
-    match chain.write(mem, &reply[..reply_len]) {
-        Ok(()) => reply_len as u32,
-        Err(_) => UNANSWERED,
+}
+
+/// A request whose type is known: its chain, the features in effect and
+/// its length.
+struct Incoming<'c> {
+    chain: &'c Chain,
+    negotiated: u64,
+    len: usize,
+}
+
+impl Incoming<'_> {
+    /// Checks that the reply (`N` bytes) can be written, copies the rest
+    /// of the request, executes it and writes the reply; returns the used
+    /// length.
+    fn execute<B: IommuBackend, const N: usize>(
+        &self,
+        iommu: &mut IommuState<B>,
+        mem: &impl GuestMemory,
+        bytes: &mut [u8; MAX_REQUEST_LEN],
+    ) -> u32 {
+        let (chain, len) = (self.chain, self.len);
+        if chain.writable_len() < N as u64 || chain.check_writable(mem, N).is_err() {
+            return UNANSWERED;
+        }
+        let mut reply = Aligned([0u8; N]);
+        let (properties, tail) = reply.0.split_at_mut(N - TAIL_LEN);
+        let status = if chain.readable_len() < len as u64 {
+            Status::Inval
+        } else if chain.read(mem, 4, &mut bytes[4..len]).is_err() {
+            Status::DevErr
+        } else {
+            match Request::decode(&bytes[..len]) {
+                Some(req) => iommu.handle(&req, self.negotiated, properties),
+                None => Status::Inval,
+            }
+        };
+        if status != Status::Ok {
+            properties.fill(0);
+        }
+        tail[0] = status as u8;
+        match chain.write(mem, &reply.0) {
+            Ok(()) => N as u32,
+            Err(_) => UNANSWERED,
+        }
     }
 }

@@ -227,7 +227,24 @@ pub struct Chain {
     writable_len: u64,
 }
 
+impl Default for Chain {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Chain {
+    /// An empty chain, for [`SplitQueue::pop`] to fill.
+    pub const fn new() -> Self {
+        Self {
+            head: 0,
+            descs: heapless::Vec::new(),
+            readable: 0,
+            readable_len: 0,
+            writable_len: 0,
+        }
+    }
+
     /// The index the used ring must return.
     pub const fn head(&self) -> u16 {
         self.head
@@ -267,6 +284,17 @@ impl Chain {
         };
         if end > total {
             return Err(BufferError::TooShort);
+        }
+        // Usually one descriptor holds it all (Linux gives each request one
+        // readable and one writable buffer).
+        if let Some(d) = self.part(writable).first()
+            && end <= u64::from(d.len)
+        {
+            let pa = d
+                .addr
+                .checked_add(offset)
+                .ok_or(GuestMemError::Wraps { pa: d.addr })?;
+            return Ok(f(pa, 0..len)?);
         }
         let mut base = 0u64;
         for d in self.part(writable) {
@@ -353,10 +381,12 @@ impl SplitQueue {
         Ok(pending)
     }
 
-    /// Takes the next available chain. Only call it after
-    /// [`available`](Self::available) returned more than the chains taken
-    /// since.
-    pub fn pop(&mut self, mem: &impl GuestMemory) -> Result<Chain, QueueError> {
+    /// Takes the next available chain into `chain` (whatever it held is
+    /// replaced; reusing one saves copying its descriptor array for every
+    /// request). Only call it after [`available`](Self::available) returned
+    /// more than the chains taken since. On an error `chain` is left
+    /// partly filled and must not be used.
+    pub fn pop(&mut self, mem: &impl GuestMemory, chain: &mut Chain) -> Result<(), QueueError> {
         let size = self.layout.size;
         let slot = u64::from(self.next_avail % size);
         let head = read_le16(mem, self.layout.avail + 4 + 2 * slot)?;
@@ -364,14 +394,11 @@ impl SplitQueue {
             return Err(QueueError::HeadOutOfRange { head });
         }
         let limit = MAX_CHAIN.min(usize::from(size));
-        // Built where it is returned (no copy of its descriptor array).
-        let mut chain = Chain {
-            head,
-            descs: heapless::Vec::new(),
-            readable: 0,
-            readable_len: 0,
-            writable_len: 0,
-        };
+        chain.head = head;
+        chain.descs.clear();
+        chain.readable = 0;
+        chain.readable_len = 0;
+        chain.writable_len = 0;
         let mut index = head;
         loop {
             if chain.descs.len() == limit {
@@ -426,7 +453,7 @@ impl SplitQueue {
             }
         }
         self.next_avail = self.next_avail.wrapping_add(1);
-        Ok(chain)
+        Ok(())
     }
 
     /// Writes the used element returning chain `head` with `len` bytes
