@@ -267,11 +267,14 @@ impl<B: IommuBackend, M: GuestMemory> Inner<B, M> {
         };
         stats.kicks += 1;
         let served = (|| -> Result<(), QueueError> {
+            // Reused by every request (what a request copies is only read
+            // after it was copied).
             let mut chain = Chain::new();
+            let mut bytes = Aligned([0u8; MAX_REQUEST_LEN]);
             for _ in 0..q.available(mem)? {
                 let start = clock();
                 q.pop(mem, &mut chain)?;
-                let (ty, used) = serve(iommu, mem, &chain, negotiated);
+                let (ty, used) = serve(iommu, mem, &chain, negotiated, &mut bytes.0);
                 q.add_used(mem, chain.head(), used)?;
                 let i = RequestStats::index(ty);
                 stats.count[i] += 1;
@@ -351,16 +354,15 @@ fn write_event(
     })
 }
 
-/// Serves one request; returns its type (if its head could be read) and
-/// the used length.
+/// Serves one request, copying it into `bytes`; returns its type (if its
+/// head could be read) and the used length.
 fn serve<B: IommuBackend>(
     iommu: &mut IommuState<B>,
     mem: &impl GuestMemory,
     chain: &Chain,
     negotiated: u64,
+    bytes: &mut [u8; MAX_REQUEST_LEN],
 ) -> (Option<u8>, u32) {
-    let mut bytes = Aligned([0u8; MAX_REQUEST_LEN]);
-    let bytes = &mut bytes.0;
     if chain.read(mem, 0, &mut bytes[..4]).is_err() {
         return (None, UNANSWERED);
     }
