@@ -196,6 +196,8 @@ fn dma_run(cpus: u32, concurrent: bool) -> Run {
         )
     };
     linux("dma", &args, cpus, 1024)
+        // About 11 s on an idle 2-core machine; room for a loaded one.
+        .timeout(Duration::from_secs(120))
         .add("-drive", &drive(&nvme, "n0"))
         .add("-device", "nvme,drive=n0,serial=n0")
         .add("-drive", &drive(&vblk, "v0"))

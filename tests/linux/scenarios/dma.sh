@@ -70,7 +70,8 @@ md5_of() {
 # Reads 64 MiB of /dev/$1 with O_DIRECT into /tmp/$1.data and its
 # checksum into /tmp/$1.read.
 read_disk() {
-  dd if="/dev/$1" bs=1M count=$MIB iflag=direct 2>/dev/null | tee "/tmp/$1.data" | md5_of >"/tmp/$1.read"
+  dd if="/dev/$1" of="/tmp/$1.data" bs=1M count=$MIB iflag=direct 2>/dev/null
+  md5_of "/tmp/$1.data" >"/tmp/$1.read"
 }
 
 # Writes /tmp/$2.data (the other disk's content) to /dev/$1 with O_DIRECT
