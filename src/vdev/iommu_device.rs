@@ -367,22 +367,9 @@ fn serve<B: IommuBackend>(
         return (None, UNANSWERED);
     }
     let ty = bytes[0];
-    (Some(ty), serve_typed(iommu, mem, chain, negotiated, bytes))
-}
-
-/// Serves one request whose head (`bytes[..4]`) was read; returns the
-/// used length.
-fn serve_typed<B: IommuBackend>(
-    iommu: &mut IommuState<B>,
-    mem: &impl GuestMemory,
-    chain: &Chain,
-    negotiated: u64,
-    bytes: &mut [u8; MAX_REQUEST_LEN],
-) -> u32 {
-    let ty = bytes[0];
     let Some(len) = request_len(ty) else {
         // virtio 1.2: an unknown type is returned unwritten.
-        return UNANSWERED;
+        return (Some(ty), UNANSWERED);
     };
     let request = Incoming {
         chain,
@@ -391,11 +378,12 @@ fn serve_typed<B: IommuBackend>(
     };
     // The reply buffer is as long as the reply: a PROBE's properties and
     // tail, or the tail alone.
-    if ty == req_type::PROBE {
+    let used = if ty == req_type::PROBE {
         request.execute::<_, { PROBE_SIZE + TAIL_LEN }>(iommu, mem, bytes)
     } else {
         request.execute::<_, TAIL_LEN>(iommu, mem, bytes)
-    }
+    };
+    (Some(ty), used)
 }
 
 /// A request whose type is known: its chain, the features in effect and

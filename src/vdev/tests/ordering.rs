@@ -110,6 +110,26 @@ fn every_reply_and_used_entry_is_written_after_the_backend_returned() {
     assert_eq!(rig.mem.violations(), Vec::<String>::new());
 }
 
+/// Makes `n` MAPs of consecutive pages of domain 1 available, without a
+/// kick; returns their heads.
+fn publish_maps(d: &mut Driver<'_>, n: u64) -> Vec<u32> {
+    (0..n)
+        .map(|i| {
+            let bytes = Request::Map {
+                domain: 1,
+                virt_start: 0x10_0000 + i * 0x1000,
+                virt_end: 0x10_0fff + i * 0x1000,
+                phys_start: DMA_RAM.start,
+                flags: 3,
+            }
+            .encode();
+            let (head, _) = d.request_chain(&bytes, 4);
+            d.publish(0, head);
+            u32::from(head)
+        })
+        .collect()
+}
+
 #[test]
 fn one_kick_serves_every_request_made_available_before_it_in_ring_order() {
     let rig = Rig::new();
@@ -117,20 +137,7 @@ fn one_kick_serves_every_request_made_available_before_it_in_ring_order() {
     let mut d = Driver::up(&dev, &rig.mem);
     assert_eq!(d.attach(1, EP), Status::Ok);
     // Linux queues MAPs and kicks once (iotlb_sync_map).
-    let mut heads = Vec::new();
-    for i in 0..3u64 {
-        let bytes = Request::Map {
-            domain: 1,
-            virt_start: 0x10_0000 + i * 0x1000,
-            virt_end: 0x10_0fff + i * 0x1000,
-            phys_start: DMA_RAM.start,
-            flags: 3,
-        }
-        .encode();
-        let (head, _) = d.request_chain(&bytes, 4);
-        d.publish(0, head);
-        heads.push(u32::from(head));
-    }
+    let heads = publish_maps(&mut d, 3);
     d.kick(0);
     let used: Vec<u32> = d.take_used(0).iter().map(|u| u.0).collect();
     assert_eq!(used, heads);
@@ -151,18 +158,7 @@ fn a_batch_publishes_the_used_index_once_after_every_element_of_it() {
     let mut d = Driver::up(&dev, &rig.mem);
     assert_eq!(d.attach(1, EP), Status::Ok);
     let first = d.rq.last_used;
-    for i in 0..3u64 {
-        let bytes = Request::Map {
-            domain: 1,
-            virt_start: 0x10_0000 + i * 0x1000,
-            virt_end: 0x10_0fff + i * 0x1000,
-            phys_start: DMA_RAM.start,
-            flags: 3,
-        }
-        .encode();
-        let (head, _) = d.request_chain(&bytes, 4);
-        d.publish(0, head);
-    }
+    publish_maps(&mut d, 3);
     rig.journal.take();
     d.kick(0);
     let ev = rig.journal.take();
