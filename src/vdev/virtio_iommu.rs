@@ -432,6 +432,17 @@ impl<B: IommuBackend> IommuState<B> {
         check(lo <= virt_start && virt_end <= hi, Status::Range)?;
         // `end` cannot overflow: `virt_end <= hi < 2^64 - 1`.
         let end = virt_end + 1;
+        let g = self.granule;
+        let whole_granules = virt_start.is_multiple_of(g) && end.is_multiple_of(g);
+        if whole_granules && !self.hits_reserved(virt_start, virt_end) {
+            // The common case (Linux's): one backend call, which refuses
+            // to split a mapping itself, removing nothing.
+            return self
+                .backend
+                .unmap(domain, virt_start, end - virt_start)
+                .map(|_| ())
+                .map_err(status_of);
+        }
         // Inside a reserved region only the backend's own mapping can
         // cross an address, and that is not the driver's to split.
         let crosses = |addr: u64| {
@@ -444,7 +455,6 @@ impl<B: IommuBackend> IommuState<B> {
         check(!crosses(virt_start) && !crosses(end), Status::Range)?;
         // Mappings are granule-aligned and none crosses an end, so none
         // meets a partial granule at either end: shrink to whole ones.
-        let g = self.granule;
         let Some(start) = virt_start.checked_next_multiple_of(g) else {
             return Ok(());
         };
