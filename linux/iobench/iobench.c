@@ -8,11 +8,14 @@
  *   iobench seq  DEVICE MIB        reads the first MIB MiB in 1 MiB reads
  *   iobench rand DEVICE MIB COUNT  COUNT 4 KiB reads at pseudo-random
  *                                  4 KiB-aligned offsets in the first MIB MiB
+ *   iobench sys  FILE COUNT        COUNT 4 KiB reads of FILE (/dev/zero:
+ *                                  system calls only, no device, no DMA)
  *
  * and prints one line:
  *
  *   iobench: seq <bytes> bytes in <ns> ns: <MB/s> MB/s
  *   iobench: rand <count> reads in <ns> ns: <IOPS> IOPS
+ *   iobench: sys <count> reads in <ns> ns: <calls/s> calls/s
  *
  * Time is CLOCK_MONOTONIC around the reads only. The offsets of `rand`
  * come from a fixed xorshift seed, so every run reads the same blocks.
@@ -136,8 +139,26 @@ static void run(int argc, char **argv)
 	s64 fd;
 
 	if (argc < 4)
-		fail("usage: iobench seq DEVICE MIB | iobench rand DEVICE MIB COUNT");
+		fail("usage: iobench seq DEVICE MIB | iobench rand DEVICE MIB COUNT | iobench sys FILE COUNT");
 	mib = number(argv[3]);
+	if (same(argv[1], "sys")) {
+		fd = syscall4(SYS_openat, AT_FDCWD, (s64)argv[2], O_RDONLY, 0);
+		if (fd < 0)
+			fail("cannot open the file");
+		start = now_ns();
+		for (i = 0; i < mib; i++)
+			read_at(fd, BLOCK, 0);
+		ns = now_ns() - start;
+		out("iobench: sys ");
+		out_u64(mib);
+		out(" reads in ");
+		out_u64(ns);
+		out(" ns: ");
+		out_u64(mib * 1000000000ul / (ns ? ns : 1));
+		out(" calls/s\n");
+		syscall4(SYS_close, fd, 0, 0, 0);
+		return;
+	}
 	fd = syscall4(SYS_openat, AT_FDCWD, (s64)argv[2], O_RDONLY | O_DIRECT, 0);
 	if (fd < 0)
 		fail("cannot open the device with O_DIRECT");
@@ -174,7 +195,7 @@ static void run(int argc, char **argv)
 		out_u64(count * 1000000000ul / (ns ? ns : 1));
 		out(" IOPS\n");
 	} else {
-		fail("usage: iobench seq DEVICE MIB | iobench rand DEVICE MIB COUNT");
+		fail("usage: iobench seq DEVICE MIB | iobench rand DEVICE MIB COUNT | iobench sys FILE COUNT");
 	}
 	syscall4(SYS_close, fd, 0, 0, 0);
 }
