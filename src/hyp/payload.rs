@@ -61,7 +61,22 @@ pub fn write_el1_tree(
         initrd: modules.ramdisk,
         iommu,
     };
-    let tree = el1_tree::write(dtb, &spec).map_err(|e| {
+    let tree = match el1_tree::write(dtb, &spec) {
+        // The device stays on its trapped window, unknown to EL1: its
+        // accesses there abort, as anywhere EL1's tree names nothing.
+        Err(e @ el1_tree::El1TreeError::VirtioIommu(_)) => {
+            log::error!("EL1 device tree: {e}: EL1's devices behind the SMMU cannot DMA");
+            el1_tree::write(
+                dtb,
+                &El1Tree {
+                    iommu: El1Iommu::None,
+                    ..spec
+                },
+            )
+        }
+        written => written,
+    }
+    .map_err(|e| {
         log::error!("EL1 device tree: {e}");
         "cannot write the EL1 device tree"
     })?;
