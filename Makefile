@@ -1,6 +1,8 @@
 # smmu-hyp: build, run and test the EL2 component.
 #
-#   make run    boot the hyp + EL1 test kernel on QEMU and run the demo
+#   make run    boot the hyp + Debian's Linux on QEMU: its NVMe and
+#               virtio-blk disks read and written through the hyp's IOMMU
+#   make run-el1-demo  boot the hyp + the EL1 test kernel, run its demo
 #   make run-linux  boot the hyp + Debian's Linux on QEMU, run its checks
 #   make test   host unit tests + QEMU integration scenarios (Linux too)
 #   make bench  benchmarks
@@ -27,8 +29,9 @@ SELFTEST_BIN := $(IMAGE_DIR)/smmu-hyp-selftest.bin
 EL1_BIN := $(IMAGE_DIR)/el1-test-kernel.bin
 SYSROOT = $(shell rustc --print sysroot)
 OBJCOPY = $(SYSROOT)/lib/rustlib/x86_64-unknown-linux-gnu/bin/llvm-objcopy
-# Extra bootargs for `make run` (the hyp and the test kernel both get them),
-# e.g. `make run ARGS="log=debug"`.
+# Extra bootargs for the hyp in `make run` and `make run-linux` (in `make
+# run-el1-demo` the test kernel gets them too), e.g. `make run
+# ARGS="log=debug"`.
 ARGS ?=
 # The EL1 kernel as a multiboot module (QEMU's guest loader, see
 # src/multiboot.rs), with its command line.
@@ -45,7 +48,7 @@ LINUX_ARGS = console=ttyAMA0 earlycon panic=-1 scenario=$(LINUX_SCENARIO) expect
 
 export BOARD
 
-.PHONY: all setup images run run-linux linux-kit test lint unit-test qemu-test linux-test bench debug clippy fmt clean
+.PHONY: all setup images run run-el1-demo run-linux linux-kit test lint unit-test qemu-test linux-test bench debug clippy fmt clean
 
 all: images
 
@@ -73,7 +76,25 @@ images: setup
 	$(CARGO) build --release --target $(EL1_TARGET) -p el1-test-kernel
 	$(OBJCOPY) -O binary $(EL1_ELF) $(EL1_BIN)
 
-run: images
+# The demo: Debian's Linux under the hyp DMAs to an NVMe and a virtio-blk
+# disk (64 MiB images of known content, tests/linux/disk.sh) through the
+# hyp's virtio-iommu (the `dma` scenario, one CPU), then removes them; the
+# hyp prints its IOMMU counters when Linux powers off. Fails unless every
+# check passed.
+DEMO_DISKS = $(foreach d,nvme vblk,-drive file=target/linux/disks/$(d)-64.img,if=none,id=$(d),format=raw,snapshot=on)
+run: images linux-kit
+	@nvme=$$(bash tests/linux/disk.sh nvme 64) && vblk=$$(bash tests/linux/disk.sh vblk 64) && \
+	$(QEMU) $(QEMU_LINUX_ARGS) -kernel $(HYP_BIN) -append "$(BOARD_BOOTARGS) $(ARGS)" \
+		$(call el1_module,$$(ls target/linux/pkg/boot/vmlinuz-*),console=ttyAMA0 quiet panic=-1 scenario=dma nvme_md5=$$nvme vblk_md5=$$vblk) \
+		$(call el1_ramdisk,target/linux/initramfs-dma.cpio.gz) \
+		$(DEMO_DISKS) -device nvme,drive=nvme,serial=n0 \
+		-device virtio-blk-pci,drive=vblk,iommu_platform=on,disable-legacy=on \
+		| tee $(IMAGE_DIR)/run.log
+	@grep -q '^linux: [0-9]* passed, 0 failed' $(IMAGE_DIR)/run.log
+
+# The EL1 test kernel's demo: the hypercall round trip and one DMA story
+# with QEMU's edu device.
+run-el1-demo: images
 	$(call test_kernel,suite=demo $(ARGS)) -append "$(BOARD_BOOTARGS) $(ARGS)"
 
 # Debian's kernel and busybox, fetched once into target/linux/pkg, the
@@ -108,12 +129,16 @@ lint: setup
 
 # Host benchmarks (page tables vs aarch64-paging), then what unmap costs in
 # SMMU commands on QEMU, then what hypercalls cost in guest instructions,
-# measured from the EL1 test kernel (deterministic under -icount).
-bench: images
+# measured from the EL1 test kernel (deterministic under -icount), then
+# Debian's Linux reading an NVMe disk with O_DIRECT under the hyp's
+# virtio-iommu, Linux's own SMMUv3 driver, QEMU's virtio-iommu-pci and no
+# IOMMU (tests/linux/iobench.sh; ROUNDS=, SEQ_MIB=, RAND_READS=).
+bench: images linux-kit
 	$(CARGO) bench --bench pgtable
 	$(call qemu_lines,BENCH_SMMU,smmu-bench|el2:)
 	@$(QEMU) $(QEMU_ARGS) -machine dumpdtb=$(BOARD_DTB) >/dev/null
 	$(call qemu_lines,BENCH_EL1,^bench:|^el1: ([0-9]+ passed|FAIL))
+	@bash tests/linux/iobench.sh
 
 BENCH_SMMU = $(QEMU) $(QEMU_ARGS) -kernel $(SELFTEST_BIN) -append "$(BOARD_BOOTARGS) test=smmu-bench"
 BENCH_EL1 = $(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) $(call el1_module,$(EL1_BIN),suite=bench) \

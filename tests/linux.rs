@@ -53,9 +53,10 @@ fn run_scenario(scenario: &str, args: &str, cpus: u32, mem_mib: u32) -> Run {
     linux(scenario, args, cpus, mem_mib).run()
 }
 
-/// Boots Linux with the `boot` scenario on `cpus` CPUs and `mem_mib` of RAM.
+/// Boots Linux with the `boot` scenario on `cpus` CPUs and `mem_mib` of RAM
+/// (the hyp's default IOMMU front door, `iommu=virtio`).
 fn boot_linux(cpus: u32, mem_mib: u32) -> Run {
-    let args = format!("expect_cpus={cpus} expect_mem_mib={mem_mib}");
+    let args = format!("expect_cpus={cpus} expect_mem_mib={mem_mib} hyp_iommu=virtio");
     run_scenario("boot", &args, cpus, mem_mib)
 }
 
@@ -102,6 +103,8 @@ fn el2_ranges(run: &Run) -> Vec<(u64, u64)> {
 fn expect_linux_ran_under_the_hyp(run: &Run) {
     expect_scenario_passed(run);
     run.expect("linux: ok   no SMMU node, driver or IOMMU in Linux")
+        .expect("virtio-iommu: at [0xb000000..0xb000200)")
+        .expect("only the hyp's virtio-iommu: the virtio-iommu at 0xb000000")
         .expect("gic: 1 ITS control frame(s) and")
         .expect("linux: ok   the ITS and LPIs work through the hyp's emulation")
         // No GIC access of Linux's was refused.
@@ -153,6 +156,163 @@ fn linux_boots_under_the_hyp_with_3g() {
     let run = boot_linux(1, 3072);
     expect_linux_ran_under_the_hyp(&run);
     run.expect("memory: [0x40000000..0x100000000) (3072 MiB)");
+}
+
+#[test]
+fn with_iommu_none_linux_gets_no_iommu_node_and_the_hyp_no_virtio_iommu() {
+    let run = linux(
+        "boot",
+        "expect_cpus=1 expect_mem_mib=1024 hyp_iommu=none",
+        1,
+        1024,
+    )
+    .hyp_args("iommu=none")
+    .run();
+    expect_scenario_passed(&run);
+    run.expect("iommu=none: EL1's devices behind the SMMU cannot DMA")
+        .expect("only the hyp's virtio-iommu: no virtio-mmio node")
+        .expect_absent("virtio-iommu: at");
+}
+
+/// A disk image of the DMA scenarios: 64 MiB of known content
+/// (`tests/linux/disk.sh`) and its MD5.
+struct Disk {
+    path: PathBuf,
+    md5: String,
+}
+
+fn disk(name: &str) -> Disk {
+    const MIB: u32 = 64;
+    let out = std::process::Command::new("bash")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/linux/disk.sh"))
+        .args([name, &MIB.to_string()])
+        .output()
+        .expect("tests/linux/disk.sh");
+    assert!(out.status.success(), "disk.sh {name}: {out:?}");
+    Disk {
+        path: linux_dir().join(format!("disks/{name}-{MIB}.img")),
+        md5: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+    }
+}
+
+/// Boots the `dma` scenario on `cpus` CPUs with an NVMe disk and a
+/// virtio-blk disk (both behind the SMMU, through the hyp's virtio-iommu),
+/// their I/O `concurrent` or one after the other.
+fn dma_run(cpus: u32, concurrent: bool) -> Run {
+    let (nvme, vblk) = (disk("nvme"), disk("vblk"));
+    let args = format!(
+        "nvme_md5={} vblk_md5={} concurrent={}",
+        nvme.md5,
+        vblk.md5,
+        u8::from(concurrent)
+    );
+    let drive = |d: &Disk, id: &str| {
+        format!(
+            "file={},if=none,id={id},format=raw,snapshot=on",
+            d.path.display()
+        )
+    };
+    linux("dma", &args, cpus, 1024)
+        // About 11 s on an idle 2-core machine; room for a loaded one.
+        .timeout(Duration::from_secs(120))
+        .add("-drive", &drive(&nvme, "n0"))
+        .add("-device", "nvme,drive=n0,serial=n0")
+        .add("-drive", &drive(&vblk, "v0"))
+        .add(
+            "-device",
+            "virtio-blk-pci,drive=v0,iommu_platform=on,disable-legacy=on",
+        )
+        .run()
+}
+
+/// The last line of the hyp's log that starts with `prefix` (after the
+/// log level).
+fn hyp_line<'r>(run: &'r Run, prefix: &str) -> &'r str {
+    run.log
+        .lines()
+        .rev()
+        .find(|l| {
+            l.strip_prefix("[INFO ] ")
+                .is_some_and(|l| l.starts_with(prefix))
+        })
+        .unwrap_or_else(|| panic!("no hyp line {prefix:?}\n{}", run.tail()))
+}
+
+/// The number just before `what` in `line` ("12 maps" -> 12).
+fn count(line: &str, what: &str) -> u64 {
+    let at = line
+        .find(&format!(" {what}"))
+        .unwrap_or_else(|| panic!("no {what:?} in {line:?}"));
+    let digits = line[..at]
+        .rsplit(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap_or("");
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no count before {what:?} in {line:?}"))
+}
+
+/// What every DMA run must show in the hyp's log: both disks attached to
+/// the virtio-iommu at the board's window, maps and unmaps done with TLB
+/// invalidations and syncs and no command error, every request answered,
+/// and, once Linux removed the devices, nothing left mapped, attached or
+/// referenced.
+fn expect_dma_through_the_hyp(run: &Run) {
+    expect_scenario_passed(run);
+    run.expect("virtio-iommu: at [0xb000000..0xb000200)")
+        .expect("of type DMA, IOMMU b000000.iommu")
+        .expect_absent("external abort injected");
+    let iommu = hyp_line(run, "iommu: ");
+    let maps = count(iommu, "maps");
+    let unmaps = count(iommu, "unmaps");
+    assert!(maps > 1000 && unmaps > 100, "{iommu}");
+    assert_eq!(count(iommu, "refused"), 0, "{iommu}");
+    for left in [
+        "domains",
+        "streams attached",
+        "bytes mapped",
+        "DMA page references",
+        "bytes of page tables",
+    ] {
+        assert_eq!(
+            count(iommu, left),
+            0,
+            "{left} after the devices left: {iommu}"
+        );
+    }
+    let smmu = hyp_line(run, "smmu0: ");
+    assert!(count(smmu, "TLB invalidations") >= unmaps, "{smmu}");
+    assert!(count(smmu, "CMD_SYNCs") >= unmaps, "{smmu}");
+    assert_eq!(count(smmu, "command errors"), 0, "{smmu}");
+    let served = hyp_line(run, "virtio-iommu: ");
+    assert_eq!(count(served, "ATTACH"), 2, "{served}");
+    assert_eq!(count(served, "DETACH"), 2, "{served}");
+    // Every map of the core came through the device: its MAP requests and
+    // the MSI doorbell of each of the two domains.
+    assert_eq!(count(served, "MAP (") + 2, maps, "{served}");
+    assert_eq!(count(served, "unanswerable"), 0, "{served}");
+}
+
+#[test]
+fn linux_dmas_to_nvme_and_virtio_blk_through_the_hyps_virtio_iommu() {
+    expect_dma_through_the_hyp(&dma_run(1, false));
+}
+
+#[test]
+fn linux_dmas_to_both_disks_at_once_on_four_cpus() {
+    let run = dma_run(4, true);
+    expect_dma_through_the_hyp(&run);
+    run.expect("CPU(s) started at EL1");
+}
+
+#[test]
+fn a_device_dma_linux_never_mapped_is_blocked_and_reported_to_linux() {
+    let run = run_scenario("confine", "", 1, 1024);
+    expect_scenario_passed(&run);
+    let smmu = hyp_line(&run, "smmu0: ");
+    assert!(count(smmu, "faults logged") > 0, "{smmu}");
+    let served = hyp_line(&run, "virtio-iommu: ");
+    assert!(count(served, "faults delivered") > 0, "{served}");
 }
 
 /// What the `attack` scenario aims at besides EL2's RAM, from the board's

@@ -843,7 +843,9 @@ fn attack_gic_table_bases_in_el2_memory_are_refused_and_an_lpi_is_still_delivere
         .run()
         .expect_status(SUCCESS)
         .expect("gic: 1 ITS control frame(s) and 2 redistributor(s) emulated")
-        .expect("2 MMIO range(s) emulated")
+        // The ITS control frame, the redistributor region and the
+        // virtio-iommu window (`iommu=virtio`, the default).
+        .expect("3 MMIO range(s) emulated")
         .expect("el1: ok   a trapped 64-bit read is emulated (GITS_TYPER)")
         .expect("el1: ok   an emulated 32-bit load zero-extends into Wt, ldrsw sign-extends into Xt: ldr w succeeded (0x80000000), ldrsw succeeded (0xffffffff80000000)")
         .expect("not emulated (instruction not described by the syndrome (e.g. a pair)): external abort injected")

@@ -10,3 +10,8 @@ pub const EARLY_UART: Option<u64> = Some(0x1c09_0000);
 /// bus its virtio devices and the PL111 CLCD (whose frame buffer base
 /// register names any physical address it then reads) master directly.
 pub const HIDDEN_BUS_MASTERS: &[&str] = &["virtio,mmio", "arm,pl111"];
+
+/// Where the hyp's virtio-iommu device would appear to EL1: none chosen,
+/// since no FVP model runs here to check that a range is free
+/// (`iommu=virtio` then leaves EL1 without an IOMMU).
+pub const VIRTIO_IOMMU_WINDOW: Option<u64> = None;

@@ -27,6 +27,7 @@ use super::reader::{DtError, Fdt, Token, cells_at, strings};
 use crate::memmap::PhysRange;
 use crate::multiboot;
 use crate::platform::{SMMU_PMCGS, SMMU_V3};
+use alloc::borrow::Cow;
 use alloc::format;
 use alloc::vec::Vec;
 use core::fmt;
@@ -42,10 +43,31 @@ pub struct El1Tree<'a> {
     /// The kernel's command line.
     pub bootargs: Option<&'a str>,
     pub initrd: Option<PhysRange>,
+    /// How EL1 reaches the IOMMU (the hyp's `iommu=` bootarg).
+    pub iommu: El1Iommu,
+}
+
+/// What EL1's tree says about the IOMMU in front of its devices. One
+/// function of the writer per front door ([`add_virtio_iommu`]); a new
+/// front door is one more variant and one more function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum El1Iommu {
+    /// No IOMMU: every `iommu-map` and `iommus` naming a hyp-owned SMMU
+    /// is removed, so the devices behind it abort all DMA.
+    None,
+    /// The hyp's virtio-iommu device (`docs/virtio-iommu.md`) on a
+    /// virtio-mmio window: a `virtio,mmio` node at `window` takes the place
+    /// of the SMMU whose phandle is `smmu` in every `iommu-map` (the
+    /// endpoint id stays the StreamID), with that SMMU's event-queue
+    /// interrupt as its own.
+    Virtio { window: PhysRange, smmu: u32 },
 }
 
 /// Name prefix of the `/reserved-memory` children that hold EL2's memory.
 pub const EL2_RESERVED_NAME: &str = "smmu-hyp";
+/// Name of the virtio-iommu node (the Devicetree Specification's generic
+/// name for an IOMMU), with its unit address after an `@`.
+pub const VIRTIO_IOMMU_NAME: &str = "iommu";
 
 /// Why the EL1 tree cannot be written.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -56,6 +78,8 @@ pub enum El1TreeError {
     Writer(&'static str),
     /// An EL2 range does not fit the cell sizes of `/reserved-memory`.
     CellsTooSmall,
+    /// The virtio-iommu node cannot stand for the SMMU, and why.
+    VirtioIommu(&'static str),
 }
 
 impl fmt::Display for El1TreeError {
@@ -67,6 +91,7 @@ impl fmt::Display for El1TreeError {
                 f,
                 "EL2's memory does not fit the #address-cells/#size-cells of /reserved-memory"
             ),
+            Self::VirtioIommu(why) => write!(f, "no virtio-iommu node: {why}"),
         }
     }
 }
@@ -93,14 +118,19 @@ impl From<vm_fdt::Error> for El1TreeError {
 /// One node of the input, borrowing its names and values.
 #[derive(Debug)]
 struct Node<'a> {
-    name: &'a str,
-    props: Vec<(&'a str, &'a [u8])>,
+    name: Cow<'a, str>,
+    /// Values are the input's, or the writer's own (a rewritten
+    /// `iommu-map`, an added node's).
+    props: Vec<(&'a str, Cow<'a, [u8]>)>,
     children: Vec<Node<'a>>,
 }
 
 impl<'a> Node<'a> {
-    fn prop(&self, name: &str) -> Option<&'a [u8]> {
-        self.props.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    fn prop(&self, name: &str) -> Option<&[u8]> {
+        self.props
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_ref())
     }
     fn u32_prop(&self, name: &str) -> Option<u32> {
         self.prop(name)
@@ -114,9 +144,9 @@ impl<'a> Node<'a> {
     fn child_mut(&mut self, name: &str) -> Option<&mut Node<'a>> {
         self.children.iter_mut().find(|c| c.name == name)
     }
-    fn set_prop(&mut self, name: &'a str, value: &'a [u8]) {
+    fn set_prop(&mut self, name: &'a str, value: impl Into<Cow<'a, [u8]>>) {
         self.props.retain(|(n, _)| *n != name);
-        self.props.push((name, value));
+        self.props.push((name, value.into()));
     }
 }
 
@@ -126,13 +156,13 @@ fn read_tree<'a>(fdt: &Fdt<'a>) -> Result<Node<'a>, DtError> {
     for token in fdt.tokens() {
         match token? {
             Token::Begin(name) => open.push(Node {
-                name,
+                name: Cow::Borrowed(name),
                 props: Vec::new(),
                 children: Vec::new(),
             }),
             Token::Prop { name, value } => {
                 let node = open.last_mut().ok_or(DtError::BadNesting)?;
-                node.props.push((name, value));
+                node.props.push((name, Cow::Borrowed(value)));
             }
             Token::End => {
                 let done = open.pop().ok_or(DtError::BadNesting)?;
@@ -250,6 +280,138 @@ fn remove_dangling_paths(root: &mut Node<'_>, removed: &[alloc::string::String])
     }
 }
 
+/// Every phandle in the tree (`phandle` and the older `linux,phandle`).
+fn phandles(node: &Node<'_>, out: &mut Vec<u32>) {
+    out.extend(node.u32_prop("phandle"));
+    out.extend(node.u32_prop("linux,phandle"));
+    for child in &node.children {
+        phandles(child, out);
+    }
+}
+
+/// The node with `phandle` below `node`, with the `interrupt-parent` it
+/// has or inherits (`inherited` is `node`'s parent's).
+fn find_phandle<'n, 'a>(
+    node: &'n Node<'a>,
+    phandle: u32,
+    inherited: Option<u32>,
+) -> Option<(&'n Node<'a>, Option<u32>)> {
+    let parent = node.u32_prop("interrupt-parent").or(inherited);
+    if node.u32_prop("phandle") == Some(phandle) {
+        return Some((node, parent));
+    }
+    node.children
+        .iter()
+        .find_map(|c| find_phandle(c, phandle, parent))
+}
+
+/// The specifier of the interrupt `name` of `node` (per
+/// `interrupt-names`), whose interrupt parent has `#interrupt-cells` =
+/// `cells`.
+fn named_interrupt<'n>(node: &'n Node<'_>, name: &str, cells: usize) -> Option<&'n [u8]> {
+    let index = strings(node.prop("interrupt-names")?).position(|n| n == name.as_bytes())?;
+    let len = 4 * cells;
+    node.prop("interrupts")?.get(index * len..(index + 1) * len)
+}
+
+/// `value` (an `iommu-map`) with every entry naming `from` naming `to`
+/// instead; `None` if it names `from` nowhere or cannot be parsed against
+/// the IOMMUs' `#iommu-cells`.
+fn redirect_iommu_map(value: &[u8], cells: &[(u32, usize)], from: u32, to: u32) -> Option<Vec<u8>> {
+    let words = value.len() / 4;
+    let mut out = value.to_vec();
+    let mut changed = false;
+    let mut at = 0;
+    while at < words {
+        let phandle_at = at + 1;
+        let phandle = cells_at(value, phandle_at, 1)? as u32;
+        let specifier = cells.iter().find(|(p, _)| *p == phandle)?.1;
+        if phandle == from {
+            out[4 * phandle_at..4 * phandle_at + 4].copy_from_slice(&to.to_be_bytes());
+            changed = true;
+        }
+        at = phandle_at + specifier + 2;
+    }
+    (changed && at == words && value.len().is_multiple_of(4)).then_some(out)
+}
+
+/// Rewrites, in `node` and below, every `iommu-map` naming `from` to name
+/// `to`.
+fn redirect_iommu_maps(node: &mut Node<'_>, cells: &[(u32, usize)], from: u32, to: u32) {
+    let rewritten = node
+        .prop("iommu-map")
+        .and_then(|v| redirect_iommu_map(v, cells, from, to));
+    if let Some(value) = rewritten {
+        node.set_prop("iommu-map", value);
+    }
+    for child in &mut node.children {
+        redirect_iommu_maps(child, cells, from, to);
+    }
+}
+
+/// The virtio-iommu front door: returns the `virtio,mmio` node for the
+/// device at `window` (bindings: Linux's `virtio/mmio.yaml` and
+/// `iommu/iommu.txt`) and points every `iommu-map` naming the SMMU
+/// `smmu` at it, with the same one-cell endpoint ids (the StreamIDs).
+/// Its interrupt is the SMMU's event-queue interrupt: the SMMU raises it
+/// when it logs an event, and the device turns events into fault records
+/// when the driver's handler reads `InterruptStatus`. `dma-coherent`: the
+/// device reads the queues through the hyp's cacheable mapping of RAM.
+fn add_virtio_iommu<'a>(
+    root: &mut Node<'a>,
+    window: PhysRange,
+    smmu: u32,
+    cells: &mut Vec<(u32, usize)>,
+) -> Result<Node<'a>, El1TreeError> {
+    let fail = El1TreeError::VirtioIommu;
+    let (node, irq_parent) =
+        find_phandle(root, smmu, None).ok_or(fail("no SMMU with that phandle"))?;
+    if node.u32_prop("#iommu-cells") != Some(1) {
+        return Err(fail("the SMMU's #iommu-cells is not 1"));
+    }
+    let irq_parent = irq_parent.ok_or(fail("the SMMU has no interrupt parent"))?;
+    let irq_cells = find_phandle(root, irq_parent, None)
+        .and_then(|(gic, _)| gic.u32_prop("#interrupt-cells"))
+        .ok_or(fail("the SMMU's interrupt parent has no #interrupt-cells"))?;
+    let interrupt = named_interrupt(node, "eventq", irq_cells as usize)
+        .ok_or(fail("the SMMU has no eventq interrupt"))?
+        .to_vec();
+    let mut all = Vec::new();
+    phandles(root, &mut all);
+    let phandle = all
+        .iter()
+        .max()
+        .map_or(Some(1), |m| m.checked_add(1))
+        .ok_or(fail("no phandle left"))?;
+    redirect_iommu_maps(root, cells, smmu, phandle);
+    cells.push((phandle, 1));
+    let mut reg = Vec::new();
+    encode_cells(
+        &mut reg,
+        window.start,
+        root.u32_prop("#address-cells").unwrap_or(2) as usize,
+    )?;
+    encode_cells(
+        &mut reg,
+        window.size,
+        root.u32_prop("#size-cells").unwrap_or(1) as usize,
+    )?;
+    let u32_value = |v: u32| Cow::Owned(v.to_be_bytes().to_vec());
+    Ok(Node {
+        name: Cow::Owned(format!("{VIRTIO_IOMMU_NAME}@{:x}", window.start)),
+        props: alloc::vec![
+            ("compatible", Cow::Borrowed(&b"virtio,mmio\0"[..])),
+            ("reg", Cow::Owned(reg)),
+            ("interrupt-parent", u32_value(irq_parent)),
+            ("interrupts", Cow::Owned(interrupt)),
+            ("dma-coherent", Cow::Borrowed(&[][..])),
+            ("#iommu-cells", u32_value(1)),
+            ("phandle", u32_value(phandle)),
+        ],
+        children: Vec::new(),
+    })
+}
+
 /// Big-endian cells of `value` in `cells` 32-bit words, if it fits.
 fn encode_cells(out: &mut Vec<u8>, value: u64, cells: usize) -> Result<(), El1TreeError> {
     match cells {
@@ -276,10 +438,20 @@ pub fn write(dtb: &[u8], spec: &El1Tree<'_>) -> Result<Vec<u8>, El1TreeError> {
 
     let mut cells = Vec::new();
     iommu_cells(&root, &mut cells);
+    // The front door's node is prepared while the SMMU it stands for is
+    // still in the tree, and added after the board's hidden nodes (which
+    // may include every `virtio,mmio` node) are removed.
+    let front_door = match spec.iommu {
+        El1Iommu::None => None,
+        El1Iommu::Virtio { window, smmu } => {
+            Some(add_virtio_iommu(&mut root, window, smmu, &mut cells)?)
+        }
+    };
     let mut removed = Removed::default();
     remove_hidden(&mut root, "", spec.hidden_compatibles, &mut removed);
     remove_dangling_iommu_refs(&mut root, &cells, &removed.phandles);
     remove_dangling_paths(&mut root, &removed.paths);
+    root.children.extend(front_door);
 
     // Cell sizes for the new `/reserved-memory` children: its own, or the
     // root's when it is created (Devicetree Specification defaults: 2, 1).
@@ -319,7 +491,7 @@ pub fn write(dtb: &[u8], spec: &El1Tree<'_>) -> Result<Vec<u8>, El1TreeError> {
 
     if root.child_mut("chosen").is_none() {
         root.children.push(Node {
-            name: "chosen",
+            name: Cow::Borrowed("chosen"),
             props: Vec::new(),
             children: Vec::new(),
         });
@@ -341,7 +513,7 @@ pub fn write(dtb: &[u8], spec: &El1Tree<'_>) -> Result<Vec<u8>, El1TreeError> {
     }
     if !added.reserved.is_empty() && root.child_mut("reserved-memory").is_none() {
         root.children.push(Node {
-            name: "reserved-memory",
+            name: Cow::Borrowed("reserved-memory"),
             props: Vec::new(),
             children: Vec::new(),
         });
@@ -355,8 +527,11 @@ pub fn write(dtb: &[u8], spec: &El1Tree<'_>) -> Result<Vec<u8>, El1TreeError> {
         }
         for (name, reg) in &added.reserved {
             rm.children.push(Node {
-                name,
-                props: alloc::vec![("reg", reg.as_slice()), ("no-map", &[][..])],
+                name: Cow::Borrowed(name.as_str()),
+                props: alloc::vec![
+                    ("reg", Cow::Borrowed(reg.as_slice())),
+                    ("no-map", Cow::Borrowed(&[][..]))
+                ],
                 children: Vec::new(),
             });
         }
@@ -373,7 +548,7 @@ pub fn write(dtb: &[u8], spec: &El1Tree<'_>) -> Result<Vec<u8>, El1TreeError> {
 }
 
 fn emit(w: &mut vm_fdt::FdtWriter, node: &Node<'_>) -> Result<(), vm_fdt::Error> {
-    let handle = w.begin_node(node.name)?;
+    let handle = w.begin_node(&node.name)?;
     for (name, value) in &node.props {
         w.property(name, value)?;
     }
@@ -401,6 +576,7 @@ mod tests {
             el2_owned: &EL2,
             bootargs: Some("console=ttyAMA0 earlycon"),
             initrd: Some(PhysRange::new(0x5800_0000, 5000)),
+            iommu: El1Iommu::None,
         }
     }
 
@@ -582,6 +758,7 @@ mod tests {
             el2_owned: &el2,
             bootargs: None,
             initrd: None,
+            iommu: El1Iommu::None,
         };
         let out = write(&custom(), &spec).unwrap();
         let fdt = fdt::Fdt::new(&out).unwrap();
@@ -639,11 +816,176 @@ mod tests {
             el2_owned: &el2,
             bootargs: None,
             initrd: None,
+            iommu: El1Iommu::None,
         };
         assert_eq!(write(&custom(), &spec), Err(El1TreeError::CellsTooSmall));
         assert_eq!(
             write(&[0; 64], &spec),
             Err(El1TreeError::Input(DtError::BadHeader))
+        );
+    }
+
+    /// Where the tests put the virtio-iommu: a hole in QEMU virt's map.
+    const WINDOW: PhysRange = PhysRange::new(0x0b00_0000, 0x200);
+
+    /// The phandle of `compatible`'s first node in `dtb`.
+    fn phandle_of(dtb: &[u8], compatible: &str) -> u32 {
+        let fdt = fdt::Fdt::new(dtb).unwrap();
+        let node = fdt.find_compatible(&[compatible]).unwrap();
+        node.property("phandle").unwrap().as_usize().unwrap() as u32
+    }
+
+    fn be_cells(value: &[u8]) -> std::vec::Vec<u32> {
+        value
+            .chunks(4)
+            .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+
+    fn virtio_spec(smmu: u32) -> El1Tree<'static> {
+        El1Tree {
+            iommu: El1Iommu::Virtio {
+                window: WINDOW,
+                smmu,
+            },
+            ..spec()
+        }
+    }
+
+    #[test]
+    fn the_virtio_iommu_node_takes_the_smmus_place_in_the_pcie_iommu_map() {
+        let smmu = phandle_of(GUEST_LOADER, SMMU_V3);
+        let gic = phandle_of(GUEST_LOADER, "arm,gic-v3");
+        let out = write(GUEST_LOADER, &virtio_spec(smmu)).unwrap();
+        let fdt = fdt::Fdt::new(&out).unwrap();
+        let node = fdt
+            .find_node("/iommu@b000000")
+            .expect("the virtio-iommu node");
+        let prop = |name: &str| node.property(name).map(|p| p.value.to_vec());
+        assert_eq!(prop("compatible").unwrap(), b"virtio,mmio\0");
+        assert_eq!(be_cells(&prop("reg").unwrap()), [0, 0x0b00_0000, 0, 0x200]);
+        assert_eq!(
+            be_cells(&prop("interrupts").unwrap()),
+            [0, 74, 1],
+            "the SMMU's eventq SPI, edge-triggered as QEMU wires it"
+        );
+        assert_eq!(be_cells(&prop("interrupt-parent").unwrap()), [gic]);
+        assert_eq!(prop("dma-coherent").unwrap(), b"");
+        assert_eq!(be_cells(&prop("#iommu-cells").unwrap()), [1]);
+        let phandle = be_cells(&prop("phandle").unwrap())[0];
+        let mut all = std::vec::Vec::new();
+        for n in fdt.all_nodes() {
+            all.extend(n.property("phandle").and_then(|p| p.as_usize()));
+        }
+        assert_eq!(
+            all.iter().filter(|&&p| p == phandle as usize).count(),
+            1,
+            "a phandle of its own"
+        );
+        // The map keeps its RIDs and endpoint ids (= StreamIDs).
+        let pcie = fdt
+            .all_nodes()
+            .find(|n| n.name.starts_with("pcie@"))
+            .unwrap();
+        let map = be_cells(pcie.property("iommu-map").unwrap().value);
+        assert_eq!(map, [0, phandle, 0, 0x10000]);
+        let p = Platform::parse(&out, 0).unwrap();
+        assert!(p.smmus.is_empty(), "the SMMU itself is still removed");
+        assert_eq!(p.pcie.unwrap().iommu_map[0].iommu_phandle, phandle);
+        // The board's own virtio-mmio transports are still hidden.
+        let virtio = fdt
+            .all_nodes()
+            .filter(|n| {
+                n.compatible()
+                    .is_some_and(|c| c.all().any(|s| s == "virtio,mmio"))
+            })
+            .count();
+        assert_eq!(virtio, 1);
+    }
+
+    #[test]
+    fn without_a_front_door_no_iommu_node_is_added() {
+        let out = write(GUEST_LOADER, &spec()).unwrap();
+        let fdt = fdt::Fdt::new(&out).unwrap();
+        assert!(fdt.all_nodes().all(|n| !n.name.starts_with("iommu@")));
+    }
+
+    /// [`custom`] with a PCIe host whose `iommu-map` names the SMMU (5)
+    /// and the other IOMMU (6, two cells), and an interrupt controller.
+    fn custom_with_pcie(smmu_irqs: bool) -> std::vec::Vec<u8> {
+        let mut w = vm_fdt::FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        w.property_u32("interrupt-parent", 1).unwrap();
+        let gic = w.begin_node("intc@8000000").unwrap();
+        w.property_u32("phandle", 1).unwrap();
+        w.property_u32("#interrupt-cells", 3).unwrap();
+        w.end_node(gic).unwrap();
+        let smmu = w.begin_node("iommu@2b400000").unwrap();
+        w.property_string("compatible", "arm,smmu-v3").unwrap();
+        w.property_u32("phandle", 5).unwrap();
+        w.property_u32("#iommu-cells", 1).unwrap();
+        if smmu_irqs {
+            w.property_array_u32("interrupts", &[0, 74, 4, 0, 79, 4])
+                .unwrap();
+            w.property_string_list("interrupt-names", vec!["gerror".into(), "eventq".into()])
+                .unwrap();
+        }
+        w.end_node(smmu).unwrap();
+        let other = w.begin_node("iommu@3000000").unwrap();
+        w.property_u32("phandle", 6).unwrap();
+        w.property_u32("#iommu-cells", 2).unwrap();
+        w.end_node(other).unwrap();
+        let pcie = w.begin_node("pcie@40000000").unwrap();
+        w.property_array_u32(
+            "iommu-map",
+            &[0, 5, 0, 0x100, 0x100, 6, 7, 8, 0x100, 0x200, 5, 0x200, 0x10],
+        )
+        .unwrap();
+        w.end_node(pcie).unwrap();
+        w.end_node(root).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn only_the_entries_naming_the_smmu_are_redirected_and_the_interrupt_is_the_named_eventq() {
+        let out = write(&custom_with_pcie(true), &virtio_spec(5)).unwrap();
+        let fdt = fdt::Fdt::new(&out).unwrap();
+        let node = fdt.find_node("/iommu@b000000").unwrap();
+        assert_eq!(be_cells(node.property("phandle").unwrap().value), [7]);
+        assert_eq!(
+            be_cells(node.property("interrupts").unwrap().value),
+            [0, 79, 4]
+        );
+        assert_eq!(
+            be_cells(node.property("interrupt-parent").unwrap().value),
+            [1]
+        );
+        let map = fdt.find_node("/pcie@40000000").unwrap();
+        assert_eq!(
+            be_cells(map.property("iommu-map").unwrap().value),
+            [0, 7, 0, 0x100, 0x100, 6, 7, 8, 0x100, 0x200, 7, 0x200, 0x10]
+        );
+    }
+
+    #[test]
+    fn an_smmu_without_an_eventq_interrupt_or_with_two_cell_ids_gets_no_virtio_iommu() {
+        assert_eq!(
+            write(&custom_with_pcie(false), &virtio_spec(5)),
+            Err(El1TreeError::VirtioIommu(
+                "the SMMU has no eventq interrupt"
+            ))
+        );
+        assert_eq!(
+            write(&custom_with_pcie(true), &virtio_spec(6)),
+            Err(El1TreeError::VirtioIommu(
+                "the SMMU's #iommu-cells is not 1"
+            ))
+        );
+        assert_eq!(
+            write(&custom_with_pcie(true), &virtio_spec(9)),
+            Err(El1TreeError::VirtioIommu("no SMMU with that phandle"))
         );
     }
 }

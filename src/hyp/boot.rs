@@ -3,8 +3,9 @@
 use super::mem::PAGE_POOL;
 use super::{CONFIG, RunConfig, board, payload};
 use crate::arch::aarch64::{self, el1, image, mmu};
-use crate::bootargs;
+use crate::bootargs::{self, IommuFrontDoor};
 use crate::console;
+use crate::dt::el1_tree::El1Iommu;
 use crate::layout::{BootLayout, CpuStacks};
 use crate::mem::{PAGE_SIZE, forbidden_mmio};
 use crate::memmap::{PhysRange, RangeSet};
@@ -225,6 +226,32 @@ fn stop_untranslated_bus_masters(platform: &Platform<'_>) {
     );
 }
 
+/// Sets up the IOMMU front door `iommu=` asks for (see
+/// [`IommuFrontDoor`]) and returns what EL1's device tree must say. A
+/// front door that cannot be set up leaves EL1 without an IOMMU: its
+/// devices behind the SMMUs cannot DMA, which is safe.
+fn front_door(platform: &Platform<'_>, bus: &mut super::mmio::Bus) -> El1Iommu {
+    let none = "EL1's devices behind the SMMU cannot DMA";
+    match bootargs::iommu_front_door(platform.bootargs) {
+        Ok(IommuFrontDoor::Virtio) => super::viommu::init(platform, bus).unwrap_or_else(|why| {
+            log::error!("iommu=virtio: no virtio-iommu ({why}): {none}");
+            El1Iommu::None
+        }),
+        Ok(IommuFrontDoor::Pv) => {
+            log::warn!("iommu=pv: this build has no paravirtual IOMMU node: {none}");
+            El1Iommu::None
+        }
+        Ok(IommuFrontDoor::None) => {
+            log::info!("iommu=none: {none}");
+            El1Iommu::None
+        }
+        Err(other) => {
+            log::error!("iommu={other}: unknown (virtio, pv or none): {none}");
+            El1Iommu::None
+        }
+    }
+}
+
 /// The first Rust code on the primary CPU; `dtb_pa` is what the boot loader
 /// passed in x0; `e2h_stuck`: `boot.S` could not clear HCR_EL2.E2H.
 pub fn start(dtb_pa: u64, e2h_stuck: bool) -> ! {
@@ -317,6 +344,7 @@ pub fn start(dtb_pa: u64, e2h_stuck: bool) -> ! {
     let mut bus = super::mmio::Bus::new();
     super::gic::init(&platform, &mut bus)
         .unwrap_or_else(|e| fail(format_args!("the GIC cannot be confined: {e}")));
+    let el1_iommu = front_door(&platform, &mut bus);
     super::mmio::publish(bus);
     super::host_s2::init(&platform)
         .unwrap_or_else(|e| fail(format_args!("EL1 cannot be confined: {e}")));
@@ -332,7 +360,7 @@ pub fn start(dtb_pa: u64, e2h_stuck: bool) -> ! {
     };
     let loaded =
         payload::load_kernel(kernel.image, layout).unwrap_or_else(|e| fail(format_args!("{e}")));
-    let el1_dtb = payload::write_el1_tree(dtb, &modules, loaded, layout)
+    let el1_dtb = payload::write_el1_tree(dtb, &modules, loaded, layout, el1_iommu)
         .unwrap_or_else(|e| fail(format_args!("{e}")));
     log::info!("entering EL1 at {:#x}", loaded.start);
     // Cannot fail: `cpus::init` found the boot CPU among the stacks' CPUs.

@@ -2,6 +2,7 @@
 
 use super::smmu::{HypSmmu, smmu};
 use super::tables::PoolTables;
+use crate::iommu::api::StatsQuery;
 use crate::iommu::attach::MAX_STREAM_RANGES;
 use crate::iommu::{DomainSlot, IommuService, ServiceConfig, StreamRange};
 use crate::mem::PhysPolicy;
@@ -67,4 +68,33 @@ fn try_init(platform: &Platform<'_>) -> Result<(), &'static str> {
     })?;
     SERVICE.call_once(|| svc);
     Ok(())
+}
+
+/// Logs the service's counters: what it did over the run and what it
+/// still holds. The hyp calls it when EL1 powers the machine off or
+/// resets it (so a run ends with them, `make run` and the Linux scenarios
+/// read them).
+pub fn log_stats() {
+    let Some(svc) = service() else { return };
+    let get = |q| svc.stats(q).unwrap_or([0; 3]);
+    let [maps, unmaps, refused] = get(StatsQuery::Calls);
+    let [domains, streams, mapped] = get(StatsQuery::Objects);
+    let [tables, refs, _] = get(StatsQuery::Memory);
+    log::info!(
+        "iommu: {maps} maps, {unmaps} unmaps, {refused} refused; left: {domains} domains, \
+         {streams} streams attached, {mapped} bytes mapped, {refs} DMA page references, \
+         {tables} bytes of page tables"
+    );
+    for smmu in 0..svc.info().smmus {
+        let (Ok([tlbis, syncs, errors]), Ok([faults, dropped, _])) = (
+            svc.stats(StatsQuery::SmmuCommands { smmu }),
+            svc.stats(StatsQuery::SmmuEvents { smmu }),
+        ) else {
+            continue;
+        };
+        log::info!(
+            "smmu{smmu}: {tlbis} TLB invalidations, {syncs} CMD_SYNCs, {errors} command errors; \
+             {faults} faults logged, {dropped} dropped"
+        );
+    }
 }

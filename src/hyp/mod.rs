@@ -17,6 +17,7 @@ mod selftest;
 pub mod smmu;
 pub mod tables;
 pub mod trap;
+pub mod viommu;
 
 use crate::arch::aarch64::{semihosting, smc::SmcFirmware};
 use crate::platform::{GicVersion, PsciConduit};

@@ -2,7 +2,7 @@
 
 use super::board;
 use crate::arch::aarch64::cache;
-use crate::dt::el1_tree::{self, El1Tree};
+use crate::dt::el1_tree::{self, El1Iommu, El1Tree};
 use crate::image::{HEADER_SIZE, ImageHeader};
 use crate::layout::BootLayout;
 use crate::memmap::PhysRange;
@@ -51,6 +51,7 @@ pub fn write_el1_tree(
     modules: &BootModules<'_>,
     kernel: PhysRange,
     layout: &BootLayout,
+    iommu: El1Iommu,
 ) -> Result<u64, &'static str> {
     let owned = layout.el2_owned();
     let spec = El1Tree {
@@ -58,8 +59,24 @@ pub fn write_el1_tree(
         el2_owned: &owned,
         bootargs: modules.kernel.and_then(|k| k.bootargs),
         initrd: modules.ramdisk,
+        iommu,
     };
-    let tree = el1_tree::write(dtb, &spec).map_err(|e| {
+    let tree = match el1_tree::write(dtb, &spec) {
+        // The device stays on its trapped window, unknown to EL1: its
+        // accesses there abort, as anywhere EL1's tree names nothing.
+        Err(e @ el1_tree::El1TreeError::VirtioIommu(_)) => {
+            log::error!("EL1 device tree: {e}: EL1's devices behind the SMMU cannot DMA");
+            el1_tree::write(
+                dtb,
+                &El1Tree {
+                    iommu: El1Iommu::None,
+                    ..spec
+                },
+            )
+        }
+        written => written,
+    }
+    .map_err(|e| {
         log::error!("EL1 device tree: {e}");
         "cannot write the EL1 device tree"
     })?;

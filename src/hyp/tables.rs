@@ -22,9 +22,9 @@ pub struct PoolTables {
 unsafe impl TableMemory for PoolTables {
     fn alloc_table(&mut self, size: u64) -> Option<PhysAddr> {
         let range = PAGE_POOL.lock().alloc(size, size).ok()?;
-        // SAFETY: the pool just handed this range to us; it is mapped
-        // read-write at its physical address.
-        unsafe { core::ptr::write_bytes(range.start as *mut u8, 0, range.size as usize) };
+        // SAFETY: the pool just handed this range to us; it is normal
+        // memory mapped read-write at its physical address.
+        unsafe { cache::zero(range.start, range.size) };
         if !self.coherent {
             cache::clean_to_poc(range.start, range.size);
         }

@@ -143,6 +143,13 @@ fn smc(frame: &mut TrapFrame) {
     frame.skip_instruction();
     let mut args = [0u64; 4];
     args.copy_from_slice(&frame.x[..4]);
+    if matches!(
+        args[0] as u32,
+        smccc::psci::SYSTEM_OFF | smccc::psci::SYSTEM_RESET
+    ) {
+        super::viommu::log_stats();
+        super::iommu::log_stats();
+    }
     let firmware = super::firmware();
     let result = super::cpus::handle_psci(args, firmware)
         .unwrap_or_else(|| smccc::handle_el1_smc(args, firmware));

@@ -31,4 +31,4 @@ pub use error::IommuError;
 pub use service::{IommuService, ServiceConfig, ServiceError};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -368,15 +368,24 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         })
     }
 
-    /// A new empty stage-2 domain of `ipa_bits` with granule `granule`.
-    pub fn domain_alloc(&self, ipa_bits: u32, g: Granule) -> Result<DomainInfo, IommuError> {
+    /// The page-table configuration of a domain of `ipa_bits` with
+    /// granule `g` (what [`domain_alloc`](Self::domain_alloc) would build):
+    /// InvalidParameter for a granule some SMMU lacks or a size out of
+    /// range.
+    pub fn domain_config(&self, ipa_bits: u32, g: Granule) -> Result<Config, IommuError> {
         if !self.caps.granule_ok(g) {
             return Err(IommuError::InvalidParameter);
         }
         let ipa = Some(ipa_bits)
             .filter(|b| (MIN_IPA_BITS..=self.caps.max_ipa_bits).contains(b))
             .ok_or(IommuError::InvalidParameter)?;
-        let cfg = Config::new(g, ipa, self.caps.oas_bits, self.start_level)?;
+        Ok(Config::new(g, ipa, self.caps.oas_bits, self.start_level)?)
+    }
+
+    /// A new empty stage-2 domain of `ipa_bits` with granule `granule`.
+    pub fn domain_alloc(&self, ipa_bits: u32, g: Granule) -> Result<DomainInfo, IommuError> {
+        let cfg = self.domain_config(ipa_bits, g)?;
+        let ipa = cfg.ipa_bits();
         for (i, slot) in self.slots.iter().enumerate().take(255) {
             let mut st = slot.0.lock();
             if st.domain.is_some() {

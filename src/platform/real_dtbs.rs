@@ -11,7 +11,8 @@ const HIP07_D05: &[u8] = include_bytes!("../../tests/fixtures/hip07-d05.dtb");
 const K3_J721E_EVM: &[u8] = include_bytes!("../../tests/fixtures/k3-j721e-evm.dtb");
 const IMX95_19X19_EVK: &[u8] = include_bytes!("../../tests/fixtures/imx95-19x19-evk.dtb");
 
-/// `board/fvp-base`'s board facts.
+/// `board/fvp-base`'s board facts (the tests check some of them).
+#[allow(dead_code)]
 mod fvp_board {
     include!("../../board/fvp-base/board.rs");
 }

@@ -322,13 +322,14 @@ fn no_device_may_be_given_an_smmu_pmcg_even_inside_an_allowed_window() {
 
 #[test]
 fn el1s_device_tree_has_no_smmu_pmcg_and_no_alias_to_one() {
-    use crate::dt::el1_tree::{El1Tree, write};
+    use crate::dt::el1_tree::{El1Iommu, El1Tree, write};
     let dtb = smmu_with_pmcgs();
     let spec = El1Tree {
         hidden_compatibles: &[],
         el2_owned: &[],
         bootargs: None,
         initrd: None,
+        iommu: El1Iommu::None,
     };
     let out = write(&dtb, &spec).unwrap();
     let fdt = fdt::Fdt::new(&out).unwrap();

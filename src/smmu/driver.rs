@@ -16,7 +16,7 @@ use super::fault_log::{FaultLog, OverflowPolicy};
 use super::features::Features;
 use super::hw::{Hw, HwParts};
 use super::poll::{Clock, PollBudget};
-use super::regs::{CR0, CR1, CR2, GERROR, SmmuRegs, offset};
+use super::regs::{CR0, CR1, CR2, GERROR, IRQ_CTRL, SmmuRegs, offset};
 use super::ste::{S2Config, STE_BYTES, Ste, SteUpdate, SteWriter, write_ste};
 use super::strtab::{StreamTable, StreamTableFormat};
 
@@ -365,6 +365,20 @@ where
 
     pub fn fault_log_mut(&mut self) -> &mut FaultLog<LOG> {
         &mut self.faults
+    }
+
+    /// Makes the SMMU raise its wired event-queue interrupt whenever it
+    /// writes an event record (SMMU_IRQ_CTRL.EVENTQ_IRQEN, waiting for
+    /// IRQ_CTRLACK). The hyp takes no interrupts itself: the line is for
+    /// whoever the platform routes it to (EL1, through the virtio-iommu
+    /// device, `docs/virtio-iommu.md`). MSIs stay off: SMMU_EVENTQ_IRQ_CFG0
+    /// gets address 0 first, which sends none (SMMUv3 "MSI
+    /// configuration"; RES0 without SMMU_IDR0.MSI), and it may only be
+    /// written while the interrupt is disabled.
+    pub fn enable_event_interrupt(&mut self) -> Result<(), SmmuError> {
+        let hw = self.parts.hw();
+        hw.regs.write64(offset::EVENTQ_IRQ_CFG0, 0);
+        hw.write_irq_ctrl(IRQ_CTRL::EVENTQ_IRQEN::SET.value)
     }
 
     pub fn counters(&self) -> Counters {

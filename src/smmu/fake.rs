@@ -354,6 +354,10 @@ pub struct SmmuState {
     pub gbpa: u32,
     pub irq_ctrl: u32,
     pub irq_ctrlack: u32,
+    /// SMMU_EVENTQ_IRQ_CFG0: the event interrupt's MSI address (reset
+    /// value UNKNOWN: all ones here, so a driver that never clears it is
+    /// seen).
+    pub evtq_irq_cfg0: u64,
     pub gerror: u32,
     pub gerrorn: u32,
     pub strtab_base: u64,
@@ -395,6 +399,7 @@ pub struct FakeSmmu<'d> {
 
 const CR0_SMMUEN: u32 = 1;
 const CR0_EVENTQEN: u32 = 1 << 2;
+const IRQ_CTRL_EVENTQ_IRQEN: u32 = 1 << 2;
 const CR0_CMDQEN: u32 = 1 << 3;
 const GBPA_UPDATE: u32 = 1 << 31;
 const GBPA_ABORT: u32 = 1 << 20;
@@ -438,6 +443,7 @@ impl<'d> FakeSmmu<'d> {
                 gbpa: 0x1000,
                 irq_ctrl: 0,
                 irq_ctrlack: 0,
+                evtq_irq_cfg0: u64::MAX,
                 gerror: 0,
                 gerrorn: 0,
                 strtab_base: 0,
@@ -901,6 +907,15 @@ impl SmmuRegs for FakeSmmu<'_> {
             offset::EVENTQ_BASE if cr0 & CR0_EVENTQEN != 0 => {
                 Self::violation(&mut s, String::from("EVENTQ_BASE written while enabled"))
             }
+            offset::EVENTQ_IRQ_CFG0
+                if (s.irq_ctrl | s.irq_ctrlack) & IRQ_CTRL_EVENTQ_IRQEN != 0 =>
+            {
+                Self::violation(
+                    &mut s,
+                    String::from("EVENTQ_IRQ_CFG0 written while the event interrupt is enabled"),
+                )
+            }
+            offset::EVENTQ_IRQ_CFG0 => s.evtq_irq_cfg0 = value,
             offset::STRTAB_BASE => s.strtab_base = value,
             offset::CMDQ_BASE => s.cmdq_base = value,
             offset::EVENTQ_BASE => s.evtq_base = value,

@@ -141,6 +141,28 @@ fn enable_sequence_order_and_values() {
 }
 
 #[test]
+fn the_event_interrupt_is_enabled_wired_with_the_msi_address_cleared_first() {
+    let dma = FakeDma::new();
+    let fake = FakeSmmu::new(&dma, QEMU_VIRT);
+    let clock = FakeClock::new(1000);
+    let mut smmu: TestSmmu<'_, 64> = probe(&fake, &dma, &clock, budget());
+    assert_eq!(fake.state().irq_ctrl, 0, "off after probe");
+    let from = writes(&fake).len();
+    smmu.enable_event_interrupt().unwrap();
+    assert_eq!(
+        writes(&fake)[from..],
+        [(offset::EVENTQ_IRQ_CFG0, 0), (offset::IRQ_CTRL, 1 << 2)]
+    );
+    let s = fake.state();
+    assert_eq!(
+        (s.irq_ctrl, s.irq_ctrlack, s.evtq_irq_cfg0),
+        (1 << 2, 1 << 2, 0)
+    );
+    drop(s);
+    assert_eq!(fake.violations(), Vec::<std::string::String>::new());
+}
+
+#[test]
 fn hyp_smmu_also_invalidates_el2() {
     let dma = FakeDma::new();
     let fake = FakeSmmu::new(

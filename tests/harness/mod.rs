@@ -135,6 +135,14 @@ impl Boot {
         }
     }
 
+    /// Adds `args` to the hyp's own bootargs (e.g. `iommu=none`); the EL1
+    /// kernel does not get them.
+    pub fn hyp_args(mut self, args: &str) -> Self {
+        self.bootargs.push(' ');
+        self.bootargs.push_str(args);
+        self
+    }
+
     /// Ends the run after `timeout` of wall time.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;

@@ -50,3 +50,31 @@ pub fn invalidate_icache() {
     // SAFETY: invalidating the I-cache only costs refetches.
     unsafe { asm!("ic iallu", "dsb nsh", "isb", options(nostack)) };
 }
+
+/// Zeroes `[start, start + size)` of normal memory the caller may write,
+/// a cache block at a time with `DC ZVA` where the architecture allows it
+/// (`DCZID_EL0.DZP` clear; at EL2 nothing traps it), else with stores. A
+/// 4 KiB table then costs 64 instructions instead of hundreds of stores.
+///
+/// # Safety
+///
+/// The range is mapped, writable normal memory that nothing else uses.
+pub unsafe fn zero(start: u64, size: u64) {
+    let dczid: u64;
+    // SAFETY: reading DCZID_EL0 has no side effects.
+    unsafe { asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack)) };
+    let block = 4u64 << (dczid & 0xf);
+    let prohibited = dczid & (1 << 4) != 0;
+    if prohibited || !start.is_multiple_of(block) || !size.is_multiple_of(block) {
+        // SAFETY: the caller's guarantee.
+        unsafe { core::ptr::write_bytes(start as *mut u8, 0, size as usize) };
+        return;
+    }
+    let mut addr = start;
+    while addr < start + size {
+        // SAFETY: zeroes one whole, aligned block inside the caller's
+        // range (normal memory: DC ZVA on device memory would fault).
+        unsafe { asm!("dc zva, {}", in(reg) addr, options(nostack)) };
+        addr += block;
+    }
+}

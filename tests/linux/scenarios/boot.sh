@@ -48,8 +48,10 @@ el2_memory_reserved() {
   [ $found -gt 0 ]
 }
 
+# Every compatible string in Linux's device tree (/proc/device-tree is a
+# symbolic link: find follows it with the trailing slash).
 compatibles() {
-  find /proc/device-tree -name compatible | while read -r f; do
+  find /proc/device-tree/ -name compatible | while read -r f; do
     tr '\0' '\n' <"$f"
   done
 }
@@ -66,8 +68,22 @@ no_smmu_for_linux() {
   ! dmesg | grep -q 'arm-smmu-v3'
 }
 
+# QEMU's fw-cfg and virtio-mmio transports are gone; the one virtio-mmio
+# node left with iommu=virtio (the harness passes the hyp's choice as
+# hyp_iommu=) is the hyp's virtio-iommu, an IOMMU (#iommu-cells), whose address
+# the harness compares with the hyp's log.
 no_bus_master_outside_the_smmu() {
-  ! compatibles | grep -qx -e 'qemu,fw-cfg-mmio' -e 'virtio,mmio'
+  compatibles | grep -qx 'qemu,fw-cfg-mmio' && return 1
+  nodes=$(find /proc/device-tree/ -name compatible | while read -r f; do
+    tr '\0' '\n' <"$f" | grep -qx 'virtio,mmio' && dirname "$f"
+  done)
+  if [ "$(arg hyp_iommu)" = none ]; then
+    echo "no virtio-mmio node"
+    [ -z "$nodes" ]
+  else
+    [ "$(echo "$nodes" | wc -l)" -eq 1 ] && [ -e "$nodes/#iommu-cells" ] || return 1
+    printf 'the virtio-iommu at %#x\n' "$(dt_reg "$nodes" | cut -d ' ' -f 1)"
+  fi
 }
 
 kernel_command_line_is_its_own() {
@@ -106,7 +122,7 @@ check "every CPU of the device tree is online" cpus_online
 check "Linux has the RAM the hyp left it" memory_size
 check "EL2's memory is reserved no-map in the device tree and in /proc/iomem" el2_memory_reserved
 check "no SMMU node, driver or IOMMU in Linux" no_smmu_for_linux
-check "fw-cfg and virtio-mmio (bus masters outside the SMMU) are not in the device tree" no_bus_master_outside_the_smmu
+check "fw-cfg and virtio-mmio (bus masters outside the SMMU) are not in the device tree, only the hyp's virtio-iommu" no_bus_master_outside_the_smmu
 check "the kernel's command line is its module's, not the hyp's" kernel_command_line_is_its_own
 check "the initramfs came through linux,initrd-start/end" initrd_from_the_device_tree
 check "PSCI and SMCCC 1.1 are discovered through the hyp" smccc_1_1_and_psci

@@ -1,0 +1,273 @@
+//! The virtio-iommu device on this machine (`docs/virtio-iommu.md`): the
+//! library device (`crate::vdev::VirtioIommu`) over the IOMMU service, EL1
+//! memory through the ownership record and EL2's identity map, and the
+//! SMMU's event-queue SPI as its interrupt.
+//!
+//! The window is the board's (`VIRTIO_IOMMU_WINDOW` in
+//! `board/<name>/board.rs`): a range nothing in the board's device tree
+//! uses, so the device cannot shadow real hardware; the host stage-2 traps
+//! the page that holds it and the MMIO bus calls the device. Requests are
+//! served in the trapped `QueueNotify` store.
+//!
+//! Interrupts: the hyp takes none. The device's interrupt in EL1's tree is
+//! the SMMU's own event-queue SPI, and the SMMU raises it
+//! (`SMMU_IRQ_CTRL.EVENTQ_IRQEN`; QEMU pulses the wired line for every
+//! record it writes, `hw/arm/smmuv3.c`, `smmuv3_trigger_irq`) whenever it
+//! logs an event; Linux's handler then reads `InterruptStatus`, which is
+//! where the device turns the SMMU's events into fault records. The
+//! device's own interrupts (used event buffers after a kick, a
+//! configuration change) make the same SPI pending through
+//! `GICD_ISPENDR`; the distributor stays EL1's, no vGIC is needed.
+
+use super::board;
+use super::iommu::{Service, Tables};
+use super::mmio::Bus;
+use super::smmu::HypSmmu;
+use crate::dt::el1_tree::El1Iommu;
+use crate::mem::{PAGE_SIZE, PhysPolicy, forbidden_mmio};
+use crate::memmap::PhysRange;
+use crate::platform::Platform;
+use crate::vdev::guest_memory::{OwnedRam, PhysMemory};
+use crate::vdev::mmio_transport::WINDOW_SIZE;
+use crate::vdev::service_backend::ServiceBackend;
+use crate::vdev::{InterruptLine, VirtioIommu};
+use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, Readable};
+
+/// EL1's RAM through EL2's identity map (RAM is mapped read-write,
+/// normal write-back, at its physical address). An aligned 2-, 4- or
+/// 8-byte access is one load or store; anything else is copied a byte at
+/// a time up to an 8-byte boundary, then 8 bytes at a time.
+pub struct IdentityMap;
+
+// SAFETY: each call touches exactly the bytes asked for, and an aligned
+// 2-, 4- or 8-byte access is one volatile load or store of that size.
+unsafe impl PhysMemory for IdentityMap {
+    unsafe fn read(&self, pa: u64, buf: &mut [u8]) {
+        let p = pa as *const u8;
+        // SAFETY: the caller guarantees the range is RAM, which the
+        // identity map maps at its physical address; every wider access is
+        // at an address aligned to its size, in EL1's RAM and in `buf`.
+        unsafe {
+            match buf.len() {
+                2 if pa.is_multiple_of(2) => {
+                    buf.copy_from_slice(&p.cast::<u16>().read_volatile().to_ne_bytes())
+                }
+                4 if pa.is_multiple_of(4) => {
+                    buf.copy_from_slice(&p.cast::<u32>().read_volatile().to_ne_bytes())
+                }
+                _ => {
+                    let mut i = 0;
+                    while i < buf.len() && !(pa + i as u64).is_multiple_of(8) {
+                        buf[i] = p.add(i).read_volatile();
+                        i += 1;
+                    }
+                    let dst = buf.as_mut_ptr();
+                    while buf.len() - i >= 8 {
+                        let word = p.add(i).cast::<u64>().read_volatile();
+                        if (dst as usize + i).is_multiple_of(8) {
+                            // One store (the target is built with strict
+                            // alignment: a copy into a byte slice of unknown
+                            // alignment would be eight).
+                            dst.add(i).cast::<u64>().write(word);
+                        } else {
+                            buf[i..i + 8].copy_from_slice(&word.to_ne_bytes());
+                        }
+                        i += 8;
+                    }
+                    while i < buf.len() {
+                        buf[i] = p.add(i).read_volatile();
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    unsafe fn write(&self, pa: u64, data: &[u8]) {
+        let p = pa as *mut u8;
+        // SAFETY: as for `read`; the caller guarantees nothing of EL2 lives
+        // there.
+        unsafe {
+            match *data {
+                [a, b] if pa.is_multiple_of(2) => {
+                    p.cast::<u16>().write_volatile(u16::from_ne_bytes([a, b]))
+                }
+                [a, b, c, d] if pa.is_multiple_of(4) => p
+                    .cast::<u32>()
+                    .write_volatile(u32::from_ne_bytes([a, b, c, d])),
+                _ => {
+                    let mut i = 0;
+                    while i < data.len() && !(pa + i as u64).is_multiple_of(8) {
+                        p.add(i).write_volatile(data[i]);
+                        i += 1;
+                    }
+                    let src = data.as_ptr();
+                    while data.len() - i >= 8 {
+                        let word = if (src as usize + i).is_multiple_of(8) {
+                            src.add(i).cast::<u64>().read()
+                        } else {
+                            let mut word = [0; 8];
+                            word.copy_from_slice(&data[i..i + 8]);
+                            u64::from_ne_bytes(word)
+                        };
+                        p.add(i).cast::<u64>().write_volatile(word);
+                        i += 8;
+                    }
+                    while i < data.len() {
+                        p.add(i).write_volatile(data[i]);
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An SPI made pending by a write to the distributor's `GICD_ISPENDR<n>`
+/// (GICv3 architecture specification, "GICD_ISPENDR<n>": write-1-to-set,
+/// so concurrent writers never lose each other's bits).
+pub struct SpiLine {
+    gicd: u64,
+    intid: u32,
+}
+
+impl InterruptLine for SpiLine {
+    fn raise(&self) {
+        const ISPENDR: u64 = 0x200;
+        let reg = self.gicd + ISPENDR + 4 * u64::from(self.intid / 32);
+        // The device's writes to EL1's memory (used ring, fault records)
+        // are observed before the interrupt, as Linux's `writel` orders a
+        // device register write after normal memory.
+        aarch64_cpu::asm::barrier::dmb(aarch64_cpu::asm::barrier::OSHST);
+        // SAFETY: GICD is part of the GIC the EL2 identity map maps as
+        // device memory; ISPENDR<n> of an SPI is a 32-bit register inside
+        // it (`intid` is below 1020, checked by `init`).
+        unsafe { (reg as *mut u32).write_volatile(1 << (self.intid % 32)) };
+    }
+}
+
+type Device =
+    VirtioIommu<ServiceBackend<'static, HypSmmu, Tables>, OwnedRam<'static, IdentityMap>, SpiLine>;
+
+static DEVICE: spin::Once<Device> = spin::Once::new();
+
+/// The first SPI and the limit of SPI INTIDs (GICv3: 32..=1019).
+const SPIS: core::ops::Range<u32> = 32..1020;
+
+/// Builds the device and registers its window on `bus`, after the IOMMU
+/// service and before the host stage-2 (which traps the bus's windows).
+/// Returns what EL1's device tree must say, or why there is no device.
+pub fn init(platform: &Platform<'_>, bus: &mut Bus) -> Result<El1Iommu, &'static str> {
+    let base = board::VIRTIO_IOMMU_WINDOW.ok_or("the board names no window for it")?;
+    let window = PhysRange::new(base, WINDOW_SIZE);
+    let page = window.align_out(PAGE_SIZE);
+    if window_in_use(platform, page) {
+        return Err("the board's window is in use in the device tree");
+    }
+    let service: &'static Service = super::iommu::service().ok_or("no IOMMU service")?;
+    let host = platform.pcie.as_ref().ok_or("no PCIe host bridge")?;
+    // The SMMU the host bridge's iommu-map names first, if the hyp drives
+    // it: the device stands for that one (endpoint ids are its StreamIDs).
+    let (index, phandle) = host
+        .iommu_map
+        .iter()
+        .find_map(|e| {
+            let i = platform.smmu_by_phandle(e.iommu_phandle)?;
+            super::smmu::smmu(i).map(|_| (i, e.iommu_phandle))
+        })
+        .ok_or("the PCIe iommu-map names no SMMU the hyp drives")?;
+    let intid = platform.smmus[index]
+        .irqs
+        .iter()
+        .find(|(name, _)| *name == "eventq")
+        .map(|&(_, intid)| intid)
+        .filter(|i| SPIS.contains(i))
+        .ok_or("the SMMU has no eventq SPI")?;
+    let streams: heapless::Vec<_, { crate::iommu::attach::MAX_STREAM_RANGES }> = host
+        .iommu_map
+        .iter()
+        .filter(|e| e.iommu_phandle == phandle)
+        .map(|e| crate::iommu::StreamRange {
+            smmu: index,
+            first: e.sid_base,
+            count: e.length,
+        })
+        .take(crate::iommu::attach::MAX_STREAM_RANGES)
+        .collect();
+    let policy = PhysPolicy::for_platform(platform, super::smmu::pcie_translated(platform))
+        .map_err(|_| "too many MMIO ranges for the DMA policy")?;
+    let backend =
+        ServiceBackend::new(service, index, &streams, policy.doorbells()).map_err(|e| {
+            log::error!("virtio-iommu: {e}");
+            "the IOMMU service cannot back it"
+        })?;
+    let tracker = super::mem::ownership().ok_or("no page ownership record")?;
+    let irq = SpiLine {
+        gicd: platform.gic.distributor.start,
+        intid,
+    };
+    let device =
+        VirtioIommu::new(backend, OwnedRam::new(tracker, IdentityMap), irq).map_err(|e| {
+            log::error!("virtio-iommu: {e}");
+            "the IOMMU service cannot back it"
+        })?;
+    let device = DEVICE.call_once(|| device.with_clock(|| CNTPCT_EL0.get()));
+    bus.register(window, device)
+        .map_err(|_| "its window overlaps another emulated device")?;
+    super::smmu::smmu(index)
+        .ok_or("no SMMU")?
+        .lock()
+        .enable_event_interrupt()
+        .map_err(|e| {
+            log::error!("smmu{index}: event interrupt: {e}");
+            "the SMMU's event interrupt cannot be enabled"
+        })?;
+    log::info!(
+        "virtio-iommu: at {window} for smmu{index}'s StreamIDs, interrupt: the SMMU's eventq SPI {}",
+        intid - SPIS.start
+    );
+    Ok(El1Iommu::Virtio {
+        window,
+        smmu: phandle,
+    })
+}
+
+/// Whether anything the device tree describes overlaps `page`: RAM, the
+/// hyp's own MMIO, the hidden bus masters, the PCIe host bridge.
+fn window_in_use(platform: &Platform<'_>, page: PhysRange) -> bool {
+    let pcie = platform.pcie.iter().flat_map(|p| {
+        core::iter::once(p.ecam).chain(p.windows.iter().map(|w| PhysRange::new(w.cpu_addr, w.size)))
+    });
+    platform
+        .ram
+        .iter()
+        .copied()
+        .chain(forbidden_mmio(platform))
+        .chain(platform.hidden.iter().copied())
+        .chain(pcie)
+        .any(|r| r.overlaps(&page))
+}
+
+/// Logs what the device served, with the average time in EL2 per MAP and
+/// per UNMAP request (nanoseconds of the generic counter: under QEMU's
+/// `-icount shift=0` one nanosecond is one instruction). Called with the
+/// IOMMU counters when EL1 powers off.
+pub fn log_stats() {
+    let Some(s) = DEVICE.get().map(Device::stats) else {
+        return;
+    };
+    let freq = CNTFRQ_EL0.get().max(1);
+    let avg_ns = |i: usize| {
+        let n = s.count[i].max(1);
+        (u128::from(s.ticks[i]) * 1_000_000_000 / u128::from(freq) / u128::from(n)) as u64
+    };
+    let [attach, detach, map, unmap, probe, other] = s.count;
+    log::info!(
+        "virtio-iommu: {} kicks; {attach} ATTACH, {detach} DETACH, {map} MAP ({} ns each in EL2), \
+         {unmap} UNMAP ({} ns each), {probe} PROBE, {other} unanswerable; {} faults delivered",
+        s.kicks,
+        avg_ns(2),
+        avg_ns(3),
+        s.faults
+    );
+}
