@@ -1,8 +1,10 @@
 //! `/chosen/bootargs`: space-separated `key=value` words and flags.
 //!
-//! The hyp reads `log=<level>`, `test=<scenario>` and `semihosting`; the EL1
-//! test kernel reads the same string for its own keys. Unknown words are
-//! ignored (they belong to the EL1 kernel).
+//! The hyp reads `log=<level>`, `test=<scenario>`, `iommu=<front door>` and
+//! `semihosting`; the EL1 test kernel reads the same string for its own
+//! keys. Unknown words are ignored (they belong to the EL1 kernel).
+
+use core::fmt;
 
 /// The value of `key=` in `bootargs`, if present (the last one wins).
 pub fn value<'a>(bootargs: &'a str, key: &str) -> Option<&'a str> {
@@ -32,6 +34,41 @@ pub fn log_level(bootargs: &str) -> log::LevelFilter {
     }
 }
 
+/// How EL1's kernel reaches the IOMMU the hyp owns (`iommu=`): what its
+/// device tree describes in place of the SMMUs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum IommuFrontDoor {
+    /// A virtio-iommu device (`iommu=virtio`, the default).
+    #[default]
+    Virtio,
+    /// A node per SMMU for a paravirtual driver that makes the hypercalls
+    /// of `docs/hypercall-abi.md` itself (`iommu=pv`, `docs/pv-iommu.md`).
+    Paravirt,
+    /// No IOMMU: EL1's devices cannot DMA (`iommu=none`).
+    None,
+}
+
+impl fmt::Display for IommuFrontDoor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Virtio => "virtio",
+            Self::Paravirt => "pv",
+            Self::None => "none",
+        })
+    }
+}
+
+/// The front door `iommu=` names (the default without one), or the value
+/// that is none of `virtio`, `pv` and `none`.
+pub fn iommu_front_door(bootargs: &str) -> Result<IommuFrontDoor, &str> {
+    match value(bootargs, "iommu") {
+        None | Some("virtio") => Ok(IommuFrontDoor::Virtio),
+        Some("pv") => Ok(IommuFrontDoor::Paravirt),
+        Some("none") => Ok(IommuFrontDoor::None),
+        Some(other) => Err(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +85,20 @@ mod tests {
         assert_eq!(log_level(""), log::LevelFilter::Info);
         assert_eq!(log_level("log=loud"), log::LevelFilter::Info);
         assert_eq!(log_level("log=warn"), log::LevelFilter::Warn);
+    }
+
+    #[test]
+    fn iommu_names_the_front_door_and_defaults_to_virtio() {
+        use IommuFrontDoor as Door;
+        assert_eq!(iommu_front_door("semihosting"), Ok(Door::Virtio));
+        assert_eq!(iommu_front_door("iommu=virtio"), Ok(Door::Virtio));
+        assert_eq!(iommu_front_door("log=debug iommu=pv"), Ok(Door::Paravirt));
+        assert_eq!(iommu_front_door("iommu=pv iommu=none"), Ok(Door::None));
+        assert_eq!(iommu_front_door("iommu=smmuv3"), Err("smmuv3"));
+        assert_eq!(iommu_front_door("iommu="), Err(""));
+        for door in [Door::Virtio, Door::Paravirt, Door::None] {
+            let arg = std::format!("iommu={door}");
+            assert_eq!(iommu_front_door(&arg), Ok(door), "Display round-trips");
+        }
     }
 }

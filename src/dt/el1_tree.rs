@@ -8,7 +8,11 @@
 //!   `/memreserve/` block and every other reserved range are kept.
 //! - Every `arm,smmu-v3` node is removed (the hyp owns the SMMUs), and so is
 //!   every node whose `compatible` is on the board's list of bus masters that
-//!   no SMMU sits in front of ([`El1Tree::hidden_compatibles`]).
+//!   no SMMU sits in front of ([`El1Tree::hidden_compatibles`]). With the
+//!   paravirtual front door (`iommu=pv`), an SMMU the hyp drives is instead
+//!   replaced by a [`PV_IOMMU`] node with the same phandle
+//!   ([`El1Tree::pv_iommus`], binding in `docs/pv-iommu.md`), so the
+//!   `iommu-map` and `iommus` naming it stay, StreamIDs as they were.
 //! - Properties that refer to a removed node are removed: PCIe `iommu-map`
 //!   and `iommu-map-mask`, `iommus`, and the `/aliases` and `/__symbols__`
 //!   entries naming it. (A map pointing at a driverless node oopses Linux 6.1
@@ -39,7 +43,25 @@ pub struct El1Tree<'a> {
     /// The kernel's command line.
     pub bootargs: Option<&'a str>,
     pub initrd: Option<PhysRange>,
+    /// The SMMUs to describe as paravirtual IOMMUs (empty: none).
+    pub pv_iommus: &'a [PvIommu],
 }
+
+/// An SMMU the hyp drives, described to EL1 as a paravirtual IOMMU node
+/// (`iommu=pv`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PvIommu {
+    /// The `arm,smmu-v3` node's phandle, which `iommu-map` and `iommus`
+    /// refer to; the node written in its place keeps it.
+    pub phandle: u32,
+    /// The SMMU's index in the hypercall ABI (`docs/hypercall-abi.md`).
+    pub smmu: u32,
+}
+
+/// The compatible of a paravirtual IOMMU node (`docs/pv-iommu.md`).
+pub const PV_IOMMU: &str = "smmu-hyp,pv-iommu";
+/// Its property holding the SMMU index of the hypercall ABI, one cell.
+pub const PV_IOMMU_SMMU: &str = "smmu-hyp,smmu";
 
 /// The compatible of the SMMUs the hyp owns.
 pub const SMMU_V3: &str = "arm,smmu-v3";
@@ -168,6 +190,73 @@ fn remove_hidden(node: &mut Node<'_>, path: &str, hidden: &[&str], removed: &mut
     }
 }
 
+/// Names and values of the paravirtual IOMMU nodes, which the tree borrows.
+struct PvNodes {
+    /// [`PV_IOMMU`] as a property value (NUL-terminated).
+    compatible: Vec<u8>,
+    /// `(phandle, node name, SMMU index cell)` per node.
+    nodes: Vec<(u32, alloc::string::String, [u8; 4])>,
+}
+
+impl PvNodes {
+    fn new(pv: &[PvIommu]) -> Self {
+        let nodes = pv
+            .iter()
+            .map(|p| {
+                (
+                    p.phandle,
+                    format!("pv-iommu-{}", p.smmu),
+                    p.smmu.to_be_bytes(),
+                )
+            })
+            .collect();
+        let mut compatible = Vec::from(PV_IOMMU.as_bytes());
+        compatible.push(0);
+        Self { compatible, nodes }
+    }
+}
+
+/// `#iommu-cells` of a paravirtual IOMMU: the one cell is the StreamID.
+const ONE_CELL: [u8; 4] = 1u32.to_be_bytes();
+
+/// Rewrites, below `node` (at `path`), every `arm,smmu-v3` node named in
+/// `pv` into its paravirtual IOMMU node: the same place and phandle, the
+/// properties of the binding and nothing else (no registers, interrupts or
+/// children). An SMMU whose `#iommu-cells` is not 1 (the SMMUv3 binding's
+/// value) is left for removal: its references could not be read as
+/// StreamIDs. The old paths go to `renamed` (their aliases must go).
+fn replace_with_pv_nodes<'a>(
+    node: &mut Node<'a>,
+    path: &str,
+    pv: &'a PvNodes,
+    renamed: &mut Vec<alloc::string::String>,
+) {
+    for child in &mut node.children {
+        let child_path = format!("{path}/{}", child.name);
+        let found = child
+            .is_compatible(SMMU_V3)
+            .then(|| child.u32_prop("phandle"))
+            .flatten()
+            .filter(|_| child.u32_prop("#iommu-cells") == Some(1))
+            .and_then(|phandle| pv.nodes.iter().find(|(p, ..)| *p == phandle));
+        match found {
+            Some((_, name, smmu)) => {
+                let phandle = child.prop("phandle").unwrap_or_default();
+                child.name = name;
+                child.props = alloc::vec![
+                    ("compatible", &pv.compatible[..]),
+                    ("phandle", phandle),
+                    ("#iommu-cells", &ONE_CELL[..]),
+                    (PV_IOMMU_SMMU, &smmu[..]),
+                ];
+                child.children.clear();
+                renamed.push(child_path);
+            }
+            None => replace_with_pv_nodes(child, &child_path, pv, renamed),
+        }
+    }
+}
+
 fn collect_phandles(node: &Node<'_>, out: &mut Vec<u32>) {
     out.extend(node.u32_prop("phandle"));
     for child in &node.children {
@@ -272,6 +361,8 @@ pub fn write(dtb: &[u8], spec: &El1Tree<'_>) -> Result<Vec<u8>, El1TreeError> {
     let mut cells = Vec::new();
     iommu_cells(&root, &mut cells);
     let mut removed = Removed::default();
+    let pv = PvNodes::new(spec.pv_iommus);
+    replace_with_pv_nodes(&mut root, "", &pv, &mut removed.paths);
     remove_hidden(&mut root, "", spec.hidden_compatibles, &mut removed);
     remove_dangling_iommu_refs(&mut root, &cells, &removed.phandles);
     remove_dangling_paths(&mut root, &removed.paths);
@@ -396,6 +487,7 @@ mod tests {
             el2_owned: &EL2,
             bootargs: Some("console=ttyAMA0 earlycon"),
             initrd: Some(PhysRange::new(0x5800_0000, 5000)),
+            pv_iommus: &[],
         }
     }
 
@@ -515,6 +607,148 @@ mod tests {
         }
     }
 
+    /// The guest-loader tree's SMMU, as `iommu=pv` with that SMMU driven
+    /// describes it.
+    fn pv_spec(pv: &[PvIommu]) -> El1Tree<'_> {
+        El1Tree {
+            pv_iommus: pv,
+            ..spec()
+        }
+    }
+
+    fn smmu_phandle(dtb: &[u8]) -> u32 {
+        Platform::parse(dtb, 0).unwrap().smmus[0].phandle.unwrap()
+    }
+
+    #[test]
+    fn with_pv_the_smmu_becomes_a_pv_iommu_node_that_pcie_iommu_map_still_names() {
+        let phandle = smmu_phandle(GUEST_LOADER);
+        let pv = [PvIommu { phandle, smmu: 0 }];
+        let out = write(GUEST_LOADER, &pv_spec(&pv)).unwrap();
+        let fdt = fdt::Fdt::new(&out).unwrap();
+        let node = fdt
+            .find_node("/pv-iommu-0")
+            .expect("the pv node in the SMMU's place");
+        let props: std::vec::Vec<_> = node.properties().map(|p| (p.name, p.value)).collect();
+        assert_eq!(
+            props,
+            [
+                ("compatible", &b"smmu-hyp,pv-iommu\0"[..]),
+                ("phandle", &phandle.to_be_bytes()[..]),
+                ("#iommu-cells", &[0, 0, 0, 1][..]),
+                ("smmu-hyp,smmu", &[0, 0, 0, 0][..]),
+            ],
+            "no registers, interrupts or anything else of the SMMU's"
+        );
+        assert!(!nodes(&out).iter().any(|n| n.starts_with("smmuv3@")));
+        // The PCIe map is the board's, so StreamIDs are what the hyp checks.
+        let before = Platform::parse(GUEST_LOADER, 0).unwrap().pcie.unwrap();
+        let after = Platform::parse(&out, 0).unwrap();
+        assert!(after.smmus.is_empty(), "Linux sees no SMMU");
+        let pcie = after.pcie.unwrap();
+        assert_eq!(pcie.iommu_map, before.iommu_map);
+        assert_eq!(pcie.iommu_map[0].iommu_phandle, phandle);
+        assert_eq!(pcie.stream_id(0x8), Some((phandle, 0x8)));
+        // The other hidden bus masters go as without it.
+        assert!(!nodes(&out).iter().any(|n| n.starts_with("fw-cfg@")));
+    }
+
+    #[test]
+    fn without_pv_or_for_an_smmu_the_hyp_does_not_drive_no_pv_node_is_written() {
+        let phandle = smmu_phandle(GUEST_LOADER);
+        for pv in [
+            &[][..],
+            &[PvIommu {
+                phandle: phandle + 1000,
+                smmu: 0,
+            }][..],
+        ] {
+            let out = write(GUEST_LOADER, &pv_spec(pv)).unwrap();
+            assert!(
+                !out.windows(PV_IOMMU.len())
+                    .any(|w| w == PV_IOMMU.as_bytes())
+            );
+            let pcie = Platform::parse(&out, 0).unwrap().pcie.unwrap();
+            assert!(pcie.iommu_map.is_empty(), "iommu-map pointed at the SMMU");
+        }
+    }
+
+    #[test]
+    fn pv_nodes_replace_each_driven_smmu_and_aliases_to_the_old_node_go() {
+        // custom(): the SMMU (phandle 5, one cell) and another IOMMU.
+        let el2 = [PhysRange::new(0x8020_0000, 0x20_0000)];
+        let pv = [PvIommu {
+            phandle: 5,
+            smmu: 3,
+        }];
+        let spec = El1Tree {
+            hidden_compatibles: &[],
+            el2_owned: &el2,
+            bootargs: None,
+            initrd: None,
+            pv_iommus: &pv,
+        };
+        let out = write(&custom(), &spec).unwrap();
+        let fdt = fdt::Fdt::new(&out).unwrap();
+        let node = fdt.find_node("/soc/pv-iommu-3").unwrap();
+        assert_eq!(node.property("smmu-hyp,smmu").unwrap().as_usize(), Some(3));
+        assert_eq!(node.property("phandle").unwrap().as_usize(), Some(5));
+        assert_eq!(
+            fdt.find_node("/soc/dma@1000")
+                .unwrap()
+                .property("iommus")
+                .unwrap()
+                .value,
+            [0, 0, 0, 5, 0, 0, 0, 0x10],
+            "a platform device's StreamID stays"
+        );
+        assert!(
+            fdt.find_node("/soc/gpu@2000")
+                .unwrap()
+                .property("iommus")
+                .is_some()
+        );
+        let aliases = fdt.find_node("/aliases").unwrap();
+        assert!(aliases.property("smmu0").is_none(), "its path is gone");
+        assert!(aliases.property("serial0").is_some());
+    }
+
+    #[test]
+    fn an_smmu_whose_iommu_cells_is_not_one_is_removed_not_replaced() {
+        let mut w = vm_fdt::FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        let smmu = w.begin_node("iommu@1000").unwrap();
+        w.property_string("compatible", "arm,smmu-v3").unwrap();
+        w.property_u32("phandle", 5).unwrap();
+        w.property_u32("#iommu-cells", 2).unwrap();
+        w.end_node(smmu).unwrap();
+        let dma = w.begin_node("dma@2000").unwrap();
+        w.property_array_u32("iommus", &[5, 1, 2]).unwrap();
+        w.end_node(dma).unwrap();
+        w.end_node(root).unwrap();
+        let dtb = w.finish().unwrap();
+        let pv = [PvIommu {
+            phandle: 5,
+            smmu: 0,
+        }];
+        let spec = El1Tree {
+            hidden_compatibles: &[],
+            el2_owned: &[],
+            bootargs: None,
+            initrd: None,
+            pv_iommus: &pv,
+        };
+        let out = write(&dtb, &spec).unwrap();
+        assert_eq!(nodes(&out), ["/", "dma@2000", "chosen"]);
+        let fdt = fdt::Fdt::new(&out).unwrap();
+        assert!(
+            fdt.find_node("/dma@2000")
+                .unwrap()
+                .property("iommus")
+                .is_none()
+        );
+    }
+
     /// A hand-made tree: an SMMU, a platform device behind it (`iommus`),
     /// one behind another IOMMU, a `/memreserve/` entry, an alias, an
     /// existing `/reserved-memory` with one-cell sizes.
@@ -577,6 +811,7 @@ mod tests {
             el2_owned: &el2,
             bootargs: None,
             initrd: None,
+            pv_iommus: &[],
         };
         let out = write(&custom(), &spec).unwrap();
         let fdt = fdt::Fdt::new(&out).unwrap();
@@ -634,6 +869,7 @@ mod tests {
             el2_owned: &el2,
             bootargs: None,
             initrd: None,
+            pv_iommus: &[],
         };
         assert_eq!(write(&custom(), &spec), Err(El1TreeError::CellsTooSmall));
         assert_eq!(

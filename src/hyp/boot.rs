@@ -307,7 +307,19 @@ pub fn start(dtb_pa: u64) -> ! {
     };
     let loaded =
         payload::load_kernel(kernel.image, layout).unwrap_or_else(|e| fail(format_args!("{e}")));
-    let el1_dtb = payload::write_el1_tree(dtb, &modules, loaded, layout)
+    let front_door = bootargs::iommu_front_door(platform.bootargs).unwrap_or_else(|other| {
+        let door = bootargs::IommuFrontDoor::default();
+        log::warn!("iommu={other}: not virtio, pv or none; using {door}");
+        door
+    });
+    let pv_iommus = super::iommu::pv_iommus(&platform, front_door);
+    for pv in &pv_iommus {
+        log::info!(
+            "EL1 IOMMU: smmu{} as a paravirtual IOMMU (iommu=pv)",
+            pv.smmu
+        );
+    }
+    let el1_dtb = payload::write_el1_tree(dtb, &modules, loaded, layout, &pv_iommus)
         .unwrap_or_else(|e| fail(format_args!("{e}")));
     log::info!("entering EL1 at {:#x}", loaded.start);
     // Cannot fail: `cpus::init` found the boot CPU among the stacks' CPUs.

@@ -2,6 +2,8 @@
 
 use super::smmu::{HypSmmu, smmu};
 use super::tables::PoolTables;
+use crate::bootargs::IommuFrontDoor;
+use crate::dt::el1_tree::PvIommu;
 use crate::iommu::attach::MAX_STREAM_RANGES;
 use crate::iommu::{DomainSlot, IommuService, ServiceConfig, StreamRange};
 use crate::mem::PhysPolicy;
@@ -67,4 +69,27 @@ fn try_init(platform: &Platform<'_>) -> Result<(), &'static str> {
     })?;
     SERVICE.call_once(|| svc);
     Ok(())
+}
+
+/// The SMMUs EL1's device tree describes as paravirtual IOMMUs: with
+/// `front_door` = `pv`, every SMMU the service drives (by the phandle its
+/// `iommu-map` and `iommus` use); none otherwise or without a service.
+pub fn pv_iommus(
+    platform: &Platform<'_>,
+    front_door: IommuFrontDoor,
+) -> heapless::Vec<PvIommu, MAX_SMMUS> {
+    let mut out = heapless::Vec::new();
+    if front_door != IommuFrontDoor::Paravirt || service().is_none() {
+        return out;
+    }
+    for (i, node) in platform.smmus.iter().enumerate() {
+        if let (Some(phandle), Some(_)) = (node.phandle, smmu(i)) {
+            // Cannot fail: at most MAX_SMMUS nodes.
+            let _ = out.push(PvIommu {
+                phandle,
+                smmu: i as u32,
+            });
+        }
+    }
+    out
 }

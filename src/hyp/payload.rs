@@ -2,7 +2,7 @@
 
 use super::board;
 use crate::arch::aarch64::cache;
-use crate::dt::el1_tree::{self, El1Tree};
+use crate::dt::el1_tree::{self, El1Tree, PvIommu};
 use crate::image::{HEADER_SIZE, ImageHeader};
 use crate::layout::BootLayout;
 use crate::memmap::PhysRange;
@@ -45,12 +45,14 @@ pub fn load_kernel(module: PhysRange, layout: &BootLayout) -> Result<PhysRange, 
 
 /// Writes EL1's device tree (`crate::dt::el1_tree`) from the boot loader's
 /// `dtb` into its own 2 MiB region of EL1 RAM and returns its address, for
-/// x0. After this the hyp never reads `dtb` again: its RAM is EL1's.
+/// x0; `pv_iommus` are the SMMUs it describes as paravirtual IOMMUs. After
+/// this the hyp never reads `dtb` again: its RAM is EL1's.
 pub fn write_el1_tree(
     dtb: &[u8],
     modules: &BootModules<'_>,
     kernel: PhysRange,
     layout: &BootLayout,
+    pv_iommus: &[PvIommu],
 ) -> Result<u64, &'static str> {
     let owned = layout.el2_owned();
     let spec = El1Tree {
@@ -58,6 +60,7 @@ pub fn write_el1_tree(
         el2_owned: &owned,
         bootargs: modules.kernel.and_then(|k| k.bootargs),
         initrd: modules.ramdisk,
+        pv_iommus,
     };
     let tree = el1_tree::write(dtb, &spec).map_err(|e| {
         log::error!("EL1 device tree: {e}");
