@@ -49,7 +49,9 @@ el2_memory_reserved() {
 }
 
 compatibles() {
-  find /proc/device-tree -name compatible | while read -r f; do
+  # The trailing slash: /proc/device-tree is a symbolic link, which find
+  # does not follow otherwise (it would list nothing).
+  find /proc/device-tree/ -name compatible | while read -r f; do
     tr '\0' '\n' <"$f"
   done
 }
