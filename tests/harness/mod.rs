@@ -123,6 +123,13 @@ impl Boot {
         }
     }
 
+    /// Adds `args` to the hyp's own bootargs, e.g. `iommu=pv`.
+    pub fn hyp_args(mut self, args: &str) -> Self {
+        self.bootargs.push(' ');
+        self.bootargs.push_str(args);
+        self
+    }
+
     /// Ends the run after `timeout` of wall time.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
