@@ -316,13 +316,13 @@ fn pv_iommu_run(device: &str, disk: &str) -> Run {
         .run()
 }
 
-/// What a `pv-iommu` run must show: every check passed (13 of them), the
+/// What a `pv-iommu` run must show: every check passed (14 of them), the
 /// hyp wrote the paravirtual node and the driver probed it.
 fn expect_dma_through_the_pv_iommu(run: &Run) {
     expect_scenario_passed(run);
     run.expect("EL1 IOMMU: smmu0 as a paravirtual IOMMU (iommu=pv)")
         .expect("pv-iommu pv-iommu-0: smmu0 through hypercalls")
-        .expect("linux: 13 passed, 0 failed");
+        .expect("linux: 14 passed, 0 failed");
 }
 
 #[test]

@@ -12,7 +12,13 @@
  *  1. a page from dma_alloc_coherent (so mapped by the IOMMU driver) is
  *     copied by DMA into the device and back into its second half, and
  *     compared: "edu_dma: DMA through the IOMMU at IOVA ...: data intact";
- *  2. the device reads from `fault_iova`, which no one mapped: the IOMMU
+ *  2. in a paging domain of its own (never attached: only the IOMMU API),
+ *     a 2 MiB block is mapped and a 4 KiB unmap inside it must unmap
+ *     nothing and leave the block translating (the IOMMU core's contract:
+ *     drivers never split a block for a partial unmap); then the whole
+ *     block unmaps: "edu_dma: a 4 KiB unmap inside a 2 MiB block unmapped
+ *     0 bytes, the block still translates";
+ *  3. the device reads from `fault_iova`, which no one mapped: the IOMMU
  *     must block it and report the fault ("edu_dma: DMA from unmapped IOVA
  *     ... started"; the IOMMU driver's own report is what a test looks for).
  *
@@ -24,6 +30,7 @@
 #include <linux/delay.h>
 #include <linux/dma-mapping.h>
 #include <linux/io.h>
+#include <linux/iommu.h>
 #include <linux/module.h>
 #include <linux/pci.h>
 
@@ -66,6 +73,49 @@ static int edu_transfer(struct pci_dev *pdev, struct edu *edu, u64 src, u64 dst,
 	return -ETIMEDOUT;
 }
 
+/* A 4 KiB unmap inside a 2 MiB block neither splits it nor unmaps it. */
+static int edu_partial_unmap(struct pci_dev *pdev)
+{
+	const unsigned long iova = SZ_1G;
+	struct iommu_domain *domain;
+	struct page *block;
+	phys_addr_t pa;
+	size_t part, whole;
+	int err = -EIO;
+
+	if (!(iommu_get_domain_for_dev(&pdev->dev)->pgsize_bitmap & SZ_2M)) {
+		dev_err(&pdev->dev, "the IOMMU has no 2 MiB blocks\n");
+		return -EIO;
+	}
+	block = alloc_pages(GFP_KERNEL, get_order(SZ_2M));
+	if (!block)
+		return -ENOMEM;
+	pa = page_to_phys(block);
+	domain = iommu_paging_domain_alloc(&pdev->dev);
+	if (IS_ERR(domain)) {
+		__free_pages(block, get_order(SZ_2M));
+		return PTR_ERR(domain);
+	}
+	if (iommu_map(domain, iova, pa, SZ_2M, IOMMU_READ, GFP_KERNEL))
+		goto out;
+	part = iommu_unmap(domain, iova + SZ_4K, SZ_4K);
+	if (iommu_iova_to_phys(domain, iova + SZ_4K) != pa + SZ_4K) {
+		dev_err(&pdev->dev, "a 4 KiB unmap inside a 2 MiB block removed it\n");
+		goto out;
+	}
+	whole = iommu_unmap(domain, iova, SZ_2M);
+	if (part || whole != SZ_2M) {
+		dev_err(&pdev->dev, "unmapped %zu bytes of a block, then %zu of it\n", part, whole);
+		goto out;
+	}
+	dev_info(&pdev->dev, "a 4 KiB unmap inside a 2 MiB block unmapped 0 bytes, the block still translates\n");
+	err = 0;
+out:
+	iommu_domain_free(domain);
+	__free_pages(block, get_order(SZ_2M));
+	return err;
+}
+
 static int edu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	size_t half = PAGE_SIZE / 2;
@@ -103,6 +153,10 @@ static int edu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		return -EIO;
 	}
 	dev_info(&pdev->dev, "DMA through the IOMMU at IOVA %pad: data intact\n", &edu->iova);
+
+	err = edu_partial_unmap(pdev);
+	if (err)
+		return err;
 
 	dev_info(&pdev->dev, "DMA from unmapped IOVA %#llx started\n", fault_iova);
 	return edu_transfer(pdev, edu, fault_iova, EDU_BUFFER, 8, false);
