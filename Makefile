@@ -108,12 +108,15 @@ lint: setup
 
 # Host benchmarks (page tables vs aarch64-paging), then what unmap costs in
 # SMMU commands on QEMU, then what hypercalls cost in guest instructions,
-# measured from the EL1 test kernel (deterministic under -icount).
-bench: images
+# measured from the EL1 test kernel (deterministic under -icount), then
+# Debian's Linux reading an NVMe disk through each IOMMU front door
+# (tests/linux/bench.sh: MB/s, IOPS, instructions per map and unmap).
+bench: images linux-kit
 	$(CARGO) bench --bench pgtable
 	$(call qemu_lines,BENCH_SMMU,smmu-bench|el2:)
 	@$(QEMU) $(QEMU_ARGS) -machine dumpdtb=$(BOARD_DTB) >/dev/null
 	$(call qemu_lines,BENCH_EL1,^bench:|^el1: ([0-9]+ passed|FAIL))
+	bash tests/linux/bench.sh
 
 BENCH_SMMU = $(QEMU) $(QEMU_ARGS) -kernel $(SELFTEST_BIN) -append "$(BOARD_BOOTARGS) test=smmu-bench"
 BENCH_EL1 = $(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) $(call el1_module,$(EL1_BIN),suite=bench) \
