@@ -9,15 +9,17 @@
 #   d  no IOMMU, no hyp
 #   e  the hyp's paravirtual front door     (iommu=pv, linux/pv-iommu)
 #
-# Each case boots twice: once without -icount for MB/s and IOPS (wall
-# clock: noisy on a shared machine, BENCH_SECONDS per measurement, default
-# 5), once with -icount shift=0,sleep=off (one instruction per nanosecond,
-# deterministic) where Linux's function_graph tracer times the IOMMU
-# driver's map_pages and unmap_pages + iotlb_sync: instructions per map and
-# per unmap, the tracer's own cost (its time for the pv driver's empty
-# iotlb_sync) taken off. For e, the driver's own counters also give the
-# instructions of one HYP_MAP and one HYP_UNMAP round trip (hvc to return).
-# Ratios are to b. Needs `make images linux-kit`.
+# Each case boots BENCH_REPS times (default 3, the cases taking turns)
+# without -icount for MB/s and IOPS (wall clock, BENCH_SECONDS per
+# measurement, default 5; the table has the median of the boots, as the
+# machine's load moves them), and once with -icount shift=0,sleep=off (one
+# instruction per nanosecond, deterministic) where Linux's function_graph
+# tracer times the IOMMU driver's map (map_pages + iotlb_sync_map) and
+# unmap (unmap_pages + iotlb_sync) in instructions, the tracer's own cost
+# (its time for the pv driver's empty iotlb_sync) taken off. For e, the
+# driver's own counters also give the instructions of one HYP_MAP and one
+# HYP_UNMAP round trip (hvc to return). Ratios are to b. Needs `make images
+# linux-kit`.
 #
 #   tests/linux/bench.sh [CASE...]      (default: b c d e)
 set -euo pipefail
@@ -25,6 +27,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 seconds=${BENCH_SECONDS:-5}
+reps=${BENCH_REPS:-3}
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(b c d e)
 
@@ -86,12 +89,27 @@ field() {
 
 out=$(mktemp -d)
 trap 'rm -rf "$out" "$image"' EXIT
-for c in "${cases[@]}"; do
-  echo "bench: case $c ($(name "$c")) ..." >&2
-  boot "$c" "seconds=$seconds" >"$out/$c.speed"
-  boot "$c" "seconds=1 trace=1" -icount shift=0,sleep=off >"$out/$c.trace"
-  cat "$out/$c.speed" "$out/$c.trace" | sed "s/^bench: /bench: $c: /"
+for rep in $(seq "$reps"); do
+  for c in "${cases[@]}"; do
+    echo "bench: case $c ($(name "$c")), boot $rep of $reps" >&2
+    boot "$c" "seconds=$seconds" | tee "$out/$c.speed.$rep" | sed "s/^bench: /bench: $c: /"
+  done
 done
+for c in "${cases[@]}"; do
+  # No IOMMU driver to time without an IOMMU.
+  [ "$c" = d ] && { : >"$out/$c.trace"; continue; }
+  echo "bench: case $c ($(name "$c")), -icount" >&2
+  boot "$c" "seconds=1 trace=1" -icount shift=0,sleep=off | tee "$out/$c.trace" |
+    sed "s/^bench: /bench: $c: /"
+done
+
+# median CASE PATTERN N: the median over the boots of field N of the line
+# matching PATTERN.
+median() {
+  local r
+  for r in $(seq "$reps"); do field "$out/$1.speed.$r" "$2" "$3"; done |
+    sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
+}
 
 # The tracer's own cost: its time for a function that does nothing (the pv
 # driver's iotlb_sync), when case e ran.
@@ -100,34 +118,35 @@ overhead=0
 overhead=${overhead:-0}
 echo "bench: tracer cost per traced call: $overhead instructions (taken off below; 0 without case e)"
 
-printf '%-4s %-28s %9s %8s %9s %10s %10s %12s %12s\n' case what "4K IOPS" "4K MB/s" "1M MB/s" "map insns" "unmap ins" "HYP_MAP rt" "HYP_UNMAP rt"
+printf '%-4s %-26s %8s %8s %8s %9s %9s %9s %10s %10s\n' case what "4K IOPS" "4K MB/s" "1M MB/s" "RAM IOPS" "map ins" "unmap ins" "HYP_MAP" "HYP_UNMAP"
 for c in "${cases[@]}"; do
-  s="$out/$c.speed" t="$out/$c.trace"
-  iops=$(field "$s" "rand4k:" 10)
-  mb4=$(field "$s" "rand4k:" 12)
-  mb1=$(field "$s" "seq1m:" 12)
+  t="$out/$c.trace"
+  iops=$(median "$c" "rand4k:" 10)
+  mb4=$(median "$c" "rand4k:" 12)
+  mb1=$(median "$c" "seq1m:" 12)
+  ram=$(median "$c" "ram0 rand4k:" 10)
   map=- unmap=- hmap=- hunmap=-
   m=$(field "$t" 'traced [a-z_]+_map_pages ' 6)
-  s=$(field "$t" 'traced [a-z_]+_iotlb_sync_map ' 6)
+  sm=$(field "$t" 'traced [a-z_]+_iotlb_sync_map ' 6)
   u=$(field "$t" 'traced [a-z_]+_unmap_pages ' 6)
   y=$(field "$t" 'traced [a-z_]+_iotlb_sync ' 6)
   [ -n "$m" ] && map=$((m - overhead))
-  [ -n "$m" ] && [ -n "$s" ] && map=$((map + s - overhead))
+  [ -n "$m" ] && [ -n "$sm" ] && map=$((map + sm - overhead))
   [ -n "$u" ] && unmap=$((u - overhead))
   [ -n "$u" ] && [ -n "$y" ] && unmap=$((unmap + y - overhead))
   if grep -q 'pv maps' "$t"; then
     hmap=$(($(field "$t" 'pv map_ticks' 4) / $(field "$t" 'pv maps ' 4)))
     hunmap=$(($(field "$t" 'pv unmap_ticks' 4) / $(field "$t" 'pv unmaps ' 4)))
   fi
-  printf '%-4s %-28s %9s %8s %9s %10s %10s %12s %12s\n' "$c" "$(name "$c")" "${iops:--}" "${mb4:--}" "${mb1:--}" "$map" "$unmap" "$hmap" "$hunmap"
-  echo "$c ${iops:-0} ${mb1:-0} $map $unmap" >>"$out/table"
+  printf '%-4s %-26s %8s %8s %8s %9s %9s %9s %10s %10s\n' "$c" "$(name "$c")" "${iops:--}" "${mb4:--}" "${mb1:--}" "${ram:--}" "$map" "$unmap" "$hmap" "$hunmap"
+  echo "$c ${iops:-0} ${mb1:-0} ${ram:-0} $map $unmap" >>"$out/table"
 done
 
 # Ratios to b, when b ran.
-read -r _ b_iops b_mb1 b_map b_unmap < <(grep '^b ' "$out/table" || echo "b 0 0 - -")
+read -r _ b_iops b_mb1 b_ram b_map b_unmap < <(grep '^b ' "$out/table" || echo "b 0 0 0 - -")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9]+$/ && b ~ /^[0-9]+$/ && b > 0) printf "%.2f", a / b; else print "-" }'; }
 if [ "${b_iops:-0}" != 0 ]; then
-  while read -r c iops mb1 map unmap; do
-    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9]+$/ && b ~ /^[0-9]+$/ && b > 0) printf "%.2f", a / b; else print "-" }'; }
-    echo "bench: $c vs b: 4K IOPS x$(ratio "$iops" "$b_iops"), 1M MB/s x$(ratio "$mb1" "$b_mb1"), instructions per map x$(ratio "$map" "$b_map"), per unmap x$(ratio "$unmap" "$b_unmap")"
+  while read -r c iops mb1 ram map unmap; do
+    echo "bench: $c vs b: 4K IOPS x$(ratio "$iops" "$b_iops"), 1M MB/s x$(ratio "$mb1" "$b_mb1"), RAM disk IOPS x$(ratio "$ram" "$b_ram"), instructions per map x$(ratio "$map" "$b_map"), per unmap x$(ratio "$unmap" "$b_unmap")"
   done <"$out/table"
 fi

@@ -6,8 +6,10 @@
 # instruction per nanosecond of the 1 GHz counter), trace=1: then the
 # IOMMU driver's map and unmap functions are timed with Linux's
 # function_graph tracer instead, which under -icount counts instructions.
-# Lines the script reads start with "bench: ".
-# modules: nvme virtio-iommu
+# A RAM disk (brd, 16 MiB) read the same way is the reference without DMA:
+# what the rest of the machine (the hyp's traps and stage 2, QEMU) costs
+# the same system calls. Lines the script reads start with "bench: ".
+# modules: nvme virtio-iommu brd
 # repo modules: pv-iommu
 # repo programs: dio-bench
 
@@ -58,6 +60,7 @@ if [ "$(arg trace)" = 1 ] && [ -n "$prefix" ]; then
 else
   dio-bench "/dev/$disk" rand4k "$seconds" 64 | sed 's/^/bench: /'
   dio-bench "/dev/$disk" seq1m "$seconds" 64 | sed 's/^/bench: /'
+  dio-bench /dev/ram0 rand4k "$seconds" 16 | sed 's/^/bench: /'
 fi
 for stats in /sys/kernel/debug/pv_iommu/*/stats; do
   [ -e "$stats" ] && sed 's/^/bench: pv /' "$stats"
