@@ -11,7 +11,7 @@
 //!   no SMMU sits in front of ([`El1Tree::hidden_compatibles`]). With the
 //!   paravirtual front door (`iommu=pv`), an SMMU the hyp drives is instead
 //!   replaced by a [`PV_IOMMU`] node with the same phandle
-//!   ([`El1Tree::pv_iommus`], binding in `docs/pv-iommu.md`), so the
+//!   ([`El1Tree::pv_iommus`], `docs/bindings/smmu-hyp,pv-iommu.yaml`), so the
 //!   `iommu-map` and `iommus` naming it stay, StreamIDs as they were.
 //! - Properties that refer to a removed node are removed: PCIe `iommu-map`
 //!   and `iommu-map-mask`, `iommus`, and the `/aliases` and `/__symbols__`
@@ -58,7 +58,8 @@ pub struct PvIommu {
     pub smmu: u32,
 }
 
-/// The compatible of a paravirtual IOMMU node (`docs/pv-iommu.md`).
+/// The compatible of a paravirtual IOMMU node
+/// (`docs/bindings/smmu-hyp,pv-iommu.yaml`).
 pub const PV_IOMMU: &str = "smmu-hyp,pv-iommu";
 /// Its property holding the SMMU index of the hypercall ABI, one cell.
 pub const PV_IOMMU_SMMU: &str = "smmu-hyp,smmu";
@@ -491,6 +492,12 @@ mod tests {
         }
     }
 
+    /// The value of property `name` of the node at `path`, which must exist.
+    fn prop<'a>(fdt: &fdt::Fdt<'a>, path: &str, name: &str) -> Option<&'a [u8]> {
+        let node = fdt.find_node(path).unwrap_or_else(|| panic!("no {path}"));
+        node.property(name).map(|p| p.value)
+    }
+
     fn nodes(dtb: &[u8]) -> std::vec::Vec<std::string::String> {
         let fdt = fdt::Fdt::new(dtb).unwrap();
         fdt.all_nodes().map(|n| n.name.to_string()).collect()
@@ -694,23 +701,16 @@ mod tests {
         assert_eq!(node.property("smmu-hyp,smmu").unwrap().as_usize(), Some(3));
         assert_eq!(node.property("phandle").unwrap().as_usize(), Some(5));
         assert_eq!(
-            fdt.find_node("/soc/dma@1000")
-                .unwrap()
-                .property("iommus")
-                .unwrap()
-                .value,
-            [0, 0, 0, 5, 0, 0, 0, 0x10],
+            prop(&fdt, "/soc/dma@1000", "iommus"),
+            Some(&[0, 0, 0, 5, 0, 0, 0, 0x10][..]),
             "a platform device's StreamID stays"
         );
+        assert!(prop(&fdt, "/soc/gpu@2000", "iommus").is_some());
         assert!(
-            fdt.find_node("/soc/gpu@2000")
-                .unwrap()
-                .property("iommus")
-                .is_some()
+            prop(&fdt, "/aliases", "smmu0").is_none(),
+            "its path is gone"
         );
-        let aliases = fdt.find_node("/aliases").unwrap();
-        assert!(aliases.property("smmu0").is_none(), "its path is gone");
-        assert!(aliases.property("serial0").is_some());
+        assert!(prop(&fdt, "/aliases", "serial0").is_some());
     }
 
     #[test]
@@ -741,12 +741,7 @@ mod tests {
         let out = write(&dtb, &spec).unwrap();
         assert_eq!(nodes(&out), ["/", "dma@2000", "chosen"]);
         let fdt = fdt::Fdt::new(&out).unwrap();
-        assert!(
-            fdt.find_node("/dma@2000")
-                .unwrap()
-                .property("iommus")
-                .is_none()
-        );
+        assert!(prop(&fdt, "/dma@2000", "iommus").is_none());
     }
 
     /// A hand-made tree: an SMMU, a platform device behind it (`iommus`),
@@ -839,21 +834,10 @@ mod tests {
             "one-cell reg for the hyp's range too"
         );
         assert!(fdt.find_node("/soc/iommu@2b400000").is_none());
-        assert!(
-            fdt.find_node("/soc/dma@1000")
-                .unwrap()
-                .property("iommus")
-                .is_none()
-        );
-        assert!(
-            fdt.find_node("/soc/gpu@2000")
-                .unwrap()
-                .property("iommus")
-                .is_some()
-        );
-        let aliases = fdt.find_node("/aliases").unwrap();
-        assert!(aliases.property("smmu0").is_none());
-        assert!(aliases.property("serial0").is_some());
+        assert!(prop(&fdt, "/soc/dma@1000", "iommus").is_none());
+        assert!(prop(&fdt, "/soc/gpu@2000", "iommus").is_some());
+        assert!(prop(&fdt, "/aliases", "smmu0").is_none());
+        assert!(prop(&fdt, "/aliases", "serial0").is_some());
         let chosen = fdt.find_node("/chosen").unwrap();
         assert!(
             chosen.property("bootargs").is_none()

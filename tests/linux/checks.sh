@@ -183,7 +183,7 @@ disk_rotate_write_read_back() {
   # ahead of the writer, so it never reads what was written); 0 over 3.
   dd if="/dev/$disk" of=/tmp/quarter0.bin bs=1M count=$quarter iflag=direct 2>/dev/null &&
     dd if="/dev/$disk" bs=1M skip=$quarter count=$((mib - quarter)) iflag=direct 2>/dev/null |
-    dd of="/dev/$disk" bs=1M oflag=direct 2>/dev/null &&
+    dd of="/dev/$disk" bs=1M iflag=fullblock oflag=direct 2>/dev/null &&
     dd if=/tmp/quarter0.bin of="/dev/$disk" bs=1M seek=$((mib - quarter)) oflag=direct 2>/dev/null ||
     { echo "write failed"; return 1; }
   rm -f /tmp/quarter0.bin

@@ -33,7 +33,7 @@ driver_probes() {
 simd_survives_io() {
   local task ok=0
   for task in 1 2; do
-    simd-check "/dev/$disk" 2 "$mib" >"/tmp/simd.$task" 2>&1 &
+    simd-check "/dev/$disk" 1 "$mib" >"/tmp/simd.$task" 2>&1 &
   done
   dd if="/dev/$disk" of=/dev/null bs=64k iflag=direct 2>/dev/null &
   wait
