@@ -42,6 +42,8 @@ test_kernel = $(QEMU) $(QEMU_ARGS) -machine dumpdtb=$(BOARD_DTB) >/dev/null && \
 # Debian's Linux (tests/linux/): the scenario `make run-linux` boots.
 LINUX_SCENARIO ?= boot
 LINUX_ARGS = console=ttyAMA0 earlycon panic=-1 scenario=$(LINUX_SCENARIO) expect_cpus=1 expect_mem_mib=1024
+# Extra QEMU arguments for `make run-linux`, e.g. a disk.
+LINUX_QEMU ?=
 
 export BOARD
 
@@ -85,7 +87,7 @@ linux-kit: setup
 	@for s in tests/linux/scenarios/*.sh; do bash tests/linux/initramfs.sh $$(basename $$s .sh); done
 
 run-linux: images linux-kit
-	$(QEMU) $(QEMU_LINUX_ARGS) -kernel $(HYP_BIN) -append "$(BOARD_BOOTARGS) $(ARGS)" \
+	$(QEMU) $(QEMU_LINUX_ARGS) $(LINUX_QEMU) -kernel $(HYP_BIN) -append "$(BOARD_BOOTARGS) $(ARGS)" \
 		$(call el1_module,$$(ls target/linux/pkg/boot/vmlinuz-*),$(LINUX_ARGS)) \
 		$(call el1_ramdisk,target/linux/initramfs-$(LINUX_SCENARIO).cpio.gz)
 
