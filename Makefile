@@ -45,6 +45,8 @@ test_kernel = $(QEMU) $(QEMU_ARGS) -machine dumpdtb=$(BOARD_DTB) >/dev/null && \
 # Debian's Linux (tests/linux/): the scenario `make run-linux` boots.
 LINUX_SCENARIO ?= boot
 LINUX_ARGS = console=ttyAMA0 earlycon panic=-1 scenario=$(LINUX_SCENARIO) expect_cpus=1 expect_mem_mib=1024
+# Extra QEMU arguments for `make run-linux`, e.g. a disk.
+LINUX_QEMU ?=
 
 export BOARD
 
@@ -106,7 +108,7 @@ linux-kit: setup
 	@for s in tests/linux/scenarios/*.sh; do bash tests/linux/initramfs.sh $$(basename $$s .sh); done
 
 run-linux: images linux-kit
-	$(QEMU) $(QEMU_LINUX_ARGS) -kernel $(HYP_BIN) -append "$(BOARD_BOOTARGS) $(ARGS)" \
+	$(QEMU) $(QEMU_LINUX_ARGS) $(LINUX_QEMU) -kernel $(HYP_BIN) -append "$(BOARD_BOOTARGS) $(ARGS)" \
 		$(call el1_module,$$(ls target/linux/pkg/boot/vmlinuz-*),$(LINUX_ARGS)) \
 		$(call el1_ramdisk,target/linux/initramfs-$(LINUX_SCENARIO).cpio.gz)
 
@@ -130,15 +132,18 @@ lint: setup
 # Host benchmarks (page tables vs aarch64-paging), then what unmap costs in
 # SMMU commands on QEMU, then what hypercalls cost in guest instructions,
 # measured from the EL1 test kernel (deterministic under -icount), then
-# Debian's Linux reading an NVMe disk with O_DIRECT under the hyp's
-# virtio-iommu, Linux's own SMMUv3 driver, QEMU's virtio-iommu-pci and no
-# IOMMU (tests/linux/iobench.sh; ROUNDS=, SEQ_MIB=, RAND_READS=).
+# Debian's Linux reading an NVMe disk with O_DIRECT through (a) the hyp's
+# virtio-iommu, (b) Linux's own SMMUv3 driver, (c) QEMU's virtio-iommu-pci,
+# (d) no IOMMU and (e) the hyp's paravirtual front door (tests/linux/bench.sh:
+# MB/s and IOPS as ratios to (b), the hyp's instructions per map and unmap;
+# BENCH_REPS=, BENCH_SECONDS=).
 bench: images linux-kit
 	$(CARGO) bench --bench pgtable
 	$(call qemu_lines,BENCH_SMMU,smmu-bench|el2:)
 	@$(QEMU) $(QEMU_ARGS) -machine dumpdtb=$(BOARD_DTB) >/dev/null
 	$(call qemu_lines,BENCH_EL1,^bench:|^el1: ([0-9]+ passed|FAIL))
 	@bash tests/linux/iobench.sh
+	@bash tests/linux/bench.sh
 
 BENCH_SMMU = $(QEMU) $(QEMU_ARGS) -kernel $(SELFTEST_BIN) -append "$(BOARD_BOOTARGS) test=smmu-bench"
 BENCH_EL1 = $(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) $(call el1_module,$(EL1_BIN),suite=bench) \

@@ -5,6 +5,8 @@
 //! same string for its own keys. Unknown words are ignored (they belong to
 //! the EL1 kernel).
 
+use core::fmt;
+
 /// The value of `key=` in `bootargs`, if present (the last one wins).
 pub fn value<'a>(bootargs: &'a str, key: &str) -> Option<&'a str> {
     bootargs
@@ -33,26 +35,27 @@ pub fn log_level(bootargs: &str) -> log::LevelFilter {
     }
 }
 
-/// How EL1 reaches the IOMMU, chosen per boot by `iommu=`. Every front
-/// door drives the same IOMMU core; the choice decides what EL1's device
-/// tree describes in the SMMUs' place (`crate::dt::el1_tree`). The
-/// hypercall ABI answers in every mode (the EL1 test kernel and
-/// paravirtual drivers call it directly).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How EL1's kernel reaches the IOMMU the hyp owns, chosen per boot by
+/// `iommu=`: what its device tree describes in the SMMUs' place
+/// (`crate::dt::el1_tree`). Every front door drives the same IOMMU core,
+/// and the hypercall ABI answers in every mode (the EL1 test kernel calls
+/// it directly).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum IommuFrontDoor {
     /// `iommu=virtio` (the default): a virtio-iommu device the hyp
     /// emulates, which an unmodified kernel with a virtio-iommu driver
     /// (Debian's Linux) uses as its IOMMU (`docs/virtio-iommu.md`).
     Virtio,
-    /// `iommu=pv`: a node for a paravirtual driver over the hypercalls.
+    /// `iommu=pv`: a node per SMMU for a paravirtual driver that makes the
+    /// hypercalls of `docs/hypercall-abi.md` itself (`docs/pv-iommu.md`).
     Pv,
-    /// `iommu=none`: no IOMMU in EL1's tree; devices behind the SMMUs
+    /// `iommu=none`: no IOMMU in EL1's tree; its devices behind the SMMUs
     /// cannot DMA.
     None,
 }
 
-impl core::fmt::Display for IommuFrontDoor {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+impl fmt::Display for IommuFrontDoor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Virtio => "virtio",
             Self::Pv => "pv",
@@ -62,7 +65,7 @@ impl core::fmt::Display for IommuFrontDoor {
 }
 
 /// The front door `iommu=` names ([`IommuFrontDoor::Virtio`] without
-/// one), or the value it does not know.
+/// one), or the value that is none of `virtio`, `pv` and `none`.
 pub fn iommu_front_door(bootargs: &str) -> Result<IommuFrontDoor, &str> {
     match value(bootargs, "iommu") {
         None | Some("virtio") => Ok(IommuFrontDoor::Virtio),
@@ -91,18 +94,17 @@ mod tests {
     }
 
     #[test]
-    fn the_iommu_front_door_defaults_to_virtio_and_unknown_values_are_returned() {
-        assert_eq!(iommu_front_door(""), Ok(IommuFrontDoor::Virtio));
-        assert_eq!(iommu_front_door("iommu=virtio"), Ok(IommuFrontDoor::Virtio));
-        assert_eq!(
-            iommu_front_door("iommu=pv log=info"),
-            Ok(IommuFrontDoor::Pv)
-        );
-        assert_eq!(
-            iommu_front_door("iommu=pv iommu=none"),
-            Ok(IommuFrontDoor::None)
-        );
-        assert_eq!(iommu_front_door("iommu=smmu"), Err("smmu"));
-        assert_eq!(IommuFrontDoor::None.to_string(), "none");
+    fn iommu_names_the_front_door_defaults_to_virtio_and_returns_unknown_values() {
+        use IommuFrontDoor as Door;
+        assert_eq!(iommu_front_door("semihosting"), Ok(Door::Virtio));
+        assert_eq!(iommu_front_door("iommu=virtio"), Ok(Door::Virtio));
+        assert_eq!(iommu_front_door("log=debug iommu=pv"), Ok(Door::Pv));
+        assert_eq!(iommu_front_door("iommu=pv iommu=none"), Ok(Door::None));
+        assert_eq!(iommu_front_door("iommu=smmuv3"), Err("smmuv3"));
+        assert_eq!(iommu_front_door("iommu="), Err(""));
+        for door in [Door::Virtio, Door::Pv, Door::None] {
+            let arg = std::format!("iommu={door}");
+            assert_eq!(iommu_front_door(&arg), Ok(door), "Display round-trips");
+        }
     }
 }

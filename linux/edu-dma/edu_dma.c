@@ -1,59 +1,73 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * edu_dma - confinement of a device's DMA under the hyp's virtio-iommu, for
- * the Linux scenario tests/linux/scenarios/confine.sh.
+ * edu_dma - QEMU's `edu` PCI device as a DMA master behind whatever IOMMU
+ * Linux drives (the hyp's virtio-iommu, its paravirtual IOMMU, ...), for
+ * the Linux scenarios of the IOMMU front doors (tests/linux/scenarios/).
  *
- * A PCI driver for QEMU's `edu` device (hw/misc/edu.c: a 4 KiB buffer at
- * 0x40000 in its own space, DMA registers at 0x80 source, 0x88
- * destination, 0x90 count, 0x98 command: bit 0 start, bit 1 direction,
- * 1 = from the device to memory; each transfer takes 100 ms). Binding it
- * puts the device in a DMA domain of its IOMMU. The probe then:
+ * The device is 1234:11e8 (QEMU's hw/misc/edu.c, docs/specs/edu.rst): a
+ * 4 KiB buffer at 0x40000 in its own address space, DMA registers at 0x80
+ * source, 0x88 destination, 0x90 count, 0x98 command (bit 0 start/busy,
+ * bit 1 direction, 1 = from the device to memory); each transfer takes
+ * 100 ms of its timer. Binding it puts the device in a DMA domain of its
+ * IOMMU. The probe then, logging one line per step:
  *
- *   1. copies a message into the device and back into a DMA buffer through
- *      the buffer's own mapping: DMA through the IOMMU lands;
- *   2. points the device at the physical address of a page Linux never
- *      mapped for it (a page of its own, filled with 0x5a), as an IOVA: the
- *      DMA a device without an IOMMU would make into that page. The IOMMU
- *      must block it: the page keeps every byte, the DMA buffer keeps every
- *      byte outside what step 1 wrote, and the IOMMU reports a fault (the
- *      scenario finds it in Linux's log, where the virtio-iommu driver
- *      writes the fault records it reads from its event queue).
+ *  1. copies a message into the device and back into a DMA buffer through
+ *     the buffer's own mapping: "a DMA through its mapping at IOVA ...
+ *     landed: ...";
+ *  2. attaches the device to a paging domain of its own (no DMA runs
+ *     meanwhile; Linux 6.12's virtio-iommu driver cannot map into a domain
+ *     no endpoint is attached to), maps a 2 MiB block and unmaps 4 KiB
+ *     inside it, which must unmap nothing and leave the block translating
+ *     (the IOMMU core's contract: a driver never splits a block for a
+ *     partial unmap), then unmaps the whole block and puts the device back
+ *     in its DMA domain: "a 4 KiB unmap inside a 2 MiB block unmapped 0
+ *     bytes, the block still translates";
+ *  3. points the device at the physical address of a page Linux never
+ *     mapped for it (a page of its own, filled with 0x5a), as an IOVA: the
+ *     write a device without an IOMMU would make into that page. The IOMMU
+ *     must block it: the page keeps every byte, the DMA buffer keeps every
+ *     byte outside what step 1 wrote ("a DMA to IOVA ..., never mapped,
+ *     changed no byte"), and the IOMMU driver reports the fault in Linux's
+ *     log, which is what the scenarios look for.
  *
- * Each step logs one line; the probe fails (and the device stays unbound)
- * if one does not hold. Every wait is bounded.
+ * The probe fails (and the device stays unbound) if a step does not hold.
+ * Every wait is bounded.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/delay.h>
 #include <linux/dma-mapping.h>
-#include <linux/iommu.h>
 #include <linux/io.h>
+#include <linux/iommu.h>
 #include <linux/module.h>
 #include <linux/pci.h>
+#include <linux/sizes.h>
 #include <linux/string.h>
 
-#define EDU_DMA_SRC 0x80
-#define EDU_DMA_DST 0x88
-#define EDU_DMA_COUNT 0x90
-#define EDU_DMA_CMD 0x98
-#define EDU_CMD_START 0x1
-#define EDU_CMD_TO_RAM 0x2
+#define EDU_DMA_SRC		0x80
+#define EDU_DMA_DST		0x88
+#define EDU_DMA_COUNT		0x90
+#define EDU_DMA_CMD		0x98
+#define EDU_CMD_START		BIT(0)
+#define EDU_CMD_TO_RAM		BIT(1)
 /* The device's buffer, in its own address space. */
-#define EDU_BUFFER 0x40000
+#define EDU_BUFFER		0x40000
+/* A transfer takes 100 ms of the device's timer. */
+#define EDU_TIMEOUT_MS		2000
 
 #define VICTIM_BYTE 0x5a
 static const char message[16] = "hello, confined";
 
-/* Runs one transfer and waits (at most 2 s) for the device to finish. */
-static int edu_transfer(void __iomem *regs, u64 src, u64 dst, u64 count, u64 dir)
+/* Runs one transfer and waits (at most EDU_TIMEOUT_MS) for it to finish. */
+static int edu_transfer(void __iomem *regs, u64 src, u64 dst, u64 count, bool to_ram)
 {
-	int i;
+	unsigned int waited;
 
 	writeq(src, regs + EDU_DMA_SRC);
 	writeq(dst, regs + EDU_DMA_DST);
 	writeq(count, regs + EDU_DMA_COUNT);
-	writeq(EDU_CMD_START | dir, regs + EDU_DMA_CMD);
-	for (i = 0; i < 200; i++) {
+	writeq(EDU_CMD_START | (to_ram ? EDU_CMD_TO_RAM : 0), regs + EDU_DMA_CMD);
+	for (waited = 0; waited < EDU_TIMEOUT_MS; waited += 10) {
 		if (!(readq(regs + EDU_DMA_CMD) & EDU_CMD_START))
 			return 0;
 		msleep(10);
@@ -69,6 +83,57 @@ static bool all_bytes(const u8 *p, size_t len, u8 value)
 		if (p[i] != value)
 			return false;
 	return true;
+}
+
+/* Step 2: a 4 KiB unmap inside a 2 MiB block neither splits nor unmaps it. */
+static int edu_partial_unmap(struct device *dev, struct iommu_domain *dma_domain)
+{
+	const unsigned long iova = SZ_1G;
+	struct iommu_domain *domain;
+	struct page *block;
+	phys_addr_t pa;
+	size_t part, whole;
+	int err = -EIO;
+
+	if (!(dma_domain->pgsize_bitmap & SZ_2M)) {
+		dev_err(dev, "the IOMMU has no 2 MiB blocks\n");
+		return -EIO;
+	}
+	block = alloc_pages(GFP_KERNEL, get_order(SZ_2M));
+	if (!block)
+		return -ENOMEM;
+	pa = page_to_phys(block);
+	domain = iommu_paging_domain_alloc(dev);
+	if (IS_ERR(domain)) {
+		__free_pages(block, get_order(SZ_2M));
+		return PTR_ERR(domain);
+	}
+	err = iommu_attach_device(domain, dev);
+	if (err) {
+		dev_err(dev, "cannot attach a domain of its own: %d\n", err);
+		goto free;
+	}
+	err = -EIO;
+	if (iommu_map(domain, iova, pa, SZ_2M, IOMMU_READ, GFP_KERNEL))
+		goto out;
+	part = iommu_unmap(domain, iova + SZ_4K, SZ_4K);
+	if (iommu_iova_to_phys(domain, iova + SZ_4K) != pa + SZ_4K) {
+		dev_err(dev, "a 4 KiB unmap inside a 2 MiB block removed it\n");
+		goto out;
+	}
+	whole = iommu_unmap(domain, iova, SZ_2M);
+	if (part || whole != SZ_2M) {
+		dev_err(dev, "unmapped %zu bytes of a block, then %zu of it\n", part, whole);
+		goto out;
+	}
+	dev_info(dev, "a 4 KiB unmap inside a 2 MiB block unmapped 0 bytes, the block still translates\n");
+	err = 0;
+out:
+	iommu_detach_device(domain, dev);
+free:
+	iommu_domain_free(domain);
+	__free_pages(block, get_order(SZ_2M));
+	return err;
 }
 
 static int edu_dma_probe(struct pci_dev *pdev, const struct pci_device_id *id)
@@ -105,10 +170,11 @@ static int edu_dma_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	memset(buf, 0, PAGE_SIZE);
 	memset(victim, VICTIM_BYTE, PAGE_SIZE);
 
+	/* 1: a DMA through the mapping lands. */
 	memcpy(buf, message, sizeof(message));
-	err = edu_transfer(regs, iova, EDU_BUFFER, sizeof(message), 0);
+	err = edu_transfer(regs, iova, EDU_BUFFER, sizeof(message), false);
 	if (!err)
-		err = edu_transfer(regs, EDU_BUFFER, iova + 64, sizeof(message), EDU_CMD_TO_RAM);
+		err = edu_transfer(regs, EDU_BUFFER, iova + 64, sizeof(message), true);
 	if (err || memcmp(buf + 64, message, sizeof(message))) {
 		dev_err(dev, "a DMA through its mapping at IOVA %pad did not land (%d)\n", &iova, err);
 		err = err ?: -EIO;
@@ -116,13 +182,19 @@ static int edu_dma_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	}
 	dev_info(dev, "a DMA through its mapping at IOVA %pad landed: \"%s\"\n", &iova, buf + 64);
 
+	/* 2: no block is split. */
+	err = edu_partial_unmap(dev, domain);
+	if (err)
+		goto out;
+
+	/* 3: a DMA to an IOVA nobody mapped is blocked. */
 	target = virt_to_phys(victim);
 	if (iommu_iova_to_phys(domain, target)) {
 		dev_err(dev, "IOVA %#llx is mapped: no confinement test\n", target);
 		err = -EEXIST;
 		goto out;
 	}
-	err = edu_transfer(regs, EDU_BUFFER, target, 8, EDU_CMD_TO_RAM);
+	err = edu_transfer(regs, EDU_BUFFER, target, 8, true);
 	if (err) {
 		dev_err(dev, "the DMA to IOVA %#llx never finished\n", target);
 		goto out;
@@ -157,4 +229,4 @@ static struct pci_driver edu_dma_driver = {
 module_pci_driver(edu_dma_driver);
 
 MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("DMA through and around the IOMMU with QEMU's edu device");
+MODULE_DESCRIPTION("QEMU's edu device: one DMA through the IOMMU, one it must block, no block split");

@@ -9,6 +9,8 @@
  *   insmod hyp_probe_N.ko op=hvc             ask the hyp its ABI version
  *   insmod hyp_probe_N.ko op=attach sid=SID  attach StreamID SID of SMMU 0
  *                                            to a new domain, detach it
+ *   insmod hyp_probe_N.ko op=stats           log the hyp's IOMMU objects
+ *                                            and DMA page references
  *
  * PA's page gets a new write-back kernel mapping with memremap() (EL2's RAM
  * is no-map, so it is in no mapping Linux already has). The access happens
@@ -39,7 +41,7 @@
 
 static char *op = "";
 module_param(op, charp, 0);
-MODULE_PARM_DESC(op, "read or write (at addr), hvc or attach");
+MODULE_PARM_DESC(op, "read or write (at addr), hvc, attach or stats");
 
 static unsigned long long addr;
 module_param(addr, ullong, 0);
@@ -145,6 +147,25 @@ static int probe_attach(void)
 	return 0;
 }
 
+/*
+ * What the hyp's IOMMU holds now (HYP_STATS OBJECTS and MEMORY), for checks
+ * that nothing stays mapped or referenced once Linux let go of its devices.
+ */
+static int probe_stats(void)
+{
+	struct arm_smccc_res objects, memory;
+
+	arm_smccc_1_1_hvc(SMMU_HYP_STATS, SMMU_HYP_STATS_OBJECTS, 0, &objects);
+	arm_smccc_1_1_hvc(SMMU_HYP_STATS, SMMU_HYP_STATS_MEMORY, 0, &memory);
+	if (smmu_hyp_failed(objects.a0) || smmu_hyp_failed(memory.a0)) {
+		pr_err("STATS: %ld, %ld\n", (long)objects.a0, (long)memory.a0);
+		return -EIO;
+	}
+	pr_info("hyp stats: %lu domains, %lu streams, %lu bytes mapped, %lu page references\n",
+		objects.a1, objects.a2, objects.a3, memory.a2);
+	return 0;
+}
+
 static int __init hyp_probe_init(void)
 {
 	phys_addr_t pa = addr;
@@ -153,13 +174,15 @@ static int __init hyp_probe_init(void)
 		return probe_hvc();
 	if (!strcmp(op, "attach"))
 		return probe_attach();
+	if (!strcmp(op, "stats"))
+		return probe_stats();
 	if (!IS_ALIGNED(pa, sizeof(u64)))
 		return -EINVAL;
 	if (!strcmp(op, "read"))
 		return probe_read(pa);
 	if (!strcmp(op, "write"))
 		return probe_write(pa);
-	pr_err("op=%s: not read, write, hvc or attach\n", op);
+	pr_err("op=%s: not read, write, hvc, attach or stats\n", op);
 	return -EINVAL;
 }
 module_init(hyp_probe_init);

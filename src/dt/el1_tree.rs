@@ -11,6 +11,13 @@
 //!   and every node whose `compatible` is on the board's list of bus
 //!   masters that no SMMU sits in front of
 //!   ([`El1Tree::hidden_compatibles`]).
+//! - The IOMMU front door ([`El1Iommu`], the hyp's `iommu=`) decides what
+//!   stands in the SMMUs' place: with `virtio`, a `virtio,mmio` node for the
+//!   hyp's virtio-iommu device, which the PCIe `iommu-map` names instead of
+//!   the SMMU; with `pv`, each SMMU the hyp drives becomes a [`PV_IOMMU`]
+//!   node with the same phandle (`docs/bindings/smmu-hyp,pv-iommu.yaml`), so
+//!   the `iommu-map` and `iommus` naming it stay, StreamIDs as they were;
+//!   with `none`, nothing.
 //! - Properties that refer to a removed node are removed: PCIe `iommu-map`
 //!   and `iommu-map-mask`, `iommus`, and the `/aliases` and `/__symbols__`
 //!   entries naming it. (A map pointing at a driverless node oopses Linux 6.1
@@ -36,7 +43,8 @@ use core::fmt;
 #[derive(Clone, Copy, Debug)]
 pub struct El1Tree<'a> {
     /// Board bus masters outside every SMMU, by `compatible` (the
-    /// `arm,smmu-v3` and SMMU PMCG nodes are always removed).
+    /// SMMU PMCG nodes are always removed, and so are the `arm,smmu-v3`
+    /// nodes the front door does not replace).
     pub hidden_compatibles: &'a [&'a str],
     /// Memory EL2 keeps for itself.
     pub el2_owned: &'a [PhysRange],
@@ -44,14 +52,15 @@ pub struct El1Tree<'a> {
     pub bootargs: Option<&'a str>,
     pub initrd: Option<PhysRange>,
     /// How EL1 reaches the IOMMU (the hyp's `iommu=` bootarg).
-    pub iommu: El1Iommu,
+    pub iommu: El1Iommu<'a>,
 }
 
 /// What EL1's tree says about the IOMMU in front of its devices. One
-/// function of the writer per front door ([`add_virtio_iommu`]); a new
-/// front door is one more variant and one more function.
+/// function of the writer per front door ([`add_virtio_iommu`],
+/// [`replace_with_pv_nodes`]); a new front door is one more variant and
+/// one more function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum El1Iommu {
+pub enum El1Iommu<'a> {
     /// No IOMMU: every `iommu-map` and `iommus` naming a hyp-owned SMMU
     /// is removed, so the devices behind it abort all DMA.
     None,
@@ -61,7 +70,28 @@ pub enum El1Iommu {
     /// endpoint id stays the StreamID), with that SMMU's event-queue
     /// interrupt as its own.
     Virtio { window: PhysRange, smmu: u32 },
+    /// The paravirtual front door (`docs/pv-iommu.md`): each of these SMMUs
+    /// becomes a [`PV_IOMMU`] node for a driver that makes the hypercalls
+    /// itself.
+    Pv(&'a [PvIommu]),
 }
+
+/// An SMMU the hyp drives, described to EL1 as a paravirtual IOMMU node
+/// (`iommu=pv`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PvIommu {
+    /// The `arm,smmu-v3` node's phandle, which `iommu-map` and `iommus`
+    /// refer to; the node written in its place keeps it.
+    pub phandle: u32,
+    /// The SMMU's index in the hypercall ABI (`docs/hypercall-abi.md`).
+    pub smmu: u32,
+}
+
+/// The compatible of a paravirtual IOMMU node
+/// (`docs/bindings/smmu-hyp,pv-iommu.yaml`).
+pub const PV_IOMMU: &str = "smmu-hyp,pv-iommu";
+/// Its property holding the SMMU index of the hypercall ABI, one cell.
+pub const PV_IOMMU_SMMU: &str = "smmu-hyp,smmu";
 
 /// Name prefix of the `/reserved-memory` children that hold EL2's memory.
 pub const EL2_RESERVED_NAME: &str = "smmu-hyp";
@@ -201,6 +231,52 @@ fn remove_hidden(node: &mut Node<'_>, path: &str, hidden: &[&str], removed: &mut
         let child_path = format!("{path}/{}", child.name);
         remove_hidden(child, &child_path, hidden, removed);
     }
+}
+
+/// Rewrites, below `node` (at `path`), every `arm,smmu-v3` node named in
+/// `pv` into its paravirtual IOMMU node: the same place and phandle, the
+/// properties of the binding and nothing else (no registers, interrupts or
+/// children). An SMMU whose `#iommu-cells` is not 1 (the SMMUv3 binding's
+/// value) is left for removal: its references could not be read as
+/// StreamIDs. The old paths go to `renamed` (their aliases must go).
+fn replace_with_pv_nodes(
+    node: &mut Node<'_>,
+    path: &str,
+    pv: &[PvIommu],
+    renamed: &mut Vec<alloc::string::String>,
+) {
+    for child in &mut node.children {
+        let child_path = format!("{path}/{}", child.name);
+        let found = child
+            .is_compatible(SMMU_V3)
+            .then(|| child.u32_prop("phandle"))
+            .flatten()
+            .filter(|_| child.u32_prop("#iommu-cells") == Some(1))
+            .and_then(|phandle| pv.iter().find(|p| p.phandle == phandle));
+        match found {
+            Some(p) => {
+                child.name = Cow::Owned(format!("pv-iommu-{}", p.smmu));
+                child.props = alloc::vec![
+                    (
+                        "compatible",
+                        Cow::Owned([PV_IOMMU.as_bytes(), &[0]].concat())
+                    ),
+                    ("phandle", cell(p.phandle)),
+                    // The one cell is the StreamID.
+                    ("#iommu-cells", cell(1)),
+                    (PV_IOMMU_SMMU, cell(p.smmu)),
+                ];
+                child.children.clear();
+                renamed.push(child_path);
+            }
+            None => replace_with_pv_nodes(child, &child_path, pv, renamed),
+        }
+    }
+}
+
+/// A one-cell property value.
+fn cell(value: u32) -> Cow<'static, [u8]> {
+    Cow::Owned(value.to_be_bytes().to_vec())
 }
 
 fn collect_phandles(node: &Node<'_>, out: &mut Vec<u32>) {
@@ -396,17 +472,16 @@ fn add_virtio_iommu<'a>(
         window.size,
         root.u32_prop("#size-cells").unwrap_or(1) as usize,
     )?;
-    let u32_value = |v: u32| Cow::Owned(v.to_be_bytes().to_vec());
     Ok(Node {
         name: Cow::Owned(format!("{VIRTIO_IOMMU_NAME}@{:x}", window.start)),
         props: alloc::vec![
             ("compatible", Cow::Borrowed(&b"virtio,mmio\0"[..])),
             ("reg", Cow::Owned(reg)),
-            ("interrupt-parent", u32_value(irq_parent)),
+            ("interrupt-parent", cell(irq_parent)),
             ("interrupts", Cow::Owned(interrupt)),
             ("dma-coherent", Cow::Borrowed(&[][..])),
-            ("#iommu-cells", u32_value(1)),
-            ("phandle", u32_value(phandle)),
+            ("#iommu-cells", cell(1)),
+            ("phandle", cell(phandle)),
         ],
         children: Vec::new(),
     })
@@ -441,13 +516,17 @@ pub fn write(dtb: &[u8], spec: &El1Tree<'_>) -> Result<Vec<u8>, El1TreeError> {
     // The front door's node is prepared while the SMMU it stands for is
     // still in the tree, and added after the board's hidden nodes (which
     // may include every `virtio,mmio` node) are removed.
+    let mut removed = Removed::default();
     let front_door = match spec.iommu {
         El1Iommu::None => None,
         El1Iommu::Virtio { window, smmu } => {
             Some(add_virtio_iommu(&mut root, window, smmu, &mut cells)?)
         }
+        El1Iommu::Pv(smmus) => {
+            replace_with_pv_nodes(&mut root, "", smmus, &mut removed.paths);
+            None
+        }
     };
-    let mut removed = Removed::default();
     remove_hidden(&mut root, "", spec.hidden_compatibles, &mut removed);
     remove_dangling_iommu_refs(&mut root, &cells, &removed.phandles);
     remove_dangling_paths(&mut root, &removed.paths);
@@ -580,6 +659,12 @@ mod tests {
         }
     }
 
+    /// The value of property `name` of the node at `path`, which must exist.
+    fn prop<'a>(fdt: &fdt::Fdt<'a>, path: &str, name: &str) -> Option<&'a [u8]> {
+        let node = fdt.find_node(path).unwrap_or_else(|| panic!("no {path}"));
+        node.property(name).map(|p| p.value)
+    }
+
     fn nodes(dtb: &[u8]) -> std::vec::Vec<std::string::String> {
         let fdt = fdt::Fdt::new(dtb).unwrap();
         fdt.all_nodes().map(|n| n.name.to_string()).collect()
@@ -696,6 +781,136 @@ mod tests {
         }
     }
 
+    /// The guest-loader tree's SMMU, as `iommu=pv` with that SMMU driven
+    /// describes it.
+    fn pv_spec(pv: &[PvIommu]) -> El1Tree<'_> {
+        El1Tree {
+            iommu: El1Iommu::Pv(pv),
+            ..spec()
+        }
+    }
+
+    fn smmu_phandle(dtb: &[u8]) -> u32 {
+        Platform::parse(dtb, 0).unwrap().smmus[0].phandle.unwrap()
+    }
+
+    #[test]
+    fn with_pv_the_smmu_becomes_a_pv_iommu_node_that_pcie_iommu_map_still_names() {
+        let phandle = smmu_phandle(GUEST_LOADER);
+        let pv = [PvIommu { phandle, smmu: 0 }];
+        let out = write(GUEST_LOADER, &pv_spec(&pv)).unwrap();
+        let fdt = fdt::Fdt::new(&out).unwrap();
+        let node = fdt
+            .find_node("/pv-iommu-0")
+            .expect("the pv node in the SMMU's place");
+        let props: std::vec::Vec<_> = node.properties().map(|p| (p.name, p.value)).collect();
+        assert_eq!(
+            props,
+            [
+                ("compatible", &b"smmu-hyp,pv-iommu\0"[..]),
+                ("phandle", &phandle.to_be_bytes()[..]),
+                ("#iommu-cells", &[0, 0, 0, 1][..]),
+                ("smmu-hyp,smmu", &[0, 0, 0, 0][..]),
+            ],
+            "no registers, interrupts or anything else of the SMMU's"
+        );
+        assert!(!nodes(&out).iter().any(|n| n.starts_with("smmuv3@")));
+        // The PCIe map is the board's, so StreamIDs are what the hyp checks.
+        let before = Platform::parse(GUEST_LOADER, 0).unwrap().pcie.unwrap();
+        let after = Platform::parse(&out, 0).unwrap();
+        assert!(after.smmus.is_empty(), "Linux sees no SMMU");
+        let pcie = after.pcie.unwrap();
+        assert_eq!(pcie.iommu_map, before.iommu_map);
+        assert_eq!(pcie.iommu_map[0].iommu_phandle, phandle);
+        assert_eq!(pcie.stream_id(0x8), Some((phandle, 0x8)));
+        // The other hidden bus masters go as without it.
+        assert!(!nodes(&out).iter().any(|n| n.starts_with("fw-cfg@")));
+    }
+
+    #[test]
+    fn without_pv_or_for_an_smmu_the_hyp_does_not_drive_no_pv_node_is_written() {
+        let phandle = smmu_phandle(GUEST_LOADER);
+        for pv in [
+            &[][..],
+            &[PvIommu {
+                phandle: phandle + 1000,
+                smmu: 0,
+            }][..],
+        ] {
+            let out = write(GUEST_LOADER, &pv_spec(pv)).unwrap();
+            assert!(
+                !out.windows(PV_IOMMU.len())
+                    .any(|w| w == PV_IOMMU.as_bytes())
+            );
+            let pcie = Platform::parse(&out, 0).unwrap().pcie.unwrap();
+            assert!(pcie.iommu_map.is_empty(), "iommu-map pointed at the SMMU");
+        }
+    }
+
+    #[test]
+    fn pv_nodes_replace_each_driven_smmu_and_aliases_to_the_old_node_go() {
+        // custom(): the SMMU (phandle 5, one cell) and another IOMMU.
+        let el2 = [PhysRange::new(0x8020_0000, 0x20_0000)];
+        let pv = [PvIommu {
+            phandle: 5,
+            smmu: 3,
+        }];
+        let spec = El1Tree {
+            hidden_compatibles: &[],
+            el2_owned: &el2,
+            bootargs: None,
+            initrd: None,
+            iommu: El1Iommu::Pv(&pv),
+        };
+        let out = write(&custom(), &spec).unwrap();
+        let fdt = fdt::Fdt::new(&out).unwrap();
+        let node = fdt.find_node("/soc/pv-iommu-3").unwrap();
+        assert_eq!(node.property("smmu-hyp,smmu").unwrap().as_usize(), Some(3));
+        assert_eq!(node.property("phandle").unwrap().as_usize(), Some(5));
+        assert_eq!(
+            prop(&fdt, "/soc/dma@1000", "iommus"),
+            Some(&[0, 0, 0, 5, 0, 0, 0, 0x10][..]),
+            "a platform device's StreamID stays"
+        );
+        assert!(prop(&fdt, "/soc/gpu@2000", "iommus").is_some());
+        assert!(
+            prop(&fdt, "/aliases", "smmu0").is_none(),
+            "its path is gone"
+        );
+        assert!(prop(&fdt, "/aliases", "serial0").is_some());
+    }
+
+    #[test]
+    fn an_smmu_whose_iommu_cells_is_not_one_is_removed_not_replaced() {
+        let mut w = vm_fdt::FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        let smmu = w.begin_node("iommu@1000").unwrap();
+        w.property_string("compatible", "arm,smmu-v3").unwrap();
+        w.property_u32("phandle", 5).unwrap();
+        w.property_u32("#iommu-cells", 2).unwrap();
+        w.end_node(smmu).unwrap();
+        let dma = w.begin_node("dma@2000").unwrap();
+        w.property_array_u32("iommus", &[5, 1, 2]).unwrap();
+        w.end_node(dma).unwrap();
+        w.end_node(root).unwrap();
+        let dtb = w.finish().unwrap();
+        let pv = [PvIommu {
+            phandle: 5,
+            smmu: 0,
+        }];
+        let spec = El1Tree {
+            hidden_compatibles: &[],
+            el2_owned: &[],
+            bootargs: None,
+            initrd: None,
+            iommu: El1Iommu::Pv(&pv),
+        };
+        let out = write(&dtb, &spec).unwrap();
+        assert_eq!(nodes(&out), ["/", "dma@2000", "chosen"]);
+        let fdt = fdt::Fdt::new(&out).unwrap();
+        assert!(prop(&fdt, "/dma@2000", "iommus").is_none());
+    }
+
     /// A hand-made tree: an SMMU, a platform device behind it (`iommus`),
     /// one behind another IOMMU, a `/memreserve/` entry, an alias, an
     /// existing `/reserved-memory` with one-cell sizes.
@@ -786,21 +1001,10 @@ mod tests {
             "one-cell reg for the hyp's range too"
         );
         assert!(fdt.find_node("/soc/iommu@2b400000").is_none());
-        assert!(
-            fdt.find_node("/soc/dma@1000")
-                .unwrap()
-                .property("iommus")
-                .is_none()
-        );
-        assert!(
-            fdt.find_node("/soc/gpu@2000")
-                .unwrap()
-                .property("iommus")
-                .is_some()
-        );
-        let aliases = fdt.find_node("/aliases").unwrap();
-        assert!(aliases.property("smmu0").is_none());
-        assert!(aliases.property("serial0").is_some());
+        assert!(prop(&fdt, "/soc/dma@1000", "iommus").is_none());
+        assert!(prop(&fdt, "/soc/gpu@2000", "iommus").is_some());
+        assert!(prop(&fdt, "/aliases", "smmu0").is_none());
+        assert!(prop(&fdt, "/aliases", "serial0").is_some());
         let chosen = fdt.find_node("/chosen").unwrap();
         assert!(
             chosen.property("bootargs").is_none()

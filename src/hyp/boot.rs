@@ -5,7 +5,7 @@ use super::{CONFIG, RunConfig, board, payload};
 use crate::arch::aarch64::{self, el1, image, mmu};
 use crate::bootargs::{self, IommuFrontDoor};
 use crate::console;
-use crate::dt::el1_tree::El1Iommu;
+use crate::dt::el1_tree::{El1Iommu, PvIommu};
 use crate::layout::{BootLayout, CpuStacks};
 use crate::mem::{PAGE_SIZE, forbidden_mmio};
 use crate::memmap::{PhysRange, RangeSet};
@@ -13,7 +13,7 @@ use crate::multiboot;
 use crate::pci::bus_master;
 use crate::pci::ecam::Ecam;
 use crate::pci::enumerate::{Function, MAX_FUNCTIONS, enumerate};
-use crate::platform::{self, Platform};
+use crate::platform::{self, MAX_SMMUS, Platform};
 use crate::stage1::{IdMap, Kind, Table};
 use core::fmt;
 
@@ -230,7 +230,12 @@ fn stop_untranslated_bus_masters(platform: &Platform<'_>) {
 /// [`IommuFrontDoor`]) and returns what EL1's device tree must say. A
 /// front door that cannot be set up leaves EL1 without an IOMMU: its
 /// devices behind the SMMUs cannot DMA, which is safe.
-fn front_door(platform: &Platform<'_>, bus: &mut super::mmio::Bus) -> El1Iommu {
+/// `pv` holds the paravirtual IOMMU nodes' SMMUs (`iommu=pv`).
+fn front_door<'p>(
+    platform: &Platform<'_>,
+    bus: &mut super::mmio::Bus,
+    pv: &'p mut heapless::Vec<PvIommu, MAX_SMMUS>,
+) -> El1Iommu<'p> {
     let none = "EL1's devices behind the SMMU cannot DMA";
     match bootargs::iommu_front_door(platform.bootargs) {
         Ok(IommuFrontDoor::Virtio) => super::viommu::init(platform, bus).unwrap_or_else(|why| {
@@ -238,8 +243,15 @@ fn front_door(platform: &Platform<'_>, bus: &mut super::mmio::Bus) -> El1Iommu {
             El1Iommu::None
         }),
         Ok(IommuFrontDoor::Pv) => {
-            log::warn!("iommu=pv: this build has no paravirtual IOMMU node: {none}");
-            El1Iommu::None
+            *pv = super::iommu::pv_iommus(platform);
+            if pv.is_empty() {
+                log::error!("iommu=pv: no SMMU the hyp drives: {none}");
+                return El1Iommu::None;
+            }
+            for p in pv.iter() {
+                log::info!("pv-iommu: smmu{} as a paravirtual IOMMU node", p.smmu);
+            }
+            El1Iommu::Pv(pv)
         }
         Ok(IommuFrontDoor::None) => {
             log::info!("iommu=none: {none}");
@@ -344,7 +356,8 @@ pub fn start(dtb_pa: u64, e2h_stuck: bool) -> ! {
     let mut bus = super::mmio::Bus::new();
     super::gic::init(&platform, &mut bus)
         .unwrap_or_else(|e| fail(format_args!("the GIC cannot be confined: {e}")));
-    let el1_iommu = front_door(&platform, &mut bus);
+    let mut pv_iommus = heapless::Vec::new();
+    let el1_iommu = front_door(&platform, &mut bus, &mut pv_iommus);
     super::mmio::publish(bus);
     super::host_s2::init(&platform)
         .unwrap_or_else(|e| fail(format_args!("EL1 cannot be confined: {e}")));

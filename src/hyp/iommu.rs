@@ -2,6 +2,7 @@
 
 use super::smmu::{HypSmmu, smmu};
 use super::tables::PoolTables;
+use crate::dt::el1_tree::PvIommu;
 use crate::iommu::api::StatsQuery;
 use crate::iommu::attach::MAX_STREAM_RANGES;
 use crate::iommu::{DomainSlot, IommuService, ServiceConfig, StreamRange};
@@ -97,4 +98,24 @@ pub fn log_stats() {
              {faults} faults logged, {dropped} dropped"
         );
     }
+}
+
+/// The SMMUs EL1's device tree describes as paravirtual IOMMUs with
+/// `iommu=pv`: every SMMU the service drives (by the phandle its
+/// `iommu-map` and `iommus` use); none without a service.
+pub fn pv_iommus(platform: &Platform<'_>) -> heapless::Vec<PvIommu, MAX_SMMUS> {
+    let mut out = heapless::Vec::new();
+    if service().is_none() {
+        return out;
+    }
+    for (i, node) in platform.smmus.iter().enumerate() {
+        if let (Some(phandle), Some(_)) = (node.phandle, smmu(i)) {
+            // Cannot fail: at most MAX_SMMUS nodes.
+            let _ = out.push(PvIommu {
+                phandle,
+                smmu: i as u32,
+            });
+        }
+    }
+    out
 }

@@ -45,13 +45,14 @@ pub fn load_kernel(module: PhysRange, layout: &BootLayout) -> Result<PhysRange, 
 
 /// Writes EL1's device tree (`crate::dt::el1_tree`) from the boot loader's
 /// `dtb` into its own 2 MiB region of EL1 RAM and returns its address, for
-/// x0. After this the hyp never reads `dtb` again: its RAM is EL1's.
+/// x0; `pv_iommus` are the SMMUs it describes as paravirtual IOMMUs. After
+/// this the hyp never reads `dtb` again: its RAM is EL1's.
 pub fn write_el1_tree(
     dtb: &[u8],
     modules: &BootModules<'_>,
     kernel: PhysRange,
     layout: &BootLayout,
-    iommu: El1Iommu,
+    iommu: El1Iommu<'_>,
 ) -> Result<u64, &'static str> {
     let owned = layout.el2_owned();
     let spec = El1Tree {

@@ -157,7 +157,7 @@ const SPIS: core::ops::Range<u32> = 32..1020;
 /// Builds the device and registers its window on `bus`, after the IOMMU
 /// service and before the host stage-2 (which traps the bus's windows).
 /// Returns what EL1's device tree must say, or why there is no device.
-pub fn init(platform: &Platform<'_>, bus: &mut Bus) -> Result<El1Iommu, &'static str> {
+pub fn init(platform: &Platform<'_>, bus: &mut Bus) -> Result<El1Iommu<'static>, &'static str> {
     let base = board::VIRTIO_IOMMU_WINDOW.ok_or("the board names no window for it")?;
     let window = PhysRange::new(base, WINDOW_SIZE);
     let page = window.align_out(PAGE_SIZE);

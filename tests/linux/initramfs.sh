@@ -5,9 +5,9 @@
 # modules.dep that fetch.sh made; /init loads them), the repo's own modules
 # it names on its `# repo modules:` line (linux/<name>/, built by
 # module.sh, put in /lib/modules/<abi>/extra/ as .ko.xz for the scenario
-# to load), the repo's userspace tools it names on its `# repo tools:` line
-# (linux/<name>/<name>.c, built by tool.sh, in /bin), /init, the check
-# framework and the scenario. Output:
+# to load), the repo's test programs it names on its `# repo programs:`
+# line (linux/programs/<name>.c, built by program.sh, put in /bin), /init,
+# the check framework and the scenario. Output:
 # target/linux/initramfs-<scenario>.cpio.gz.
 #
 #   tests/linux/initramfs.sh boot
@@ -74,6 +74,10 @@ for name in $(sed -n 's/^# repo modules://p' "$src"); do
     # that a later finit_module trips over.
     xz --check=crc32 --lzma2=dict=1MiB -c "$ko" >"$work/$moddir/extra/$(basename "$ko").xz"
   done
+done
+
+for name in $(sed -n 's/^# repo programs://p' "$src"); do
+  install -m 755 "$(bash "$here/program.sh" "$name")" "$work/bin/$name"
 done
 
 for name in $(sed -n 's/^# repo tools://p' "$src"); do

@@ -53,3 +53,5 @@ check "it is in a DMA domain of the hyp's virtio-iommu" in_a_dma_domain
 check "a DMA through its mapping lands" mapped_dma_landed
 check "a DMA to an IOVA Linux never mapped changes no byte of memory" unmapped_dma_changed_nothing
 check "the SMMU's fault reaches Linux's log through the virtio-iommu event queue" fault_reached_linux
+check "an unmap of part of a 2 MiB block is refused, never split" \
+  sh -c "dmesg | grep -o 'a 4 KiB unmap inside a 2 MiB block unmapped 0 bytes.*'"

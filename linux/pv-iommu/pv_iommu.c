@@ -1,0 +1,664 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pv_iommu - a Linux IOMMU driver for the SMMUs smmu-hyp owns at EL2,
+ * speaking its hypercall ABI (docs/hypercall-abi.md, include/smmu_hyp.h)
+ * over `hvc`: the paravirtual front door (docs/pv-iommu.md).
+ *
+ * The hyp describes each SMMU it drives with a device-tree node of its own
+ * (compatible "smmu-hyp,pv-iommu", `smmu-hyp,smmu` = the ABI's SMMU index,
+ * `#iommu-cells = <1>`); PCIe `iommu-map` and `iommus` name it with
+ * StreamIDs, so `of_xlate` takes the one cell as the StreamID.
+ *
+ * What maps to what:
+ *   domain_alloc_paging  HYP_DOMAIN_ALLOC (4 KiB granule, the SMMU's largest
+ *                        IPA size); the domain's page sizes are the hyp's
+ *   free                 HYP_DOMAIN_FREE
+ *   attach_dev           HYP_DETACH from the old domain, HYP_ATTACH per
+ *                        StreamID of the fwspec (the hyp refuses to move an
+ *                        attached stream, so the device aborts in between)
+ *   release_device       HYP_DETACH: the streams abort again
+ *   map_pages            HYP_MAP with pgsize and pgcount as given
+ *   unmap_pages          HYP_UNMAP with pgsize and pgcount as given, without
+ *                        WHOLE_LEAF: a range that would cut a block is
+ *                        refused, never split (the IOMMU core only unmaps
+ *                        what it mapped)
+ *   iova_to_phys         HYP_IOVA_TO_PHYS
+ *   iotlb_sync, flush_iotlb_all
+ *                        nothing: every HYP_MAP and HYP_UNMAP returns after
+ *                        the SMMU's TLB invalidation and CMD_SYNC completed
+ *
+ * There is no identity or blocking domain: a device attached to no domain
+ * has streams that abort, which is the hyp's default. The MSI doorbell is a
+ * software-managed region (IOMMU_RESV_SW_MSI): Linux maps the ITS's
+ * GITS_TRANSLATER page into each DMA domain itself, with IOMMU_WRITE |
+ * IOMMU_NOEXEC | IOMMU_MMIO, which becomes a write-only device mapping the
+ * hyp's allow-list accepts.
+ *
+ * The hyp takes no interrupts from the SMMU: a delayed work drains its
+ * fault log (HYP_FAULT_POP) while domains exist and logs each record.
+ *
+ * Nothing here is trusted by EL2: it checks every call. The driver cannot be
+ * unloaded (an IOMMU driver under live DMA mappings has no safe exit).
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/arm-smccc.h>
+#include <linux/debugfs.h>
+#include <linux/iommu.h>
+#include <linux/module.h>
+#include <linux/of.h>
+#include <linux/pci.h>
+#include <linux/platform_device.h>
+#include <linux/slab.h>
+#include <linux/timex.h>
+#include <linux/workqueue.h>
+#include <smmu_hyp.h>
+
+/*
+ * Exported by the IOMMU core (drivers/iommu/dma-iommu.c) but declared in a
+ * header of its own directory: reserved regions the firmware describes
+ * for a device.
+ */
+void iommu_dma_get_resv_regions(struct device *dev, struct list_head *list);
+
+/* Where DMA domains reserve IOVA for the MSI doorbell (as arm-smmu-v3). */
+#define PV_MSI_IOVA_BASE	0x8000000
+#define PV_MSI_IOVA_LENGTH	0x100000
+
+/* How often the fault log is drained while domains exist. */
+#define PV_FAULT_POLL		msecs_to_jiffies(100)
+/* Most records drained at once (the hyp keeps 64 per SMMU). */
+#define PV_FAULT_BATCH		64
+
+/* The IOMMU calls this driver makes: each must be served. */
+static const u32 pv_required_calls[] = {
+	SMMU_HYP_SMMU_INFO, SMMU_HYP_DOMAIN_ALLOC, SMMU_HYP_DOMAIN_FREE,
+	SMMU_HYP_ATTACH, SMMU_HYP_DETACH, SMMU_HYP_MAP, SMMU_HYP_UNMAP,
+	SMMU_HYP_IOVA_TO_PHYS, SMMU_HYP_FAULT_POP,
+};
+
+/* Calls and the counter ticks spent in them (debugfs `stats`). */
+struct pv_call_stats {
+	atomic64_t calls;
+	atomic64_t ticks;
+	atomic64_t errors;
+};
+
+/* One SMMU of the hyp, as an IOMMU instance. */
+struct pv_iommu {
+	struct iommu_device iommu;
+	struct device *dev;
+	/* The SMMU's index in the ABI. */
+	u32 smmu;
+	u64 features;
+	/* StreamIDs below this exist. */
+	u64 sid_limit;
+	/* IPA size of the domains made here. */
+	unsigned int ipa_bits;
+	/* Masters probed here (fault records name them by StreamID). */
+	spinlock_t masters_lock;
+	struct list_head masters;
+	/* Domains alive: the fault work polls while there are any. */
+	atomic_t domains;
+	struct delayed_work fault_work;
+	struct pv_call_stats map, unmap;
+	atomic64_t faults;
+	struct dentry *debugfs;
+};
+
+/* A device behind a pv_iommu. */
+struct pv_master {
+	struct device *dev;
+	struct pv_iommu *pv;
+	/* Its domain, changed under the group's mutex. */
+	struct pv_domain *domain;
+	struct list_head node;
+};
+
+struct pv_domain {
+	struct iommu_domain domain;
+	struct pv_iommu *pv;
+	/* The hyp's domain id. */
+	u64 id;
+};
+
+static struct platform_driver pv_iommu_driver;
+static const struct iommu_ops pv_iommu_ops;
+static struct dentry *pv_debugfs_root;
+
+static struct pv_domain *to_pv_domain(struct iommu_domain *domain)
+{
+	return container_of(domain, struct pv_domain, domain);
+}
+
+/* The ABI's prot bits for an IOMMU_* prot. */
+static u64 pv_prot(int prot)
+{
+	u64 hyp = 0;
+
+	if (prot & IOMMU_READ)
+		hyp |= SMMU_HYP_PROT_READ;
+	if (prot & IOMMU_WRITE)
+		hyp |= SMMU_HYP_PROT_WRITE;
+	if (prot & IOMMU_NOEXEC)
+		hyp |= SMMU_HYP_PROT_NOEXEC;
+	/* As io-pgtable-arm: MMIO is device memory, else !CACHE non-cacheable. */
+	if (prot & IOMMU_MMIO)
+		hyp |= SMMU_HYP_PROT_MMIO;
+	else if (!(prot & IOMMU_CACHE))
+		hyp |= SMMU_HYP_PROT_NONCACHEABLE;
+	/* IOMMU_PRIV has no meaning at stage 2. */
+	return hyp;
+}
+
+static void pv_count(struct pv_call_stats *s, u64 ticks, unsigned long x0)
+{
+	atomic64_inc(&s->calls);
+	atomic64_add(ticks, &s->ticks);
+	if (smmu_hyp_failed(x0))
+		atomic64_inc(&s->errors);
+}
+
+/* ---------------------------------------------------------------------
+ * Fault records.
+ */
+
+static const char *pv_event_name(u8 kind)
+{
+	switch (kind) {
+	case 0x01: return "F_UUT";
+	case 0x02: return "C_BAD_STREAMID";
+	case 0x03: return "F_STE_FETCH";
+	case 0x04: return "C_BAD_STE";
+	case 0x10: return "F_TRANSLATION";
+	case 0x11: return "F_ADDR_SIZE";
+	case 0x12: return "F_ACCESS";
+	case 0x13: return "F_PERMISSION";
+	default: return "event";
+	}
+}
+
+/* The device whose StreamIDs include `sid`, with a reference, or NULL. */
+static struct device *pv_master_of(struct pv_iommu *pv, u32 sid)
+{
+	struct device *found = NULL;
+	struct pv_master *m;
+	unsigned long flags;
+	unsigned int i;
+
+	spin_lock_irqsave(&pv->masters_lock, flags);
+	list_for_each_entry(m, &pv->masters, node) {
+		struct iommu_fwspec *fwspec = dev_iommu_fwspec_get(m->dev);
+
+		for (i = 0; fwspec && i < fwspec->num_ids; i++) {
+			if (fwspec->ids[i] == sid) {
+				found = get_device(m->dev);
+				goto out;
+			}
+		}
+	}
+out:
+	spin_unlock_irqrestore(&pv->masters_lock, flags);
+	return found;
+}
+
+static void pv_log_fault(struct pv_iommu *pv, const struct arm_smccc_res *res)
+{
+	u32 sid = smmu_hyp_fault_sid(res->a1);
+	u8 kind = smmu_hyp_fault_kind(res->a1);
+	struct device *master = pv_master_of(pv, sid);
+	struct device *dev = master ? master : pv->dev;
+	char iova[32] = "", ipa[32] = "";
+
+	if (res->a1 & SMMU_HYP_FAULT_INPUT_VALID)
+		snprintf(iova, sizeof(iova), " at IOVA %#lx", res->a2);
+	if (res->a1 & SMMU_HYP_FAULT_ADDR2_VALID)
+		snprintf(ipa, sizeof(ipa), " (IPA %#lx)", res->a3);
+	dev_err_ratelimited(dev, "%s: %s (%#x) from StreamID %#x: %s%s%s%s\n",
+			    dev_name(pv->dev), pv_event_name(kind), kind, sid,
+			    res->a1 & SMMU_HYP_FAULT_IND ? "fetch" :
+			    res->a1 & SMMU_HYP_FAULT_RNW ? "read" : "write",
+			    iova, ipa,
+			    res->a1 & SMMU_HYP_FAULT_S2 ? ", stage 2" : "");
+	put_device(master);
+}
+
+/* Pops and logs the hyp's fault records for this SMMU, a batch at most. */
+static void pv_drain_faults(struct pv_iommu *pv)
+{
+	struct arm_smccc_res res;
+	int i;
+
+	for (i = 0; i < PV_FAULT_BATCH; i++) {
+		arm_smccc_1_1_hvc(SMMU_HYP_FAULT_POP, pv->smmu, &res);
+		if (res.a0 == (unsigned long)SMMU_HYP_ENOT_FOUND)
+			return;
+		if (smmu_hyp_failed(res.a0)) {
+			dev_err_ratelimited(pv->dev, "HYP_FAULT_POP: %ld\n", (long)res.a0);
+			return;
+		}
+		atomic64_inc(&pv->faults);
+		pv_log_fault(pv, &res);
+	}
+}
+
+static void pv_fault_work(struct work_struct *work)
+{
+	struct pv_iommu *pv = container_of(to_delayed_work(work), struct pv_iommu,
+					   fault_work);
+
+	pv_drain_faults(pv);
+	if (atomic_read(&pv->domains))
+		schedule_delayed_work(&pv->fault_work, PV_FAULT_POLL);
+}
+
+/* ---------------------------------------------------------------------
+ * Domains.
+ */
+
+static struct iommu_domain *pv_domain_alloc_paging(struct device *dev)
+{
+	struct pv_master *m = dev_iommu_priv_get(dev);
+	struct arm_smccc_res res;
+	struct pv_domain *pd;
+
+	if (!m)
+		return ERR_PTR(-ENODEV);
+	pd = kzalloc(sizeof(*pd), GFP_KERNEL);
+	if (!pd)
+		return ERR_PTR(-ENOMEM);
+	arm_smccc_1_1_hvc(SMMU_HYP_DOMAIN_ALLOC, m->pv->ipa_bits, PAGE_SIZE, &res);
+	if (smmu_hyp_failed(res.a0)) {
+		dev_err(m->pv->dev, "HYP_DOMAIN_ALLOC(%u bits): %ld\n", m->pv->ipa_bits,
+			(long)res.a0);
+		kfree(pd);
+		return ERR_PTR(smmu_hyp_to_errno(res.a0));
+	}
+	pd->pv = m->pv;
+	pd->id = res.a1;
+	pd->domain.pgsize_bitmap = res.a2;
+	pd->domain.geometry.aperture_start = 0;
+	pd->domain.geometry.aperture_end = (dma_addr_t)((1ULL << res.a3) - 1);
+	pd->domain.geometry.force_aperture = true;
+	if (atomic_inc_return(&pd->pv->domains) == 1)
+		schedule_delayed_work(&pd->pv->fault_work, PV_FAULT_POLL);
+	return &pd->domain;
+}
+
+static void pv_domain_free(struct iommu_domain *domain)
+{
+	struct pv_domain *pd = to_pv_domain(domain);
+	struct arm_smccc_res res;
+
+	arm_smccc_1_1_hvc(SMMU_HYP_DOMAIN_FREE, pd->id, &res);
+	/* BUSY would be a stream left attached: the hyp keeps the domain. */
+	if (smmu_hyp_failed(res.a0))
+		dev_err(pd->pv->dev, "HYP_DOMAIN_FREE(%#llx): %ld\n", pd->id, (long)res.a0);
+	atomic_dec(&pd->pv->domains);
+	kfree(pd);
+}
+
+/* Detaches the first `n` StreamIDs of the master: they abort again. */
+static void pv_detach_streams(struct pv_master *m, unsigned int n)
+{
+	struct iommu_fwspec *fwspec = dev_iommu_fwspec_get(m->dev);
+	struct arm_smccc_res res;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		arm_smccc_1_1_hvc(SMMU_HYP_DETACH, m->pv->smmu, fwspec->ids[i], &res);
+		if (smmu_hyp_failed(res.a0))
+			dev_err(m->dev, "HYP_DETACH(StreamID %#x): %ld\n", fwspec->ids[i],
+				(long)res.a0);
+	}
+}
+
+/* Attaches every StreamID of the master to `pd`; all or none. */
+static int pv_attach_streams(struct pv_master *m, struct pv_domain *pd)
+{
+	struct iommu_fwspec *fwspec = dev_iommu_fwspec_get(m->dev);
+	struct arm_smccc_res res;
+	unsigned int i;
+
+	for (i = 0; i < fwspec->num_ids; i++) {
+		arm_smccc_1_1_hvc(SMMU_HYP_ATTACH, m->pv->smmu, fwspec->ids[i], pd->id, &res);
+		if (smmu_hyp_failed(res.a0)) {
+			dev_err(m->dev, "HYP_ATTACH(StreamID %#x, domain %#llx): %ld\n",
+				fwspec->ids[i], pd->id, (long)res.a0);
+			pv_detach_streams(m, i);
+			return smmu_hyp_to_errno(res.a0);
+		}
+	}
+	return 0;
+}
+
+static int pv_attach_dev(struct iommu_domain *domain, struct device *dev)
+{
+	struct pv_master *m = dev_iommu_priv_get(dev);
+	struct pv_domain *pd = to_pv_domain(domain);
+	struct pv_domain *old = m->domain;
+	int err;
+
+	if (old == pd)
+		return 0;
+	if (pd->pv != m->pv)
+		return -EINVAL;
+	if (old)
+		pv_detach_streams(m, dev_iommu_fwspec_get(dev)->num_ids);
+	m->domain = NULL;
+	err = pv_attach_streams(m, pd);
+	if (err) {
+		/* Leave the device where it was, if the hyp lets us. */
+		if (old && !pv_attach_streams(m, old))
+			m->domain = old;
+		return err;
+	}
+	m->domain = pd;
+	return 0;
+}
+
+static int pv_map_pages(struct iommu_domain *domain, unsigned long iova,
+			phys_addr_t paddr, size_t pgsize, size_t pgcount, int prot,
+			gfp_t gfp, size_t *mapped)
+{
+	struct pv_domain *pd = to_pv_domain(domain);
+	struct arm_smccc_res res;
+	u64 start = get_cycles();
+
+	arm_smccc_1_1_hvc(SMMU_HYP_MAP, pd->id, iova, paddr, pgsize, pgcount,
+			  pv_prot(prot), &res);
+	pv_count(&pd->pv->map, get_cycles() - start, res.a0);
+	if (smmu_hyp_failed(res.a0)) {
+		dev_err_ratelimited(pd->pv->dev,
+				    "HYP_MAP(%#lx -> %pa, %zu x %#zx, prot %#x): %ld\n",
+				    iova, &paddr, pgcount, pgsize, prot, (long)res.a0);
+		return smmu_hyp_to_errno(res.a0);
+	}
+	*mapped = res.a1;
+	return 0;
+}
+
+static size_t pv_unmap_pages(struct iommu_domain *domain, unsigned long iova,
+			     size_t pgsize, size_t pgcount,
+			     struct iommu_iotlb_gather *gather)
+{
+	struct pv_domain *pd = to_pv_domain(domain);
+	struct arm_smccc_res res;
+	u64 start = get_cycles();
+
+	/* No WHOLE_LEAF: cutting into a block is refused, never widened. */
+	arm_smccc_1_1_hvc(SMMU_HYP_UNMAP, pd->id, iova, pgsize, pgcount, 0, &res);
+	pv_count(&pd->pv->unmap, get_cycles() - start, res.a0);
+	if (smmu_hyp_failed(res.a0)) {
+		dev_err_ratelimited(pd->pv->dev, "HYP_UNMAP(%#lx, %zu x %#zx): %ld%s\n",
+				    iova, pgcount, pgsize, (long)res.a0,
+				    res.a0 == (unsigned long)SMMU_HYP_EPARTIAL_BLOCK ?
+				    " (would split a block)" : "");
+		return 0;
+	}
+	return res.a1;
+}
+
+/* The hyp invalidated and synced before HYP_MAP or HYP_UNMAP returned. */
+static void pv_flush_iotlb_all(struct iommu_domain *domain)
+{
+}
+
+static void pv_iotlb_sync(struct iommu_domain *domain,
+			  struct iommu_iotlb_gather *gather)
+{
+}
+
+static phys_addr_t pv_iova_to_phys(struct iommu_domain *domain, dma_addr_t iova)
+{
+	struct pv_domain *pd = to_pv_domain(domain);
+	struct arm_smccc_res res;
+
+	arm_smccc_1_1_hvc(SMMU_HYP_IOVA_TO_PHYS, pd->id, iova, &res);
+	return smmu_hyp_failed(res.a0) ? 0 : res.a1;
+}
+
+/* ---------------------------------------------------------------------
+ * Devices.
+ */
+
+static struct pv_iommu *pv_by_fwnode(struct fwnode_handle *fwnode)
+{
+	struct device *dev = driver_find_device_by_fwnode(&pv_iommu_driver.driver, fwnode);
+	struct pv_iommu *pv;
+
+	if (!dev)
+		return NULL;
+	pv = dev_get_drvdata(dev);
+	put_device(dev);
+	return pv;
+}
+
+static struct iommu_device *pv_probe_device(struct device *dev)
+{
+	struct iommu_fwspec *fwspec = dev_iommu_fwspec_get(dev);
+	struct pv_master *m;
+	struct pv_iommu *pv;
+	unsigned long flags;
+	unsigned int i;
+
+	if (!fwspec || !fwspec->num_ids)
+		return ERR_PTR(-ENODEV);
+	pv = pv_by_fwnode(fwspec->iommu_fwnode);
+	if (!pv)
+		return ERR_PTR(-ENODEV);
+	for (i = 0; i < fwspec->num_ids; i++) {
+		if (fwspec->ids[i] >= pv->sid_limit) {
+			dev_err(dev, "StreamID %#x is beyond %s's %#llx\n", fwspec->ids[i],
+				dev_name(pv->dev), pv->sid_limit);
+			return ERR_PTR(-ERANGE);
+		}
+	}
+	m = kzalloc(sizeof(*m), GFP_KERNEL);
+	if (!m)
+		return ERR_PTR(-ENOMEM);
+	m->dev = dev;
+	m->pv = pv;
+	spin_lock_irqsave(&pv->masters_lock, flags);
+	list_add_tail(&m->node, &pv->masters);
+	spin_unlock_irqrestore(&pv->masters_lock, flags);
+	dev_iommu_priv_set(dev, m);
+	return &pv->iommu;
+}
+
+static void pv_release_device(struct device *dev)
+{
+	struct pv_master *m = dev_iommu_priv_get(dev);
+	unsigned long flags;
+
+	/* Its domain is about to go: its streams abort from here on. */
+	if (m->domain)
+		pv_detach_streams(m, dev_iommu_fwspec_get(dev)->num_ids);
+	spin_lock_irqsave(&m->pv->masters_lock, flags);
+	list_del(&m->node);
+	spin_unlock_irqrestore(&m->pv->masters_lock, flags);
+	dev_iommu_priv_set(dev, NULL);
+	kfree(m);
+}
+
+static struct iommu_group *pv_device_group(struct device *dev)
+{
+	return dev_is_pci(dev) ? pci_device_group(dev) : generic_device_group(dev);
+}
+
+static int pv_of_xlate(struct device *dev, const struct of_phandle_args *args)
+{
+	/* The one cell is the StreamID (docs/pv-iommu.md). */
+	return iommu_fwspec_add_ids(dev, args->args, 1);
+}
+
+static void pv_get_resv_regions(struct device *dev, struct list_head *head)
+{
+	struct iommu_resv_region *msi;
+
+	msi = iommu_alloc_resv_region(PV_MSI_IOVA_BASE, PV_MSI_IOVA_LENGTH,
+				      IOMMU_WRITE | IOMMU_NOEXEC | IOMMU_MMIO,
+				      IOMMU_RESV_SW_MSI, GFP_KERNEL);
+	if (!msi)
+		return;
+	list_add_tail(&msi->list, head);
+	iommu_dma_get_resv_regions(dev, head);
+}
+
+static bool pv_capable(struct device *dev, enum iommu_cap cap)
+{
+	struct pv_master *m = dev_iommu_priv_get(dev);
+
+	switch (cap) {
+	case IOMMU_CAP_CACHE_COHERENCY:
+		return m && (m->pv->features & SMMU_HYP_FEAT_COHERENT);
+	default:
+		return false;
+	}
+}
+
+static const struct iommu_ops pv_iommu_ops = {
+	.capable = pv_capable,
+	.domain_alloc_paging = pv_domain_alloc_paging,
+	.probe_device = pv_probe_device,
+	.release_device = pv_release_device,
+	.device_group = pv_device_group,
+	.get_resv_regions = pv_get_resv_regions,
+	.of_xlate = pv_of_xlate,
+	.owner = THIS_MODULE,
+	.default_domain_ops = &(const struct iommu_domain_ops) {
+		.attach_dev = pv_attach_dev,
+		.map_pages = pv_map_pages,
+		.unmap_pages = pv_unmap_pages,
+		.flush_iotlb_all = pv_flush_iotlb_all,
+		.iotlb_sync = pv_iotlb_sync,
+		.iova_to_phys = pv_iova_to_phys,
+		.free = pv_domain_free,
+	},
+};
+
+/* ---------------------------------------------------------------------
+ * debugfs: <debugfs>/pv_iommu/<device>/stats, counters of this driver.
+ */
+
+static int pv_stats_show(struct seq_file *s, void *unused)
+{
+	struct pv_iommu *pv = s->private;
+
+	seq_printf(s, "maps %lld\nmap_ticks %lld\nmap_errors %lld\n",
+		   atomic64_read(&pv->map.calls), atomic64_read(&pv->map.ticks),
+		   atomic64_read(&pv->map.errors));
+	seq_printf(s, "unmaps %lld\nunmap_ticks %lld\nunmap_errors %lld\n",
+		   atomic64_read(&pv->unmap.calls), atomic64_read(&pv->unmap.ticks),
+		   atomic64_read(&pv->unmap.errors));
+	seq_printf(s, "faults %lld\ndomains %d\n", atomic64_read(&pv->faults),
+		   atomic_read(&pv->domains));
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(pv_stats);
+
+/* ---------------------------------------------------------------------
+ * The platform device: one per SMMU the hyp describes.
+ */
+
+/* The hyp speaks our major version and serves every call we make. */
+static int pv_check_abi(struct device *dev)
+{
+	struct arm_smccc_res res;
+	unsigned int i;
+
+	arm_smccc_1_1_hvc(SMMU_HYP_ABI_VERSION_FN, &res);
+	if (smmu_hyp_failed(res.a0) ||
+	    SMMU_HYP_ABI_MAJOR(res.a0) != SMMU_HYP_ABI_MAJOR(SMMU_HYP_ABI_VERSION)) {
+		dev_err(dev, "hyp ABI version %#lx, not major %llu\n", res.a0,
+			SMMU_HYP_ABI_MAJOR(SMMU_HYP_ABI_VERSION));
+		return -ENODEV;
+	}
+	for (i = 0; i < ARRAY_SIZE(pv_required_calls); i++) {
+		arm_smccc_1_1_hvc(SMMU_HYP_FEATURES, pv_required_calls[i], &res);
+		if (res.a0 != SMMU_HYP_SUCCESS) {
+			dev_err(dev, "the hyp does not serve call %#x\n", pv_required_calls[i]);
+			return -ENODEV;
+		}
+	}
+	return 0;
+}
+
+static int pv_iommu_probe(struct platform_device *pdev)
+{
+	struct device *dev = &pdev->dev;
+	struct arm_smccc_res res;
+	struct pv_iommu *pv;
+	u64 granule = PAGE_SIZE == SZ_4K ? SMMU_HYP_FEAT_GRAN4K :
+		      PAGE_SIZE == SZ_16K ? SMMU_HYP_FEAT_GRAN16K : SMMU_HYP_FEAT_GRAN64K;
+	int err;
+
+	pv = devm_kzalloc(dev, sizeof(*pv), GFP_KERNEL);
+	if (!pv)
+		return -ENOMEM;
+	pv->dev = dev;
+	if (of_property_read_u32(dev->of_node, "smmu-hyp,smmu", &pv->smmu)) {
+		dev_err(dev, "no smmu-hyp,smmu property\n");
+		return -EINVAL;
+	}
+	err = pv_check_abi(dev);
+	if (err)
+		return err;
+	arm_smccc_1_1_hvc(SMMU_HYP_SMMU_INFO, pv->smmu, &res);
+	if (smmu_hyp_failed(res.a0)) {
+		dev_err(dev, "HYP_SMMU_INFO(%u): %ld\n", pv->smmu, (long)res.a0);
+		return smmu_hyp_to_errno(res.a0);
+	}
+	pv->features = res.a1;
+	pv->sid_limit = 1ULL << smmu_hyp_info_sid_bits(res.a3);
+	pv->ipa_bits = smmu_hyp_info_max_ipa_bits(res.a3);
+	if (!(pv->features & granule)) {
+		dev_err(dev, "smmu%u has no %lu KiB granule\n", pv->smmu, PAGE_SIZE >> 10);
+		return -ENODEV;
+	}
+	spin_lock_init(&pv->masters_lock);
+	INIT_LIST_HEAD(&pv->masters);
+	INIT_DELAYED_WORK(&pv->fault_work, pv_fault_work);
+	platform_set_drvdata(pdev, pv);
+
+	err = iommu_device_sysfs_add(&pv->iommu, dev, NULL, "%s", dev_name(dev));
+	if (err)
+		return err;
+	err = iommu_device_register(&pv->iommu, &pv_iommu_ops, dev);
+	if (err) {
+		iommu_device_sysfs_remove(&pv->iommu);
+		return err;
+	}
+	pv->debugfs = debugfs_create_dir(dev_name(dev), pv_debugfs_root);
+	debugfs_create_file("stats", 0400, pv->debugfs, pv, &pv_stats_fops);
+	dev_info(dev, "smmu%u through hypercalls: StreamIDs < %#llx, %u-bit IPA, page sizes %#lx, features %#llx\n",
+		 pv->smmu, pv->sid_limit, pv->ipa_bits, res.a2, pv->features);
+	return 0;
+}
+
+static const struct of_device_id pv_iommu_of_match[] = {
+	{ .compatible = "smmu-hyp,pv-iommu" },
+	{ }
+};
+MODULE_DEVICE_TABLE(of, pv_iommu_of_match);
+
+static struct platform_driver pv_iommu_driver = {
+	.driver = {
+		.name = "pv-iommu",
+		.of_match_table = pv_iommu_of_match,
+		/* Unbinding an IOMMU under live mappings is not supported. */
+		.suppress_bind_attrs = true,
+	},
+	.probe = pv_iommu_probe,
+};
+
+static int __init pv_iommu_init(void)
+{
+	pv_debugfs_root = debugfs_create_dir("pv_iommu", NULL);
+	return platform_driver_register(&pv_iommu_driver);
+}
+/* No module_exit: the module stays loaded (see the top of this file). */
+module_init(pv_iommu_init);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("IOMMU driver for the SMMUs smmu-hyp owns, over its hypercalls");
