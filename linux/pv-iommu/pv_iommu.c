@@ -52,6 +52,7 @@
 #include <linux/slab.h>
 #include <linux/timex.h>
 #include <linux/workqueue.h>
+#include <asm/arch_timer.h>
 #include <smmu_hyp.h>
 
 /*
@@ -551,6 +552,8 @@ static int pv_stats_show(struct seq_file *s, void *unused)
 	seq_printf(s, "unmaps %lld\nunmap_ticks %lld\nunmap_errors %lld\n",
 		   atomic64_read(&pv->unmap.calls), atomic64_read(&pv->unmap.ticks),
 		   atomic64_read(&pv->unmap.errors));
+	/* The frequency of the ticks (get_cycles: the generic timer's counter). */
+	seq_printf(s, "counter_hz %u\n", arch_timer_get_cntfrq());
 	seq_printf(s, "faults %lld\ndomains %d\n", atomic64_read(&pv->faults),
 		   atomic_read(&pv->domains));
 	return 0;

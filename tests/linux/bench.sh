@@ -1,152 +1,148 @@
 #!/usr/bin/env bash
-# The IOMMU front doors compared on Debian's Linux (`make bench`): O_DIRECT
-# reads of an NVMe disk, one at a time (tests/linux/scenarios/bench.sh:
-# dio-bench, 4 KiB random and 1 MiB sequential), for each case
+# `make bench`, the Linux part: the IOMMU front doors compared on Debian's
+# Linux. O_DIRECT reads of an NVMe disk (a 64 MiB image from disk.sh), one
+# request at a time (the `bench` scenario: dio-bench, 4 KiB random and
+# 1 MiB sequential, each request a DMA map and unmap through Linux's IOMMU
+# driver), with the same kernel, initramfs, disk and QEMU, through
 #
-#   a  the hyp's virtio-iommu front door   (iommu=virtio; needs that front door)
-#   b  Linux's own arm-smmu-v3 driver, no hyp (QEMU's SMMUv3 given to Linux)
+#   a  the hyp's virtio-iommu         (Linux at EL1 under the hyp, iommu=virtio)
+#   b  Linux's own arm-smmu-v3 driver on QEMU's SMMUv3, no hyp
 #   c  QEMU's virtio-iommu-pci, no hyp
 #   d  no IOMMU, no hyp
-#   e  the hyp's paravirtual front door     (iommu=pv, linux/pv-iommu)
+#   e  the hyp's paravirtual front door (iommu=pv, linux/pv-iommu)
 #
-# Each case boots BENCH_REPS times (default 3, the cases taking turns)
-# without -icount for MB/s and IOPS (wall clock, BENCH_SECONDS per
-# measurement, default 5; the table has the median of the boots, as the
-# machine's load moves them), and once with -icount shift=0,sleep=off (one
-# instruction per nanosecond, deterministic) where Linux's function_graph
-# tracer times the IOMMU driver's map (map_pages + iotlb_sync_map) and
-# unmap (unmap_pages + iotlb_sync) in instructions, the tracer's own cost
-# (its time for the pv driver's empty iotlb_sync) taken off. For e, the
-# driver's own counters also give the instructions of one HYP_MAP and one
-# HYP_UNMAP round trip (hvc to return). Ratios are to b. Needs `make images
+# (b)-(d) boot Linux directly at EL1 (virtualization=off). Each boot also
+# reads a RAM disk the same way: system calls through the block layer
+# without a device or DMA, so its ratio is what the machine (under the hyp:
+# its traps and the host stage-2, with which every TLB refill of QEMU's is
+# a two-stage walk) costs without any IOMMU work.
+#
+# Wall-clock figures move with the machine's load: every case boots
+# BENCH_REPS times (default 3), the cases taking turns, BENCH_SECONDS per
+# measurement (default 5), and the table has each case's medians, with
+# ratios to (b). Then (a) and (e) boot once more under `-icount
+# shift=0,sleep=off` on one CPU, where a nanosecond of the counter is one
+# instruction: the hyp's virtio-iommu logs at power-off the time in EL2
+# per MAP and per UNMAP request; pv_iommu's counters give the time per
+# HYP_MAP and HYP_UNMAP hypercall, `hvc` to return. Needs `make images
 # linux-kit`.
 #
-#   tests/linux/bench.sh [CASE...]      (default: b c d e)
+#   BENCH_REPS=5 BENCH_SECONDS=3 tests/linux/bench.sh [CASE...]   (default: a b c d e)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-seconds=${BENCH_SECONDS:-5}
 reps=${BENCH_REPS:-3}
+seconds=${BENCH_SECONDS:-5}
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=(b c d e)
+[ ${#cases[@]} -gt 0 ] || cases=(a b c d e)
 
 kernel=$(ls target/linux/pkg/boot/vmlinuz-*)
 initramfs=target/linux/initramfs-bench.cpio.gz
 hyp=target/images/qemu-virt/smmu-hyp.bin
 [ -f "$initramfs" ] && [ -f "$hyp" ] || { echo "bench: run make images linux-kit first" >&2; exit 1; }
-image=$(mktemp --suffix=.img)
-trap 'rm -f "$image"' EXIT
-dd if=/dev/urandom of="$image" bs=1M count=64 status=none
-disk=(-drive "file=$image,if=none,id=d0,format=raw,snapshot=on" -device nvme,drive=d0,serial=d0)
+bash tests/linux/disk.sh nvme 64 >/dev/null
+disk=(-drive "file=target/linux/disks/nvme-64.img,if=none,id=d0,format=raw,snapshot=on"
+  -device nvme,drive=d0,serial=d0)
 kargs="console=ttyAMA0 panic=-1 scenario=bench"
-
-# The board's QEMU arguments without -icount (as tests/linux.rs boots Linux).
-board_args() {
-  grep -v '^#' board/qemu-virt/qemu-args | sed '/^-icount$/,+1d'
-}
-
-# Boots case $1 with the kernel arguments $2 and QEMU arguments after;
-# prints the scenario's "bench: " lines.
-boot() {
-  local case=$1 args=$2 machine
-  shift 2
-  case $case in
-  a | e)
-    local door=pv
-    [ "$case" = a ] && door=virtio
-    # shellcheck disable=SC2046 # one argument per line
-    timeout 300 qemu-system-aarch64 $(board_args) -no-reboot "${disk[@]}" "$@" \
-      -kernel "$hyp" -append "semihosting iommu=$door" \
-      -device "guest-loader,addr=0x50000000,kernel=$kernel,bootargs=$kargs $args" \
-      -device "guest-loader,addr=0x58000000,initrd=$initramfs" ;;
-  b | c | d)
-    machine=virt,gic-version=3
-    local extra=()
-    [ "$case" = b ] && machine=$machine,iommu=smmuv3
-    [ "$case" = c ] && extra=(-device virtio-iommu-pci)
-    timeout 300 qemu-system-aarch64 -M "$machine" -cpu max -m 1G -nographic -nic none \
-      -no-reboot "${disk[@]}" "${extra[@]}" "$@" \
-      -kernel "$kernel" -initrd "$initramfs" -append "$kargs $args" ;;
-  esac | tr -d '\r' | grep '^bench: ' || true
-}
+# The board's QEMU arguments without -icount (Linux never reaches init
+# with the board's shift=10), and the same machine without the hyp.
+mapfile -t board < <(grep -v '^#' board/qemu-virt/qemu-args | sed '/^-icount$/,+1d')
+common=(-cpu max -m 1G -nographic -nic none -no-reboot -device edu,dma_mask=0xffffffffffffffff)
+log=$(mktemp -d)
+trap '[ -n "${KEEP:-}" ] || rm -rf "$log"' EXIT
 
 name() {
   case $1 in
-  a) echo "the hyp's virtio-iommu" ;;
+  a) echo "hyp virtio-iommu" ;;
   b) echo "arm-smmu-v3, no hyp" ;;
   c) echo "QEMU virtio-iommu, no hyp" ;;
   d) echo "no IOMMU, no hyp" ;;
-  e) echo "pv-iommu hypercalls" ;;
+  e) echo "hyp pv-iommu" ;;
   esac
 }
 
-# field FILE PATTERN N: the Nth word of the first line matching the
-# extended regex PATTERN (nothing if none does).
-field() {
-  { grep -m 1 -E -- "$2" "$1" || true; } | awk -v n="$3" '{ print $n }'
+# boot CASE LOG SECONDS [QEMU ARGS...]: one boot of the scenario, which
+# must pass.
+boot() {
+  local case=$1 out=$2 args="$kargs seconds=$3"
+  shift 3
+  case $case in
+  a | e)
+    local door=virtio
+    [ "$case" = e ] && door=pv
+    timeout 600 qemu-system-aarch64 "${board[@]}" -no-reboot "${disk[@]}" "$@" \
+      -kernel "$hyp" -append "semihosting iommu=$door" \
+      -device "guest-loader,addr=0x50000000,kernel=$kernel,bootargs=$args" \
+      -device "guest-loader,addr=0x58000000,initrd=$initramfs" ;;
+  b) timeout 600 qemu-system-aarch64 -M virt,gic-version=3,iommu=smmuv3 "${common[@]}" \
+       "${disk[@]}" "$@" -kernel "$kernel" -initrd "$initramfs" -append "$args" ;;
+  c) timeout 600 qemu-system-aarch64 -M virt,gic-version=3 -device virtio-iommu-pci \
+       "${common[@]}" "${disk[@]}" "$@" -kernel "$kernel" -initrd "$initramfs" -append "$args" ;;
+  d) timeout 600 qemu-system-aarch64 -M virt,gic-version=3 "${common[@]}" "${disk[@]}" "$@" \
+       -kernel "$kernel" -initrd "$initramfs" -append "$args" ;;
+  esac 2>&1 </dev/null | tr -d '\r' >"$out" || true
+  if ! grep -q '^linux: [0-9]* passed, 0 failed' "$out"; then
+    echo "bench: case $case ($(name "$case")) failed:" >&2
+    tail -n 20 "$out" >&2
+    exit 1
+  fi
 }
 
-out=$(mktemp -d)
-trap 'rm -rf "$out" "$image"' EXIT
+# field FILE PATTERN N: word N of the first match of PATTERN, to the end
+# of its line.
+field() {
+  { grep -m 1 -o -E -- "$2.*" "$1" || true; } | awk -v n="$3" '{ print $n }'
+}
+
 for rep in $(seq "$reps"); do
   for c in "${cases[@]}"; do
-    echo "bench: case $c ($(name "$c")), boot $rep of $reps" >&2
-    boot "$c" "seconds=$seconds" | tee "$out/$c.speed.$rep" | sed "s/^bench: /bench: $c: /"
+    boot "$c" "$log/$c.$rep" "$seconds"
+    # "... dio-bench: /dev/nvme0n1 rand4k: N reads in T us: I IOPS, M MB/s"
+    echo "$(field "$log/$c.$rep" 'dio-bench: /dev/nvme0n1 seq1m:' 11)" \
+      "$(field "$log/$c.$rep" 'dio-bench: /dev/nvme0n1 rand4k:' 9)" \
+      "$(field "$log/$c.$rep" 'dio-bench: /dev/ram0 rand4k:' 9)" >>"$log/$c"
+    echo "bench: round $rep, ($c) $(name "$c"): $(tail -n 1 "$log/$c" | awk '{ printf "%s MB/s sequential, %s IOPS random, %s IOPS RAM disk", $1, $2, $3 }');" \
+      "$(sed -n "s/.*the disk's IOMMU: //p" "$log/$c.$rep")"
   done
 done
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
+declare -A seq rand ram
 for c in "${cases[@]}"; do
-  # No IOMMU driver to time without an IOMMU.
-  [ "$c" = d ] && { : >"$out/$c.trace"; continue; }
-  echo "bench: case $c ($(name "$c")), -icount" >&2
-  boot "$c" "seconds=1 trace=1" -icount shift=0,sleep=off | tee "$out/$c.trace" |
-    sed "s/^bench: /bench: $c: /"
+  seq[$c]=$(cut -d ' ' -f 1 "$log/$c" | median)
+  rand[$c]=$(cut -d ' ' -f 2 "$log/$c" | median)
+  ram[$c]=$(cut -d ' ' -f 3 "$log/$c" | median)
+done
+echo "bench: O_DIRECT reads of a 64 MiB NVMe disk, one at a time, median of $reps interleaved rounds of ${seconds} s each, ratio to (b):"
+printf 'bench: %-30s %17s %17s %17s\n' "" "1 MiB seq MB/s" "4 KiB rand IOPS" "RAM disk IOPS"
+for c in "${cases[@]}"; do
+  printf 'bench: %-30s %8s (%6s) %8s (%6s) %8s (%6s)\n' "($c) $(name "$c")" \
+    "${seq[$c]}" "$(ratio "${seq[$c]}" "${seq[b]:-0}")" \
+    "${rand[$c]}" "$(ratio "${rand[$c]}" "${rand[b]:-0}")" \
+    "${ram[$c]}" "$(ratio "${ram[$c]}" "${ram[b]:-0}")"
 done
 
-# median CASE PATTERN N: the median over the boots of field N of the line
-# matching PATTERN.
-median() {
-  local r
-  for r in $(seq "$reps"); do field "$out/$1.speed.$r" "$2" "$3"; done |
-    sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
-}
-
-# The tracer's own cost: its time for a function that does nothing (the pv
-# driver's iotlb_sync), when case e ran.
-overhead=0
-[ -f "$out/e.trace" ] && overhead=$(field "$out/e.trace" "traced pv_iotlb_sync " 6)
-overhead=${overhead:-0}
-echo "bench: tracer cost per traced call: $overhead instructions (taken off below; 0 without case e)"
-
-printf '%-4s %-26s %8s %8s %8s %9s %9s %9s %10s %10s\n' case what "4K IOPS" "4K MB/s" "1M MB/s" "RAM IOPS" "map ins" "unmap ins" "HYP_MAP" "HYP_UNMAP"
+# The hyp's side, deterministic: one CPU, one instruction per virtual ns.
 for c in "${cases[@]}"; do
-  t="$out/$c.trace"
-  iops=$(median "$c" "rand4k:" 10)
-  mb4=$(median "$c" "rand4k:" 12)
-  mb1=$(median "$c" "seq1m:" 12)
-  ram=$(median "$c" "ram0 rand4k:" 10)
-  map=- unmap=- hmap=- hunmap=-
-  m=$(field "$t" 'traced [a-z_]+_map_pages ' 6)
-  sm=$(field "$t" 'traced [a-z_]+_iotlb_sync_map ' 6)
-  u=$(field "$t" 'traced [a-z_]+_unmap_pages ' 6)
-  y=$(field "$t" 'traced [a-z_]+_iotlb_sync ' 6)
-  [ -n "$m" ] && map=$((m - overhead))
-  [ -n "$m" ] && [ -n "$sm" ] && map=$((map + sm - overhead))
-  [ -n "$u" ] && unmap=$((u - overhead))
-  [ -n "$u" ] && [ -n "$y" ] && unmap=$((unmap + y - overhead))
-  if grep -q 'pv maps' "$t"; then
-    hmap=$(($(field "$t" 'pv map_ticks' 4) / $(field "$t" 'pv maps ' 4)))
-    hunmap=$(($(field "$t" 'pv unmap_ticks' 4) / $(field "$t" 'pv unmaps ' 4)))
-  fi
-  printf '%-4s %-26s %8s %8s %8s %9s %9s %9s %10s %10s\n' "$c" "$(name "$c")" "${iops:--}" "${mb4:--}" "${mb1:--}" "${ram:--}" "$map" "$unmap" "$hmap" "$hunmap"
-  echo "$c ${iops:-0} ${mb1:-0} ${ram:-0} $map $unmap" >>"$out/table"
+  case $c in
+  a)
+    boot a "$log/a.icount" 1 -icount shift=0,sleep=off -smp 1
+    line=$(grep -m 1 'virtio-iommu: [0-9]* kicks' "$log/a.icount")
+    map=$(echo "$line" | sed -n 's/.* MAP (\([0-9]*\) ns each in EL2).*/\1/p')
+    unmap=$(echo "$line" | sed -n 's/.* UNMAP (\([0-9]*\) ns each).*/\1/p')
+    echo "bench: (a) hyp-side instructions per virtio-iommu request, in EL2: MAP $map, UNMAP $unmap" \
+      "(requests: $(echo "$line" | sed 's/.*kicks; //'))"
+    ;;
+  e)
+    boot e "$log/e.icount" 1 -icount shift=0,sleep=off -smp 1
+    pv() { field "$log/e.icount" "^bench: pv $1 " 4; }
+    per_call() { awk -v t="$1" -v n="$2" -v hz="$3" 'BEGIN { if (n > 0 && hz > 0) printf "%d", t * 1e9 / hz / n; else print "-" }'; }
+    echo "bench: (e) instructions per pv-iommu hypercall, hvc to return:" \
+      "HYP_MAP $(per_call "$(pv map_ticks)" "$(pv maps)" "$(pv counter_hz)")," \
+      "HYP_UNMAP $(per_call "$(pv unmap_ticks)" "$(pv unmaps)" "$(pv counter_hz)")" \
+      "($(pv maps) maps, $(pv unmaps) unmaps)"
+    ;;
+  esac
 done
-
-# Ratios to b, when b ran.
-read -r _ b_iops b_mb1 b_ram b_map b_unmap < <(grep '^b ' "$out/table" || echo "b 0 0 0 - -")
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9]+$/ && b ~ /^[0-9]+$/ && b > 0) printf "%.2f", a / b; else print "-" }'; }
-if [ "${b_iops:-0}" != 0 ]; then
-  while read -r c iops mb1 ram map unmap; do
-    echo "bench: $c vs b: 4K IOPS x$(ratio "$iops" "$b_iops"), 1M MB/s x$(ratio "$mb1" "$b_mb1"), RAM disk IOPS x$(ratio "$ram" "$b_ram"), instructions per map x$(ratio "$map" "$b_map"), per unmap x$(ratio "$unmap" "$b_unmap")"
-  done <"$out/table"
-fi

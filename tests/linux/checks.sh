@@ -76,29 +76,52 @@ summary() {
 }
 
 # ---------------------------------------------------------------------------
-# DMA through an IOMMU front door, shared by the scenarios of each
-# (tests/linux/scenarios/pv-iommu.sh): a disk is /dev/<name> (nvme0n1, vda),
-# MD5S are the md5s of the four quarters of its first MIB MiB, colon-separated.
+# DMA through an IOMMU front door, for the scenarios that run under any of
+# them (dma, confine; the hyp's iommu=virtio or iommu=pv, passed to Linux as
+# door=). A disk is /dev/<name> (nvme0n1, vda); MD5S are the md5s of the
+# four quarters of its first MIB MiB, colon-separated (tests/linux/disk.sh).
 #
+#   compatibles                  every compatible string in the device tree
 #   wait_for PATH SECONDS        PATH exists within SECONDS (polled)
 #   repo_module NAME [ARGS]      insmod of the repo's module NAME (.ko.xz)
+#   front_door DOOR              the device tree has DOOR's IOMMU node (virtio:
+#                                the hyp's virtio,mmio node; pv: its
+#                                smmu-hyp,pv-iommu node, whose driver is then
+#                                loaded and must probe) and no SMMU
+#   iommu_driver DOOR            the Linux driver of DOOR's IOMMU
+#   pci_iommu_in_dma_group PCI DRIVER
+#                                the function's IOMMU group has a DMA domain
+#                                and its IOMMU is a device bound to DRIVER
 #   disk_pci DISK                the disk's PCI function, e.g. 0000:00:02.0
 #   disk_in_dma_group DISK DRIVER
-#                                its IOMMU group has a DMA domain and its IOMMU
-#                                is a device bound to DRIVER
+#                                pci_iommu_in_dma_group of the disk's function
 #   disk_reads_md5s DISK MIB MD5S
 #                                O_DIRECT reads of each quarter match MD5S
-#   concurrent_quarter_reads MIB MD5S DISK...
+#   disks_read_at_once MIB DISK MD5S [DISK MD5S]...
 #                                every quarter of every disk read at once
-#                                matches MD5S
-#   disk_rotate_write_read_back DISK MIB MD5S
-#                                quarters 1, 2, 3, 0 written over 0, 1, 2, 3
-#                                with O_DIRECT (all MIB MiB, every byte
-#                                changed) read back as MD5S rotated
+#                                matches its MD5S
+#   disks_rotate_write_read_back MIB DISK MD5S [DISK MD5S]...
+#                                on every disk at once, quarters 1, 2, 3, 0
+#                                written over 0, 1, 2, 3 with O_DIRECT (all
+#                                MIB MiB) read back as its MD5S rotated
 #   msix_count PCI               interrupts its MSI-X vectors took
 #   disk_msix_rises DISK         an O_DIRECT read raises its MSI-X counts
 #   hyp_stats                    "DOMAINS STREAMS BYTES_MAPPED PAGE_REFS" of
 #                                the hyp's IOMMU (the hyp-probe module)
+#   unbound_leave_only_doorbells PCI...
+#                                unbound from their drivers, the functions
+#                                leave no page referenced, only the MSI
+#                                doorbell mapped in each default domain
+#   removed_leave_nothing PCI... removed, no domain, stream or mapping is
+#                                left in the hyp
+
+compatibles() {
+  # The trailing slash: /proc/device-tree is a symbolic link, which find
+  # does not follow otherwise (it would list nothing).
+  find /proc/device-tree/ -name compatible | while read -r f; do
+    tr '\0' '\n' <"$f"
+  done
+}
 
 wait_for() {
   local waited=0
@@ -115,9 +138,55 @@ repo_module() {
   insmod "/lib/modules/$(uname -r)/extra/$name.ko.xz" "$@"
 }
 
+front_door() {
+  local nodes
+  compatibles | grep -qx 'arm,smmu-v3' && { echo "an arm,smmu-v3 node is in the device tree"; return 1; }
+  case $1 in
+  virtio)
+    # QEMU's own virtio-mmio transports are hidden: the one node left is
+    # the hyp's device, an IOMMU.
+    nodes=$(find /proc/device-tree/ -name compatible | while read -r f; do
+      tr '\0' '\n' <"$f" | grep -qx 'virtio,mmio' && dirname "$f"
+    done)
+    [ "$(echo "$nodes" | wc -l)" -eq 1 ] && [ -e "$nodes/#iommu-cells" ] ||
+      { echo "virtio-mmio nodes: $nodes"; return 1; }
+    printf 'the virtio-iommu at %#x\n' "$(dt_reg "$nodes" | cut -d ' ' -f 1)"
+    ;;
+  pv)
+    compatibles | grep -qx 'smmu-hyp,pv-iommu' || { echo "no smmu-hyp,pv-iommu node"; return 1; }
+    # Its probe makes HYP_ABI_VERSION, HYP_FEATURES and HYP_SMMU_INFO and
+    # registers an IOMMU.
+    repo_module pv_iommu || return 1
+    [ -e /sys/class/iommu/pv-iommu-0 ] || { echo "no IOMMU registered"; return 1; }
+    dmesg | grep -o 'pv-iommu-0: smmu0 through hypercalls.*'
+    ;;
+  *)
+    echo "no front door $1"
+    return 1
+    ;;
+  esac
+}
+
+iommu_driver() {
+  case $1 in
+  virtio) echo virtio_iommu ;;
+  pv) echo pv-iommu ;;
+  esac
+}
+
+pci_iommu_in_dma_group() {
+  local group type iommu driver
+  group=$(readlink -f "/sys/bus/pci/devices/$1/iommu_group")
+  type=$(cat "$group/type")
+  iommu=$(readlink -f "/sys/bus/pci/devices/$1/iommu")
+  driver=$(basename "$(readlink -f "$iommu/device/driver")")
+  echo "$1: group $(basename "$group") type $type, IOMMU $(basename "$iommu") bound to $driver"
+  [ "$type" = DMA ] && [ "$driver" = "$2" ]
+}
+
 disk_pci() {
   local path
-  # /sys/devices/.../0000:00:03.0/virtio0/block/vda; an NVMe namespace with
+  # /sys/devices/.../0000:00:03.0/virtio1/block/vda; an NVMe namespace with
   # multipath is under /sys/devices/virtual/nvme-subsystem/nvme-subsysN/,
   # whose controller nvmeM links to .../0000:00:02.0/nvme/nvmeM.
   for path in "/sys/block/$1" "/sys/block/$1"/device/nvme[0-9]*; do
@@ -126,14 +195,9 @@ disk_pci() {
 }
 
 disk_in_dma_group() {
-  local pci group type iommu driver
+  local pci
   pci=$(disk_pci "$1") || return 1
-  group=$(readlink -f "/sys/bus/pci/devices/$pci/iommu_group")
-  type=$(cat "$group/type")
-  iommu=$(readlink -f "/sys/bus/pci/devices/$pci/iommu")
-  driver=$(basename "$(readlink -f "$iommu/device/driver")")
-  echo "$pci: group $(basename "$group") type $type, IOMMU $(basename "$iommu") bound to $driver"
-  [ "$type" = DMA ] && [ "$driver" = "$2" ]
+  pci_iommu_in_dma_group "$pci" "$2"
 }
 
 # The md5 of quarter Q (0-3) of DISK's first MIB MiB, read with O_DIRECT.
@@ -158,40 +222,69 @@ disk_reads_md5s() {
   [ $bad -eq 0 ]
 }
 
-concurrent_quarter_reads() {
-  local mib=$1 md5s=$2 disk q bad=0
-  shift 2
-  for disk in "$@"; do
+disks_read_at_once() {
+  local mib=$1 pairs q bad=0
+  shift
+  pairs="$*"
+  # shellcheck disable=SC2086 # DISK MD5S pairs
+  set -- $pairs
+  while [ $# -ge 2 ]; do
     for q in 0 1 2 3; do
-      quarter_md5 "$disk" "$mib" $q >"/tmp/$disk.$q.md5" &
+      quarter_md5 "$1" "$mib" $q >"/tmp/$1.$q.md5" &
     done
+    shift 2
   done
   wait
-  for disk in "$@"; do
+  # shellcheck disable=SC2086
+  set -- $pairs
+  while [ $# -ge 2 ]; do
     for q in 0 1 2 3; do
-      [ "$(cat "/tmp/$disk.$q.md5")" = "$(nth_md5 "$md5s" $q)" ] ||
-        { echo "$disk quarter $q differs when read concurrently"; bad=1; }
+      [ "$(cat "/tmp/$1.$q.md5")" = "$(nth_md5 "$2" $q)" ] ||
+        { echo "$1 quarter $q differs when read concurrently"; bad=1; }
     done
+    shift 2
   done
-  echo "$(($# * 4)) concurrent readers of $*"
+  echo "$(($(echo "$pairs" | wc -w) * 2)) readers at once on $(grep -c '^processor' /proc/cpuinfo) CPU(s)"
   [ $bad -eq 0 ]
 }
 
-disk_rotate_write_read_back() {
-  local disk=$1 mib=$2 md5s=$3 quarter=$(($2 / 4)) q bad=0 got
-  # Quarter 0 aside; 1-3 over 0-2 in one pass (the reader stays a quarter
-  # ahead of the writer, so it never reads what was written); 0 over 3.
-  dd if="/dev/$disk" of=/tmp/quarter0.bin bs=1M count=$quarter iflag=direct 2>/dev/null &&
+# Writes quarters 1, 2, 3, 0 of DISK's first MIB MiB over 0, 1, 2, 3 with
+# O_DIRECT: quarter 0 aside, then 1-3 over 0-2 in one pass (the reader
+# stays a quarter ahead of the writer, so it never reads what was
+# written), then 0 over 3.
+rotate_quarters() {
+  local disk=$1 mib=$2 quarter=$(($2 / 4))
+  dd if="/dev/$disk" of="/tmp/$disk.quarter0" bs=1M count=$quarter iflag=direct 2>/dev/null &&
     dd if="/dev/$disk" bs=1M skip=$quarter count=$((mib - quarter)) iflag=direct 2>/dev/null |
     dd of="/dev/$disk" bs=1M iflag=fullblock oflag=direct 2>/dev/null &&
-    dd if=/tmp/quarter0.bin of="/dev/$disk" bs=1M seek=$((mib - quarter)) oflag=direct 2>/dev/null ||
-    { echo "write failed"; return 1; }
-  rm -f /tmp/quarter0.bin
-  for q in 0 1 2 3; do
-    got=$(quarter_md5 "$disk" "$mib" $q)
-    [ "$got" = "$(nth_md5 "$md5s" $(((q + 1) % 4)))" ] || { echo "quarter $q: md5 $got"; bad=1; }
+    dd if="/tmp/$disk.quarter0" of="/dev/$disk" bs=1M seek=$((mib - quarter)) oflag=direct 2>/dev/null
+  local status=$?
+  rm -f "/tmp/$disk.quarter0"
+  return $status
+}
+
+disks_rotate_write_read_back() {
+  local mib=$1 pairs q got bad=0
+  shift
+  pairs="$*"
+  # shellcheck disable=SC2086 # DISK MD5S pairs
+  set -- $pairs
+  while [ $# -ge 2 ]; do
+    { rotate_quarters "$1" "$mib" || echo "$1: write failed" >"/tmp/$1.failed"; } &
+    shift 2
   done
-  echo "wrote $mib MiB, read back quarters 1, 2, 3, 0 of the image"
+  wait
+  # shellcheck disable=SC2086
+  set -- $pairs
+  while [ $# -ge 2 ]; do
+    [ -e "/tmp/$1.failed" ] && { cat "/tmp/$1.failed"; bad=1; }
+    for q in 0 1 2 3; do
+      got=$(quarter_md5 "$1" "$mib" $q)
+      [ "$got" = "$(nth_md5 "$2" $(((q + 1) % 4)))" ] || { echo "$1 quarter $q: md5 $got"; bad=1; }
+    done
+    shift 2
+  done
+  echo "wrote $mib MiB on $(($(echo "$pairs" | wc -w) / 2)) disk(s) at once, read back quarters 1, 2, 3, 0 of the image"
   [ $bad -eq 0 ]
 }
 
@@ -217,4 +310,32 @@ hyp_stats() {
   repo_module "hyp_probe_$n" op=stats 2>/dev/null || return 1
   line=$(dmesg | grep "hyp_probe_$n: hyp stats:" | tail -n 1)
   echo "$line" | sed 's/.*hyp stats: \([0-9]*\) domains, \([0-9]*\) streams, \([0-9]*\) bytes mapped, \([0-9]*\) page references/\1 \2 \3 \4/'
+}
+
+stats_line() {
+  echo "$1 domains, $2 streams, $3 bytes mapped, $4 DMA page references"
+}
+
+# Each default domain keeps the ITS doorbell page mapped for MSIs (one
+# 4 KiB MMIO page: the hyp maps it for the virtio-iommu, Linux for pv).
+unbound_leave_only_doorbells() {
+  local pci
+  for pci in "$@"; do
+    echo "$pci" >"/sys/bus/pci/devices/$pci/driver/unbind" || return 1
+  done
+  # shellcheck disable=SC2046 # four numbers
+  set -- $(hyp_stats) || return 1
+  stats_line "$@"
+  [ "$4" -eq 0 ] && [ "$3" -le $(($1 * 4096)) ] && [ "$1" -gt 0 ]
+}
+
+removed_leave_nothing() {
+  local pci
+  for pci in "$@"; do
+    echo 1 >"/sys/bus/pci/devices/$pci/remove" || return 1
+  done
+  # shellcheck disable=SC2046 # four numbers
+  set -- $(hyp_stats) || return 1
+  stats_line "$@"
+  [ "$*" = "0 0 0 0" ]
 }

@@ -80,10 +80,6 @@ for name in $(sed -n 's/^# repo programs://p' "$src"); do
   install -m 755 "$(bash "$here/program.sh" "$name")" "$work/bin/$name"
 done
 
-for name in $(sed -n 's/^# repo tools://p' "$src"); do
-  install -m 755 "$(bash "$here/tool.sh" "$name")" "$work/bin/$name"
-done
-
 (cd "$work" && find . -print0 | LC_ALL=C sort -z |
   cpio --null -o -H newc --owner=0:0 --reproducible --quiet) | gzip -n -6 >"$out.tmp"
 mv "$out.tmp" "$out"

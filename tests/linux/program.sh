@@ -14,15 +14,22 @@ src="$root/linux/programs"
 out="$root/target/linux/programs/$name"
 [ -f "$src/$name.c" ] || { echo "program: no $src/$name.c" >&2; exit 1; }
 
-tree=$(bash "$root/tests/linux/kbuild.sh")
-# The compiler the kernel's build names: CC = ... $(CROSS_COMPILE)gcc-N.
-cc=aarch64-linux-gnu-$(sed -n 's/^CC = .*)\(gcc-[0-9]*\)$/\1/p' "$tree/.kernelvariables")
 if [ ! -f "$out" ] || [ -n "$(find "$src" -newer "$out" -print -quit)" ]; then
+  tree=$(bash "$root/tests/linux/kbuild.sh")
+  # The compiler the kernel's build names in its .kernelvariables:
+  # `override CROSS_COMPILE = aarch64-linux-gnu-` and
+  # `CC = $(CROSS_COMPILE)gcc-N`.
+  vars="$tree/.kernelvariables"
+  cross=$(sed -n 's/^override CROSS_COMPILE = //p' "$vars")
+  gcc=$(sed -n 's/^CC = .*(CROSS_COMPILE)\(gcc[-0-9]*\)$/\1/p' "$vars")
+  [ -n "$cross" ] && [ -n "$gcc" ] || { echo "program: no compiler named in $vars" >&2; exit 1; }
+  cc=$cross$gcc
   mkdir -p "$(dirname "$out")"
   # Freestanding: no libc, no stack protector or PIE start-up code, and no
   # loop turned into a call of the memset/memcpy sys.c defines.
   "$cc" -static -nostdlib -ffreestanding -fno-builtin -fno-stack-protector -fno-pie -no-pie \
     -fno-tree-loop-distribute-patterns -O2 -Wall -Wextra -Werror \
-    -o "$out" "$src/$name.c" "$src/sys.c"
+    -o "$out.tmp" "$src/$name.c" "$src/sys.c"
+  mv "$out.tmp" "$out"
 fi
 echo "$out"

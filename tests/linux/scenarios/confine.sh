@@ -1,29 +1,50 @@
-# A device's DMA cannot leave the pages Linux mapped for it: QEMU's edu
+# A device's DMA cannot leave the pages Linux mapped for it, through either
+# IOMMU front door (door=virtio or door=pv, as in dma.sh): QEMU's edu
 # device, bound by the edu_dma module (linux/edu-dma/), DMAs through its
-# mapping, then to the physical address of a page Linux never mapped for it
-# (used as an IOVA). The SMMU blocks the write and logs the fault; it
-# raises its event-queue interrupt, which EL1's device tree gives the
-# hyp's virtio-iommu device; Linux's handler reads the device's
-# InterruptStatus, the hyp turns the SMMU's records into virtio fault
-# records on the event queue, and Linux's virtio-iommu driver logs them.
+# mapping, then writes to the physical address of a page Linux never mapped
+# for it (used as an IOVA). The SMMU blocks the write and logs the fault,
+# which reaches Linux's log: with virtio, the SMMU raises its event-queue
+# interrupt, which EL1's device tree gives the hyp's virtio-iommu device,
+# Linux's handler reads the device's InterruptStatus and the hyp turns the
+# SMMU's records into virtio fault records on the event queue; with pv,
+# pv_iommu drains them with HYP_FAULT_POP. edu_dma also asks the IOMMU core
+# to unmap 4 KiB inside a 2 MiB block, which must unmap nothing.
 # modules: virtio_mmio virtio_iommu
-# repo modules: edu-dma
+# repo modules: pv-iommu edu-dma hyp-probe
 
-edu=/sys/bus/pci/devices/0000:00:01.0
+door=$(arg door)
+
+edu_pci() {
+  grep -l 0x11e8 /sys/bus/pci/devices/*/device | while read -r f; do
+    d=${f%/device}
+    [ "$(cat "$d/vendor")" = 0x1234 ] && basename "$d"
+  done | head -n 1
+}
+edu=$(edu_pci)
+# Its StreamID: its requester ID, per the board's iommu-map.
+# shellcheck disable=SC2046 # domain bus device function
+set -- $(echo "$edu" | tr ':.' '  ')
+sid=$((0x$2 << 8 | 0x$3 << 3 | $4))
 
 bind_edu() {
-  insmod "/lib/modules/$(uname -r)/extra/edu_dma.ko.xz" || return 1
-  [ -e /sys/bus/pci/drivers/edu_dma/0000:00:01.0 ]
-}
-
-in_a_dma_domain() {
-  type=$(cat "$edu/iommu_group/type")
-  echo "group type $type, IOMMU $(basename "$(readlink "$edu/iommu")")"
-  [ "$type" = DMA ]
+  repo_module edu_dma || return 1
+  [ -e "/sys/bus/pci/drivers/edu_dma/$edu" ]
 }
 
 mapped_dma_landed() {
   dmesg | grep -o 'a DMA through its mapping at IOVA .* landed: .*'
+}
+
+# The IOMMU core never unmaps part of a block; with pv the driver passes
+# the request on as it is (no WHOLE_LEAF) and the hyp refuses it with
+# PARTIAL_BLOCK (-10); Linux's virtio-iommu driver refuses it itself, as
+# the virtio spec has the device do.
+partial_unmap_refused() {
+  if [ "$door" = pv ]; then
+    dmesg | grep -q 'pv-iommu-0: HYP_UNMAP(0x40001000, 1 x 0x1000): -10 (would split a block)' ||
+      { echo "the hyp did not refuse it"; return 1; }
+  fi
+  dmesg | grep -o 'a 4 KiB unmap inside a 2 MiB block unmapped 0 bytes.*'
 }
 
 # The IOVA the module aimed at, from its log line.
@@ -34,13 +55,17 @@ unmapped_dma_changed_nothing() {
   target=$(echo "$line" | sed 's/a DMA to IOVA \(0x[0-9a-f]*\),.*/\1/')
 }
 
-# Linux's virtio-iommu driver logs each fault record it reads from the
-# event queue ("page fault from EP <endpoint> at <address> [W]"); the
-# interrupt path is asynchronous, so wait for it (at most 5 s).
+# What the front door's driver logs for the blocked write: virtio_iommu
+# each fault record it reads from the event queue, pv_iommu each record it
+# pops (every 100 ms). Both are asynchronous: wait (at most 5 s).
 fault_reached_linux() {
-  i=0
+  local pattern i=0
+  case $door in
+  virtio) pattern="page fault from EP $sid at $target \[W\]" ;;
+  pv) pattern="pv-iommu-0: F_TRANSLATION (0x10) from StreamID $(printf '%#x' $sid): write at IOVA $target" ;;
+  esac
   while [ $i -lt 50 ]; do
-    line=$(dmesg | grep -o "page fault from EP [0-9]* at $target \[W\]" | head -n 1)
+    line=$(dmesg | grep -o "$pattern" | head -n 1)
     [ -n "$line" ] && { echo "$line"; return 0; }
     sleep 0.1
     i=$((i + 1))
@@ -48,10 +73,13 @@ fault_reached_linux() {
   return 1
 }
 
+check "the hyp gives Linux its $door IOMMU and no SMMU" front_door "$door"
 check "the edu device binds to the edu_dma module" bind_edu
-check "it is in a DMA domain of the hyp's virtio-iommu" in_a_dma_domain
+check "it is in a DMA domain of the $door IOMMU" pci_iommu_in_dma_group "$edu" "$(iommu_driver "$door")"
 check "a DMA through its mapping lands" mapped_dma_landed
+check "an unmap of part of a 2 MiB block is refused, never split" partial_unmap_refused
 check "a DMA to an IOVA Linux never mapped changes no byte of memory" unmapped_dma_changed_nothing
-check "the SMMU's fault reaches Linux's log through the virtio-iommu event queue" fault_reached_linux
-check "an unmap of part of a 2 MiB block is refused, never split" \
-  sh -c "dmesg | grep -o 'a 4 KiB unmap inside a 2 MiB block unmapped 0 bytes.*'"
+check "the SMMU's fault reaches Linux's log through the $door IOMMU" fault_reached_linux
+check "unbound, the device leaves no page referenced, only an MSI doorbell mapped" \
+  unbound_leave_only_doorbells "$edu"
+check "removed, it leaves no domain, stream or mapping in the hyp" removed_leave_nothing "$edu"

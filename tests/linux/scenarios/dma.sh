@@ -1,133 +1,71 @@
-# Debian's Linux DMAs through the hyp's stage-2 tables: an NVMe disk and a
-# virtio-blk disk (iommu_platform=on) behind the SMMU sit in DMA domains of
-# the virtio-iommu device the hyp emulates (docs/virtio-iommu.md). On each,
-# the first 64 MiB read with O_DIRECT must be the content the test wrote
-# into its disk image (checksums nvme_md5=, vblk_md5= on the command line);
-# then each disk gets the other's 64 MiB written with O_DIRECT, which must
-# read back the same; MSI-X interrupts are counted. With concurrent=1 both
-# disks do their I/O at once. At the end both devices are removed: Linux
-# detaches their endpoints, and the hyp's counters at power-off (the
-# harness reads them) must show nothing mapped and no page referenced.
+# Debian's Linux DMAs through the hyp's stage-2 tables, through either IOMMU
+# front door (door=virtio: the hyp's virtio-iommu device, driven by Linux's
+# own virtio_iommu, docs/virtio-iommu.md; door=pv: the repo's pv_iommu
+# driver over the hypercalls, docs/pv-iommu.md). An NVMe disk (nvme0n1)
+# and a virtio-blk disk (vda, iommu_platform=on) behind the SMMU, each a
+# 64 MiB image of known content (tests/linux/disk.sh; the md5s of its
+# quarters are nvme_md5s= and vblk_md5s=), sit in DMA domains of that
+# IOMMU. Their content is read with O_DIRECT (with concurrent=1, both disks'
+# quarters at once), a task keeps V0-V31, FPCR and FPSR live across I/O,
+# each disk's quarters are rotated by O_DIRECT writes and read back, MSI-X
+# interrupts are counted. At the end the devices are unbound (only the MSI
+# doorbells stay mapped) and removed (nothing stays in the hyp); the
+# harness also reads the hyp's counters at power-off.
 # modules: virtio_mmio virtio_iommu nvme virtio_blk
+# repo modules: pv-iommu hyp-probe
+# repo programs: simd-check
 
-MIB=64
+mib=64
+door=$(arg door)
+driver=$(iommu_driver "$door")
+nvme_md5s=$(arg nvme_md5s)
+vblk_md5s=$(arg vblk_md5s)
 
-# The sysfs directory of the PCI function with vendor $1, device $2.
-pci_function() {
-  for f in /sys/bus/pci/devices/*; do
-    [ "$(cat "$f/vendor")" = "$1" ] && [ "$(cat "$f/device")" = "$2" ] && { echo "$f"; return 0; }
-  done
-  return 1
-}
-nvme=$(pci_function 0x1b36 0x0010)
-vblk=$(pci_function 0x1af4 0x1042)
-
-# Waits (at most 10 s) for the block devices: probing is asynchronous.
-disks_appear() {
-  i=0
-  while [ ! -b /dev/nvme0n1 ] || [ ! -b /dev/vda ]; do
-    i=$((i + 1))
-    [ $i -gt 100 ] && { ls /sys/block; return 1; }
-    sleep 0.1
-  done
-  echo "/dev/nvme0n1 ($(basename "$nvme")), /dev/vda ($(basename "$vblk"))"
+# A task loads V0-V31, FPCR and FPSR, reads the disk with O_DIRECT (an
+# IOMMU map and unmap per read: hypercalls, or requests the hyp serves in
+# a trapped MMIO store) and checks them, while a reader keeps the other
+# CPUs' I/O going.
+simd_survives_io() {
+  simd-check /dev/nvme0n1 1 "$mib" >/tmp/simd 2>&1 &
+  dd if=/dev/vda of=/dev/null bs=64k iflag=direct 2>/dev/null &
+  wait
+  cat /tmp/simd
+  grep -q 'V0-V31, FPCR and FPSR intact' /tmp/simd
 }
 
-# The platform device of the IOMMU in front of PCI function $1 (its
-# "iommu" link leads to <platform device>/virtio<N>/iommu/<name>).
-iommu_of() {
-  link=$(readlink -f "$1/iommu") || return 1
-  echo "${link%%/virtio[0-9]*}"
+no_iommu_error() {
+  ! dmesg | grep -iE 'fault from EP|virtio_iommu.*(error|fail|could not)|HYP_[A-Z_]+.*: -[0-9]+|F_[A-Z_]+ \(0x|(nvme|blk).*(timeout|error)'
 }
 
-# Both functions: default domain of type DMA, and the IOMMU is the
-# virtio-mmio node the hyp put in the device tree.
-in_dma_domains_of_the_hyps_virtio_iommu() {
-  for f in "$nvme" "$vblk"; do
-    type=$(cat "$f/iommu_group/type")
-    iommu=$(iommu_of "$f")
-    compatible=$(tr -d '\0' <"$iommu/of_node/compatible")
-    [ "$type" = DMA ] || { echo "$f: group type $type"; return 1; }
-    [ "$compatible" = virtio,mmio ] || { echo "$f: IOMMU $iommu is $compatible"; return 1; }
-    [ -e "$iommu/of_node/#iommu-cells" ] || { echo "$iommu has no #iommu-cells"; return 1; }
-  done
-  echo "groups $(basename "$(readlink "$nvme/iommu_group")") and $(basename "$(readlink "$vblk/iommu_group")") of type DMA, IOMMU ${iommu##*/}"
-}
-
-# Interrupts function $1's MSI-X vectors took so far (every CPU).
-msix() {
-  awk -v f="ITS-PCI-MSIX-$(basename "$1")" '
-    { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n[$0] += $i }
-    index($0, f) { total += n[$0] }
-    END { print total + 0 }' /proc/interrupts
-}
-
-md5_of() {
-  sum=$(md5sum "$@")
-  echo "${sum%% *}"
-}
-
-# Reads 64 MiB of /dev/$1 with O_DIRECT into /tmp/$1.data and its
-# checksum into /tmp/$1.read.
-read_disk() {
-  dd if="/dev/$1" of="/tmp/$1.data" bs=1M count=$MIB iflag=direct 2>/dev/null
-  md5_of "/tmp/$1.data" >"/tmp/$1.read"
-}
-
-# Writes /tmp/$2.data (the other disk's content) to /dev/$1 with O_DIRECT
-# and reads it back: the checksum of what came back in /tmp/$1.back.
-write_disk() {
-  dd if="/tmp/$2.data" of="/dev/$1" bs=1M oflag=direct conv=fsync 2>/dev/null
-  dd if="/dev/$1" bs=1M count=$MIB iflag=direct 2>/dev/null | md5_of >"/tmp/$1.back"
-}
-
-# $1 (a file) holds $2.
-holds() {
-  echo "$(cat "$1")"
-  [ "$(cat "$1")" = "$2" ]
-}
-
-rising() {
-  echo "$1 -> $2"
-  [ "$2" -gt "$1" ]
-}
-
-removed() {
-  for f in "$nvme" "$vblk"; do
-    echo 1 >"$f/remove"
-  done
-  [ ! -e "$nvme" ] && [ ! -e "$vblk" ] && [ ! -b /dev/nvme0n1 ] && [ ! -b /dev/vda ]
-}
-
-no_iommu_trouble() {
-  ! dmesg | grep -iE 'fault from EP|virtio_iommu.*(error|fail|could not)|(nvme|blk).*(timeout|error)'
-}
-
-check "the NVMe and virtio-blk disks appear" disks_appear
-check "both disks are in DMA domains of the hyp's virtio-iommu" in_dma_domains_of_the_hyps_virtio_iommu
-nvme_irqs=$(msix "$nvme")
-vblk_irqs=$(msix "$vblk")
+check "the hyp gives Linux its $door IOMMU and no SMMU" front_door "$door"
+check "/dev/nvme0n1 appears (its probe waited for the IOMMU)" wait_for /dev/nvme0n1 10
+check "/dev/vda appears" wait_for /dev/vda 10
+pcis="$(disk_pci nvme0n1) $(disk_pci vda)"
+check "nvme0n1 is in a DMA domain of the $door IOMMU" disk_in_dma_group nvme0n1 "$driver"
+check "vda is in a DMA domain of the $door IOMMU" disk_in_dma_group vda "$driver"
 start=$(cut -d ' ' -f 1 /proc/uptime)
 if [ "$(arg concurrent)" = 1 ]; then
-  read_disk nvme0n1 &
-  read_disk vda &
-  wait
-  write_disk nvme0n1 vda &
-  write_disk vda nvme0n1 &
-  wait
+  check "both disks' $mib MiB read by DMA at once match their images" \
+    disks_read_at_once "$mib" nvme0n1 "$nvme_md5s" vda "$vblk_md5s"
 else
-  read_disk nvme0n1
-  read_disk vda
-  write_disk nvme0n1 vda
-  write_disk vda nvme0n1
+  check "nvme0n1: $mib MiB read by DMA match the image" disk_reads_md5s nvme0n1 "$mib" "$nvme_md5s"
+  check "vda: $mib MiB read by DMA match the image" disk_reads_md5s vda "$mib" "$vblk_md5s"
 fi
-rm /tmp/nvme0n1.data /tmp/vda.data
+check "nvme0n1: its MSI-X interrupts arrive" disk_msix_rises nvme0n1
+check "vda: its MSI-X interrupts arrive" disk_msix_rises vda
+check "FP/SIMD: V0-V31, FPCR and FPSR of a task doing I/O survive the hyp's traps" simd_survives_io
+if [ "$(arg concurrent)" = 1 ]; then
+  check "both disks: $mib MiB written by DMA at once read back" \
+    disks_rotate_write_read_back "$mib" nvme0n1 "$nvme_md5s" vda "$vblk_md5s"
+else
+  check "nvme0n1: $mib MiB written by DMA read back" \
+    disks_rotate_write_read_back "$mib" nvme0n1 "$nvme_md5s"
+  check "vda: $mib MiB written by DMA read back" disks_rotate_write_read_back "$mib" vda "$vblk_md5s"
+fi
 echo "linux: disk I/O from uptime $start s to $(cut -d ' ' -f 1 /proc/uptime) s"
-check "NVMe: the first 64 MiB read with O_DIRECT is what the test wrote" holds /tmp/nvme0n1.read "$(arg nvme_md5)"
-check "NVMe: the virtio-blk disk's 64 MiB written with O_DIRECT read back the same" holds /tmp/nvme0n1.back "$(arg vblk_md5)"
-check "virtio-blk: the first 64 MiB read with O_DIRECT is what the test wrote" holds /tmp/vda.read "$(arg vblk_md5)"
-check "virtio-blk: the NVMe disk's 64 MiB written with O_DIRECT read back the same" holds /tmp/vda.back "$(arg nvme_md5)"
-check "NVMe's MSI-X interrupt counts rose" rising "$nvme_irqs" "$(msix "$nvme")"
-check "virtio-blk's MSI-X interrupt counts rose" rising "$vblk_irqs" "$(msix "$vblk")"
-check "no IOMMU fault, error or timeout in Linux's log" no_iommu_trouble
-check "both devices are removed (Linux detaches their endpoints)" removed
+check "no IOMMU fault, error or timeout in Linux's log" no_iommu_error
+# shellcheck disable=SC2086 # two PCI functions
+check "unbound, the disks leave no page referenced, only MSI doorbells mapped" \
+  unbound_leave_only_doorbells $pcis
+# shellcheck disable=SC2086
+check "removed, they leave no domain, stream or mapping in the hyp" removed_leave_nothing $pcis
