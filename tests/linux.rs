@@ -215,8 +215,13 @@ impl Door {
 
     /// A boot of `scenario` with this front door.
     fn boot(self, scenario: &str, args: &str, cpus: u32) -> Boot {
-        linux(scenario, &format!("door={} {args}", self.name()), cpus, 1024)
-            .hyp_args(&format!("iommu={}", self.name()))
+        linux(
+            scenario,
+            &format!("door={} {args}", self.name()),
+            cpus,
+            1024,
+        )
+        .hyp_args(&format!("iommu={}", self.name()))
     }
 
     /// What the hyp and Linux log when this front door is up: the hyp's
