@@ -47,6 +47,10 @@ pub fn init_ownership(platform: &Platform<'_>, layout: &BootLayout) -> Result<()
             .mark_no_map(*r)
             .map_err(|_| "marking no-map reserved memory")?;
     }
+    // Owners are final from here: `OwnedRam` (the emulated devices' access
+    // to EL1 memory) checks a page's owner and then touches it, which is
+    // sound only while no owner changes at run time.
+    tracker.seal();
     OWNERSHIP.call_once(|| tracker);
     Ok(())
 }

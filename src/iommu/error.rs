@@ -93,7 +93,8 @@ impl From<OwnershipError> for IommuError {
             | OwnershipError::El2Owned
             | OwnershipError::NoMap
             | OwnershipError::WrongOwner
-            | OwnershipError::Mapped => Self::Denied,
+            | OwnershipError::Mapped
+            | OwnershipError::Sealed => Self::Denied,
         }
     }
 }

@@ -39,6 +39,16 @@
 //! This is the only record of page state: every user borrows the same
 //! tracker (`&OwnershipTracker`), so no second copy can disagree with it.
 //!
+//! Ownership is fixed after boot: the hyp calls
+//! [`OwnershipTracker::seal`] once it has marked its own memory and the
+//! `no-map` ranges, and from then on [`OwnershipTracker::set_owner`] and
+//! [`OwnershipTracker::mark_no_map`] return [`OwnershipError::Sealed`].
+//! Code that checks "EL1 owns this page" and then touches it (the
+//! emulated devices' `OwnedRam`) relies on this: the answer cannot change
+//! between the check and the access. A future hypercall that donates or
+//! shares pages at run time must replace the seal with a pin that
+//! ownership changes respect (see `docs/threat-model.md`).
+//!
 //! Physical addresses outside RAM are classified by [`classify`].
 
 pub mod classify;
@@ -51,7 +61,7 @@ pub use classify::{
 use super::{PAGE_SHIFT, PAGE_SIZE};
 use crate::memmap::{PhysRange, RangeSet};
 use crate::platform::MAX_RAM_REGIONS;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 const EL2: u32 = 1 << 31;
 const NO_MAP: u32 = 1 << 30;
@@ -90,6 +100,9 @@ pub enum OwnershipError {
     /// Construction: the storage is shorter than
     /// [`OwnershipTracker::pages_needed`], or RAM has too many regions.
     Storage,
+    /// Ownership no longer changes: the tracker was
+    /// [sealed](OwnershipTracker::seal) at the end of boot.
+    Sealed,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -113,6 +126,8 @@ pub struct OwnershipTracker<'a> {
     /// Releases of a page whose count was already 0 (a bug if ever
     /// non-zero; the count stays at 0).
     underflows: AtomicU64,
+    /// Set by [`seal`](Self::seal): owners never change again.
+    sealed: AtomicBool,
 }
 
 /// The RAM regions, merged and grown to whole pages.
@@ -162,6 +177,7 @@ impl<'a> OwnershipTracker<'a> {
             refs: AtomicU64::new(0),
             el2_pages: AtomicU64::new(0),
             underflows: AtomicU64::new(0),
+            sealed: AtomicBool::new(false),
         })
     }
 
@@ -284,7 +300,9 @@ impl<'a> OwnershipTracker<'a> {
     /// taken from EL1 must not be mapped for DMA; `no-map` pages never
     /// move (and [`Owner::NoMap`] is no target: see
     /// [`mark_no_map`](Self::mark_no_map)). All-or-nothing.
+    /// Refused with [`OwnershipError::Sealed`] once the tracker is sealed.
     pub fn set_owner(&self, start: u64, size: u64, owner: Owner) -> Result<(), OwnershipError> {
+        self.refuse_if_sealed()?;
         let recs = self.records(start, size).ok_or(OwnershipError::NotRam)?;
         match owner {
             Owner::NoMap => return Err(OwnershipError::WrongOwner),
@@ -325,8 +343,10 @@ impl<'a> OwnershipTracker<'a> {
     /// which may reach past RAM: only its RAM pages are tracked) as
     /// [`Owner::NoMap`], for good. Each must be EL1's, unmapped and not
     /// marked yet; at boot, before any other use. All-or-nothing per RAM
-    /// region.
+    /// region. Refused with [`OwnershipError::Sealed`] once the tracker is
+    /// sealed.
     pub fn mark_no_map(&self, range: PhysRange) -> Result<(), OwnershipError> {
+        self.refuse_if_sealed()?;
         for region in &self.regions {
             let start = range.start.max(region.start);
             let end = range.end().min(region.end);
@@ -347,6 +367,23 @@ impl<'a> OwnershipTracker<'a> {
             )?;
         }
         Ok(())
+    }
+
+    /// Fixes every page's owner for good: later
+    /// [`set_owner`](Self::set_owner) and [`mark_no_map`](Self::mark_no_map)
+    /// calls return [`OwnershipError::Sealed`]; DMA references still come
+    /// and go. Call once boot has set ownership, before the tracker is
+    /// shared with other CPUs, so no ownership change can be in flight.
+    pub fn seal(&self) {
+        self.sealed.store(true, Ordering::Release);
+    }
+
+    fn refuse_if_sealed(&self) -> Result<(), OwnershipError> {
+        if self.sealed.load(Ordering::Acquire) {
+            Err(OwnershipError::Sealed)
+        } else {
+            Ok(())
+        }
     }
 
     fn record(&self, pa: u64) -> Option<u32> {
@@ -441,6 +478,34 @@ mod tests {
         assert!(t.is_el1_ram(RAM + 0x6000, 0xfa000));
         assert!(!t.is_el1_ram(RAM + 0x6000, 0xfb000), "past the end of RAM");
         assert!(!t.is_el1_ram(RAM, 0) && !t.is_el1_ram(u64::MAX - 0xfff, 0x2000));
+    }
+
+    #[test]
+    fn a_sealed_tracker_refuses_every_ownership_change_and_still_counts_dma_references() {
+        let ram = [PhysRange::new(RAM, 0x10_0000)];
+        let s = storage(256);
+        let t = OwnershipTracker::new(&ram, &s).unwrap();
+        t.set_owner(RAM + 0x5000, 0x1000, Owner::El2).unwrap();
+        t.seal();
+        assert_eq!(
+            t.set_owner(RAM, 0x1000, Owner::El2),
+            Err(OwnershipError::Sealed)
+        );
+        assert_eq!(
+            t.set_owner(RAM + 0x5000, 0x1000, Owner::El1),
+            Err(OwnershipError::Sealed)
+        );
+        assert_eq!(
+            t.mark_no_map(PhysRange::new(RAM + 0x1000, 0x1000)),
+            Err(OwnershipError::Sealed)
+        );
+        assert_eq!(t.owner(RAM), Some(Owner::El1));
+        assert_eq!(t.owner(RAM + 0x1000), Some(Owner::El1));
+        assert_eq!(t.owner(RAM + 0x5000), Some(Owner::El2));
+        t.claim_for_dma(RAM, 0x1000).unwrap();
+        assert_eq!(t.refcount(RAM), Some(1));
+        t.release_after_sync(RAM, 0x1000);
+        assert_eq!(t.dma_refs(), 0);
     }
 
     #[test]

@@ -159,6 +159,11 @@ unsafe impl<T: PhysMemory + ?Sized> PhysMemory for &T {
 /// EL1's RAM as the page-ownership record says it is now: every access
 /// is checked, page by page, to lie entirely in RAM EL1 owns (never
 /// EL2's memory, never MMIO, never a hole), then made through `P`.
+///
+/// The check and the access are two steps; they agree because the hyp
+/// [seals](OwnershipTracker::seal) the record at the end of boot, so no
+/// page changes owner in between. Build an `OwnedRam` over a sealed
+/// tracker only.
 pub struct OwnedRam<'a, P> {
     tracker: &'a OwnershipTracker<'a>,
     phys: P,
@@ -185,7 +190,9 @@ impl<P: PhysMemory> GuestMemory for OwnedRam<'_, P> {
     fn read(&self, pa: u64, buf: &mut [u8]) -> Result<(), GuestMemError> {
         self.check(pa, buf.len() as u64)?;
         if !buf.is_empty() {
-            // SAFETY: `check` found every byte in RAM EL1 owns.
+            // SAFETY: `check` found every byte in RAM EL1 owns, and the
+            // sealed ownership record (`OwnershipTracker::seal`) keeps it
+            // EL1's while we read.
             unsafe { self.phys.read(pa, buf) };
         }
         Ok(())
@@ -194,8 +201,9 @@ impl<P: PhysMemory> GuestMemory for OwnedRam<'_, P> {
     fn write(&self, pa: u64, data: &[u8]) -> Result<(), GuestMemError> {
         self.check(pa, data.len() as u64)?;
         if !data.is_empty() {
-            // SAFETY: `check` found every byte in RAM EL1 owns: no byte
-            // of EL2's memory is written.
+            // SAFETY: `check` found every byte in RAM EL1 owns, and the
+            // sealed ownership record (`OwnershipTracker::seal`) keeps it
+            // EL1's until the store: no byte of EL2's memory is written.
             unsafe { self.phys.write(pa, data) };
         }
         Ok(())
@@ -246,6 +254,7 @@ mod owned_ram_tests {
         let records: Vec<AtomicU32> = (0..pages).map(|_| AtomicU32::new(0)).collect();
         let tracker = OwnershipTracker::new(&[RAM], &records).unwrap();
         tracker.set_owner(EL2.start, EL2.size, Owner::El2).unwrap();
+        tracker.seal();
         let array = ArrayRam(Mutex::new((vec![0; RAM.size as usize], Vec::new())));
         f(&OwnedRam::new(&tracker, &array), &array);
     }
@@ -290,5 +299,51 @@ mod owned_ram_tests {
             );
             assert!(array.0.lock().unwrap().1.is_empty(), "nothing touched");
         });
+    }
+
+    /// RAM whose every store is preceded by another CPU trying to move the
+    /// target page to EL2: what a donate hypercall would do between
+    /// `OwnedRam::check` and the store.
+    struct RacingRam<'t> {
+        bytes: Mutex<Vec<u8>>,
+        tracker: &'t OwnershipTracker<'t>,
+        landed_in_el2: Mutex<bool>,
+    }
+
+    // SAFETY: reads and writes exactly the bytes asked for.
+    unsafe impl PhysMemory for RacingRam<'_> {
+        unsafe fn read(&self, pa: u64, buf: &mut [u8]) {
+            let at = (pa - RAM.start) as usize;
+            buf.copy_from_slice(&self.bytes.lock().unwrap()[at..at + buf.len()]);
+        }
+        unsafe fn write(&self, pa: u64, data: &[u8]) {
+            let page = pa & !0xfff;
+            let _ = self.tracker.set_owner(page, 0x1000, Owner::El2);
+            *self.landed_in_el2.lock().unwrap() =
+                !self.tracker.is_el1_ram(pa, data.len() as u64);
+            let at = (pa - RAM.start) as usize;
+            self.bytes.lock().unwrap()[at..at + data.len()].copy_from_slice(data);
+        }
+    }
+
+    #[test]
+    fn a_store_never_lands_in_a_page_el1_gave_away_after_the_check() {
+        let pages = OwnershipTracker::pages_needed(&[RAM]).unwrap();
+        let records: Vec<AtomicU32> = (0..pages).map(|_| AtomicU32::new(0)).collect();
+        let tracker = OwnershipTracker::new(&[RAM], &records).unwrap();
+        tracker.set_owner(EL2.start, EL2.size, Owner::El2).unwrap();
+        tracker.seal();
+        let ram = RacingRam {
+            bytes: Mutex::new(vec![0; RAM.size as usize]),
+            tracker: &tracker,
+            landed_in_el2: Mutex::new(false),
+        };
+        OwnedRam::new(&tracker, &ram)
+            .write(RAM.start + 0x5010, &[0xee; 4])
+            .unwrap();
+        assert!(
+            !*ram.landed_in_el2.lock().unwrap(),
+            "the device wrote into a page that was EL2's at the time of the store"
+        );
     }
 }
