@@ -258,7 +258,10 @@ impl<B: IommuBackend> IommuState<B> {
     }
 
     /// Drops one endpoint from domain `id`, freeing the domain with the
-    /// last one.
+    /// last one. A domain the backend refuses to free (a stream attached
+    /// to it through the hypercalls, or a failed SMMU) keeps its slot with
+    /// no endpoint, so the device never loses track of it: the next
+    /// detach of its last endpoint, or a reset, frees it again.
     fn release(&mut self, id: u32) -> Outcome {
         let Some(slot) = self.domains.get_mut(id as usize) else {
             return Ok(());
@@ -266,13 +269,25 @@ impl<B: IommuBackend> IommuState<B> {
         let Some(d) = slot.as_mut() else {
             return Ok(());
         };
-        d.endpoints -= 1;
+        d.endpoints = d.endpoints.saturating_sub(1);
         if d.endpoints > 0 {
             return Ok(());
         }
         let backend = d.backend;
+        self.backend.domain_free(backend).map_err(status_of)?;
         *slot = None;
-        self.backend.domain_free(backend).map_err(status_of)
+        Ok(())
+    }
+
+    /// Detaches `endpoint`, which the device has attached. The backend's
+    /// `NotFound` means it is detached already (through the hypercalls,
+    /// the other front door on the same streams): that is the state the
+    /// device wanted, so it is success.
+    fn backend_detach(&mut self, endpoint: u32) -> Outcome {
+        match self.backend.detach(endpoint) {
+            Ok(()) | Err(BackendError::NotFound) => Ok(()),
+            Err(e) => Err(status_of(e)),
+        }
     }
 
     fn attach(
@@ -319,10 +334,10 @@ impl<B: IommuBackend> IommuState<B> {
             }
         };
         if old.is_some()
-            && let Err(e) = self.backend.detach(endpoint)
+            && let Err(e) = self.backend_detach(endpoint)
         {
             discard(self);
-            return Err(status_of(e));
+            return Err(e);
         }
         if let Err(e) = self.backend.attach(target, endpoint) {
             discard(self);
@@ -372,7 +387,7 @@ impl<B: IommuBackend> IommuState<B> {
     fn detach(&mut self, id: u32, endpoint: u32) -> Outcome {
         check(self.backend.endpoint_exists(endpoint), Status::NoEnt)?;
         check(self.attachment(endpoint) == Some(id), Status::Inval)?;
-        self.backend.detach(endpoint).map_err(status_of)?;
+        self.backend_detach(endpoint)?;
         self.attachments.retain(|a| a.endpoint != endpoint);
         self.release(id)
     }

@@ -346,3 +346,39 @@ fn a_backend_needs_a_driven_smmu_endpoints_and_aligned_doorbells() {
         );
     });
 }
+
+#[test]
+fn a_stream_detached_through_the_hypercalls_can_still_be_detached_and_moved_by_the_driver() {
+    with_device!(|d, svc, storage, fake| {
+        let stream = crate::iommu::StreamRef { smmu: 0, sid: EP };
+        assert_eq!(d.attach(1, EP), Status::Ok);
+        svc.detach(stream).unwrap();
+        assert_eq!(d.detach(1, EP), Status::Ok, "DETACH of an existing endpoint");
+        assert_eq!(objects(svc), [0, 0, 0], "domain 1 freed with its last endpoint");
+        assert_eq!(d.attach(1, EP), Status::Ok);
+        svc.detach(stream).unwrap();
+        assert_eq!(d.attach(2, EP), Status::Ok, "ATTACH elsewhere");
+        assert_eq!(objects(svc), [1, 1, K4], "domain 1 freed, domain 2 holds EP");
+    });
+}
+
+#[test]
+fn a_domain_the_core_cannot_free_stays_the_devices_until_it_can() {
+    with_device!(|d, svc, storage, fake| {
+        assert_eq!(d.attach(1, EP), Status::Ok);
+        assert_eq!(d.map(1, 0x10_0000, 0x10_ffff, EL1_RAM, R | W), Status::Ok);
+        // EL1 attaches another stream to the device's domain through the
+        // hypercalls: the core refuses to free it at the last DETACH.
+        let other = crate::iommu::StreamRef { smmu: 0, sid: EP2 };
+        svc.attach(other, only_domain(svc)).unwrap();
+        assert_eq!(d.detach(1, EP), Status::DevErr);
+        // The device still knows domain 1: it maps, and frees it once the
+        // hypercall stream is gone.
+        assert_eq!(d.map(1, 0x20_0000, 0x20_ffff, EL1_RAM, R | W), Status::Ok);
+        svc.detach(other).unwrap();
+        assert_eq!(d.attach(1, EP), Status::Ok);
+        assert_eq!(d.detach(1, EP), Status::Ok);
+        assert_eq!(objects(svc), [0, 0, 0]);
+        assert_eq!(storage.refcount(EL1_RAM), 0);
+    });
+}
