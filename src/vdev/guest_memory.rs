@@ -319,8 +319,7 @@ mod owned_ram_tests {
         unsafe fn write(&self, pa: u64, data: &[u8]) {
             let page = pa & !0xfff;
             let _ = self.tracker.set_owner(page, 0x1000, Owner::El2);
-            *self.landed_in_el2.lock().unwrap() =
-                !self.tracker.is_el1_ram(pa, data.len() as u64);
+            *self.landed_in_el2.lock().unwrap() = !self.tracker.is_el1_ram(pa, data.len() as u64);
             let at = (pa - RAM.start) as usize;
             self.bytes.lock().unwrap()[at..at + data.len()].copy_from_slice(data);
         }

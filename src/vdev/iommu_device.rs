@@ -189,13 +189,15 @@ impl<B: IommuBackend, M: GuestMemory, I: InterruptLine> VirtioIommu<B, M, I> {
     /// A register read (what [`MmioDevice::read`] does).
     pub fn read_register(&self, offset: u64, size: AccessSize) -> u64 {
         let mut inner = self.inner.lock();
-        if offset == reg::INTERRUPT_STATUS {
+        if offset == reg::INTERRUPT_STATUS && size == AccessSize::Word {
             // The driver's interrupt handler reads this register first
             // (Linux's `vm_interrupt`), and the line it took may be the
             // SMMU's own event interrupt: the hyp takes no interrupts, so
             // this read is where SMMU events become fault records
             // (`docs/virtio-iommu.md`, "Faults"). The driver learns of them
-            // from this very read, so no second interrupt is raised.
+            // from this very read, so no second interrupt is raised. Only
+            // a 32-bit read returns the register (virtio 1.2 "MMIO Device Register Layout");
+            // any other width reads 0, so it delivers nothing either.
             inner.deliver_faults();
             inner.transport.take_raise();
         }
@@ -274,6 +276,9 @@ impl<B: IommuBackend, M: GuestMemory> Inner<B, M> {
             for _ in 0..q.available(mem)? {
                 let start = clock();
                 q.pop(mem, &mut chain)?;
+                // A request whose completion could not be returned is
+                // never executed.
+                q.check_used_writable(mem)?;
                 let (ty, used) = serve(iommu, mem, &chain, negotiated, &mut bytes.0);
                 q.add_used(mem, chain.head(), used)?;
                 let i = RequestStats::index(ty);
@@ -315,11 +320,16 @@ impl<B: IommuBackend, M: GuestMemory> Inner<B, M> {
                 if q.available(mem)? == 0 {
                     break;
                 }
+                // The buffer and its return are checked before a fault
+                // leaves the backend: a broken queue loses no fault.
+                q.peek(mem, &mut chain)?;
+                check_event_buffer(&chain)?;
+                q.check_used_writable(mem)?;
                 let Some(fault) = iommu.backend_mut().pop_fault() else {
                     break;
                 };
-                q.pop(mem, &mut chain)?;
-                let used = write_event(&chain, mem, &fault_record(&fault))?;
+                q.skip();
+                let used = write_event(&chain, mem, &fault_record(&fault));
                 if used != UNANSWERED {
                     delivered += 1;
                 }
@@ -336,22 +346,23 @@ impl<B: IommuBackend, M: GuestMemory> Inner<B, M> {
     }
 }
 
-/// Writes `record` into an event buffer; returns the used length. A
-/// buffer that is not one device-writable record's worth breaks the
-/// queue; one in memory EL1 does not own is returned unwritten (the
-/// record is lost).
-fn write_event(
-    chain: &Chain,
-    mem: &impl GuestMemory,
-    record: &[u8; FAULT_RECORD_LEN],
-) -> Result<u32, QueueError> {
+/// An event buffer that is not one device-writable record's worth
+/// breaks the queue.
+const fn check_event_buffer(chain: &Chain) -> Result<(), QueueError> {
     if chain.readable_len() != 0 || chain.writable_len() < FAULT_RECORD_LEN as u64 {
         return Err(QueueError::BadEventBuffer { head: chain.head() });
     }
-    Ok(match chain.write(mem, record) {
+    Ok(())
+}
+
+/// Writes `record` into an event buffer [`check_event_buffer`] accepted;
+/// returns the used length. A buffer in memory EL1 does not own is
+/// returned unwritten (the record is lost).
+fn write_event(chain: &Chain, mem: &impl GuestMemory, record: &[u8; FAULT_RECORD_LEN]) -> u32 {
+    match chain.write(mem, record) {
         Ok(()) => FAULT_RECORD_LEN as u32,
         Err(_) => UNANSWERED,
-    })
+    }
 }
 
 /// Serves one request, copying it into `bytes`; returns its type (if its
@@ -405,7 +416,10 @@ impl Incoming<'_> {
         bytes: &mut [u8; MAX_REQUEST_LEN],
     ) -> u32 {
         let (chain, len) = (self.chain, self.len);
-        if chain.writable_len() < N as u64 || chain.check_writable(mem, N).is_err() {
+        if chain.writable_len() < N as u64 {
+            return Self::answer_short_reply_buffer(chain, mem, N);
+        }
+        if chain.check_writable(mem, N).is_err() {
             return UNANSWERED;
         }
         let mut reply = Aligned([0u8; N]);
@@ -428,5 +442,29 @@ impl Incoming<'_> {
             Ok(()) => N as u32,
             Err(_) => UNANSWERED,
         }
+    }
+
+    /// Answers a request whose writable part is shorter than its reply
+    /// (`n` bytes); returns the used length. A PROBE with room for the
+    /// tail but not for `probe_size` bytes of properties gets `S_INVAL`
+    /// in the tail at the end of its writable part, where Linux reads it
+    /// (`viommu_get_req_errno`), and no property (virtio 1.2 "PROBE request",
+    /// "If the properties list is smaller than probe_size, the device
+    /// SHOULD NOT write any property. It SHOULD reject the request and set
+    /// status to VIRTIO_IOMMU_S_INVAL"). Any other is returned unwritten
+    /// and not executed: there is no room for its status.
+    fn answer_short_reply_buffer(chain: &Chain, mem: &impl GuestMemory, n: usize) -> u32 {
+        let writable = chain.writable_len();
+        // `writable < n`, so the casts below are lossless.
+        if n == TAIL_LEN || writable < TAIL_LEN as u64 {
+            return UNANSWERED;
+        }
+        let mut tail = [0u8; TAIL_LEN];
+        tail[0] = Status::Inval as u8;
+        let written = chain.check_writable(mem, writable as usize).is_ok()
+            && chain
+                .write_at(mem, writable - TAIL_LEN as u64, &tail)
+                .is_ok();
+        if written { writable as u32 } else { UNANSWERED }
     }
 }

@@ -329,7 +329,17 @@ impl Chain {
 
     /// Writes `data` into the writable part, from its start.
     pub fn write(&self, mem: &impl GuestMemory, data: &[u8]) -> Result<(), BufferError> {
-        self.pieces(true, 0, data.len(), |pa, r| mem.write(pa, &data[r]))
+        self.write_at(mem, 0, data)
+    }
+
+    /// Writes `data` into the writable part, from `offset`.
+    pub fn write_at(
+        &self,
+        mem: &impl GuestMemory,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), BufferError> {
+        self.pieces(true, offset, data.len(), |pa, r| mem.write(pa, &data[r]))
     }
 
     /// Whether the first `len` bytes of the writable part can be written.
@@ -381,12 +391,27 @@ impl SplitQueue {
         Ok(pending)
     }
 
-    /// Takes the next available chain into `chain` (whatever it held is
-    /// replaced; reusing one saves copying its descriptor array for every
-    /// request). Only call it after [`available`](Self::available) returned
-    /// more than the chains taken since. On an error `chain` is left
-    /// partly filled and must not be used.
+    /// Takes the next available chain into `chain` (see
+    /// [`peek`](Self::peek)).
     pub fn pop(&mut self, mem: &impl GuestMemory, chain: &mut Chain) -> Result<(), QueueError> {
+        self.peek(mem, chain)?;
+        self.skip();
+        Ok(())
+    }
+
+    /// Takes the chain [`peek`](Self::peek) copied: the next one is the
+    /// one after it.
+    pub const fn skip(&mut self) {
+        self.next_avail = self.next_avail.wrapping_add(1);
+    }
+
+    /// Copies the next available chain into `chain` (whatever it held is
+    /// replaced; reusing one saves copying its descriptor array for every
+    /// request) and leaves it available: [`skip`](Self::skip) takes it.
+    /// Only call it after [`available`](Self::available) returned more
+    /// than the chains taken since. On an error `chain` is left partly
+    /// filled and must not be used.
+    pub fn peek(&self, mem: &impl GuestMemory, chain: &mut Chain) -> Result<(), QueueError> {
         let size = self.layout.size;
         let slot = u64::from(self.next_avail % size);
         let head = read_le16(mem, self.layout.avail + 4 + 2 * slot)?;
@@ -452,7 +477,21 @@ impl SplitQueue {
                 return Err(QueueError::NextOutOfRange { next: index });
             }
         }
-        self.next_avail = self.next_avail.wrapping_add(1);
+        Ok(())
+    }
+
+    /// The used-ring element [`add_used`](Self::add_used) writes next.
+    fn next_used_elem(&self) -> u64 {
+        let slot = u64::from(self.next_used.wrapping_add(self.unpublished) % self.layout.size);
+        self.layout.used + 4 + 8 * slot
+    }
+
+    /// Whether the next used element and the used index can be written,
+    /// without writing them: lets the device refuse to act on a chain it
+    /// could not return.
+    pub fn check_used_writable(&self, mem: &impl GuestMemory) -> Result<(), QueueError> {
+        mem.check_writable(self.next_used_elem(), 8)?;
+        mem.check_writable(self.layout.used + 2, 2)?;
         Ok(())
     }
 
@@ -466,11 +505,10 @@ impl SplitQueue {
         head: u16,
         len: u32,
     ) -> Result<(), QueueError> {
-        let slot = u64::from(self.next_used.wrapping_add(self.unpublished) % self.layout.size);
         let mut elem = [0u8; 8];
         elem[..4].copy_from_slice(&u32::from(head).to_le_bytes());
         elem[4..].copy_from_slice(&len.to_le_bytes());
-        mem.write(self.layout.used + 4 + 8 * slot, &elem)?;
+        mem.write(self.next_used_elem(), &elem)?;
         self.unpublished += 1;
         Ok(())
     }

@@ -2,6 +2,7 @@
 
 use super::driver::{DESC_F_NEXT, DESC_F_WRITE, Driver, RawDesc, Rig};
 use super::memory::EL2_BASE;
+use crate::vdev::AccessSize;
 use crate::vdev::iommu_backend::{Fault, FaultReason};
 use crate::vdev::iommu_device::ResetReason;
 use crate::vdev::iommu_wire::{FAULT_RECORD_LEN, fault_record};
@@ -164,4 +165,51 @@ fn an_event_buffer_in_el2_memory_is_returned_unwritten() {
         rig.mem.peek(EL2_BASE, FAULT_RECORD_LEN),
         [0; FAULT_RECORD_LEN]
     );
+}
+
+#[test]
+fn a_malformed_event_buffer_does_not_consume_a_fault() {
+    let rig = Rig::new();
+    let dev = rig.device();
+    let mut d = Driver::up(&dev, &rig.mem);
+    d.post_event_buffers(1, 8);
+    dev.with_backend(|b| b.faults.push_back(fault(8)));
+    assert_eq!(dev.deliver_faults(), 0);
+    assert!(d.needs_reset());
+    assert_eq!(
+        dev.with_backend(|b| b.faults.len()),
+        1,
+        "the fault waits in the backend for a reset driver's buffers"
+    );
+}
+
+#[test]
+fn an_interrupt_status_read_narrower_than_32_bits_delivers_no_fault() {
+    for size in [
+        AccessSize::Byte,
+        AccessSize::Halfword,
+        AccessSize::Doubleword,
+    ] {
+        let rig = Rig::new();
+        let dev = rig.device();
+        let mut d = Driver::up(&dev, &rig.mem);
+        d.post_event_buffers(2, RECORD);
+        let before = rig.irq.count();
+        dev.with_backend(|b| b.faults.push_back(fault(8)));
+        assert_eq!(
+            dev.read_register(reg::INTERRUPT_STATUS, size),
+            0,
+            "{size:?}"
+        );
+        assert!(d.take_events().is_empty(), "{size:?}: nothing delivered");
+        assert_eq!(rig.irq.count(), before);
+        assert_eq!(dev.with_backend(|b| b.faults.len()), 1, "{size:?}");
+        // The 32-bit read delivers it and reports it.
+        let seen = dev.read_register(reg::INTERRUPT_STATUS, AccessSize::Word);
+        assert_eq!(
+            seen & u64::from(interrupt::USED_BUFFER),
+            u64::from(interrupt::USED_BUFFER)
+        );
+        assert_eq!(d.take_events().len(), 1);
+    }
 }

@@ -353,12 +353,24 @@ fn a_stream_detached_through_the_hypercalls_can_still_be_detached_and_moved_by_t
         let stream = crate::iommu::StreamRef { smmu: 0, sid: EP };
         assert_eq!(d.attach(1, EP), Status::Ok);
         svc.detach(stream).unwrap();
-        assert_eq!(d.detach(1, EP), Status::Ok, "DETACH of an existing endpoint");
-        assert_eq!(objects(svc), [0, 0, 0], "domain 1 freed with its last endpoint");
+        assert_eq!(
+            d.detach(1, EP),
+            Status::Ok,
+            "DETACH of an existing endpoint"
+        );
+        assert_eq!(
+            objects(svc),
+            [0, 0, 0],
+            "domain 1 freed with its last endpoint"
+        );
         assert_eq!(d.attach(1, EP), Status::Ok);
         svc.detach(stream).unwrap();
         assert_eq!(d.attach(2, EP), Status::Ok, "ATTACH elsewhere");
-        assert_eq!(objects(svc), [1, 1, K4], "domain 1 freed, domain 2 holds EP");
+        assert_eq!(
+            objects(svc),
+            [1, 1, K4],
+            "domain 1 freed, domain 2 holds EP"
+        );
     });
 }
 
