@@ -4,9 +4,13 @@
 //! SMMU's event-queue SPI as its interrupt.
 //!
 //! The window is the board's (`VIRTIO_IOMMU_WINDOW` in
-//! `board/<name>/board.rs`): a range nothing in the board's device tree
-//! uses, so the device cannot shadow real hardware; the host stage-2 traps
-//! the page that holds it and the MMIO bus calls the device. Requests are
+//! `board/<name>/board.rs`): a range chosen, per board, where the board's
+//! device tree has nothing, so the device does not shadow real hardware.
+//! The hyp checks only what it parses (RAM, its own MMIO, the hidden bus
+//! masters, the PCIe host bridge; [`window_in_use`]): that the board
+//! constant misses every other node (a UART, an RTC, a non-hidden
+//! transport) is the board file's promise. The host stage-2 traps the
+//! page that holds it and the MMIO bus calls the device. Requests are
 //! served in the trapped `QueueNotify` store.
 //!
 //! Interrupts: the hyp takes none. The device's interrupt in EL1's tree is
@@ -162,7 +166,9 @@ pub fn init(platform: &Platform<'_>, bus: &mut Bus) -> Result<El1Iommu<'static>,
     let window = PhysRange::new(base, WINDOW_SIZE);
     let page = window.align_out(PAGE_SIZE);
     if window_in_use(platform, page) {
-        return Err("the board's window is in use in the device tree");
+        return Err(
+            "the board's window overlaps RAM, the hyp's MMIO, a hidden bus master or the PCIe bridge",
+        );
     }
     let service: &'static Service = super::iommu::service().ok_or("no IOMMU service")?;
     let host = platform.pcie.as_ref().ok_or("no PCIe host bridge")?;
@@ -232,8 +238,10 @@ pub fn init(platform: &Platform<'_>, bus: &mut Bus) -> Result<El1Iommu<'static>,
     })
 }
 
-/// Whether anything the device tree describes overlaps `page`: RAM, the
-/// hyp's own MMIO, the hidden bus masters, the PCIe host bridge.
+/// Whether `page` overlaps what the hyp parsed from the device tree and
+/// must not shadow: RAM, the hyp's own MMIO, the hidden bus masters, the
+/// PCIe host bridge. Other nodes are not checked (the parser keeps no
+/// list of every `reg`); the board's window constant must miss them.
 fn window_in_use(platform: &Platform<'_>, page: PhysRange) -> bool {
     let pcie = platform.pcie.iter().flat_map(|p| {
         core::iter::once(p.ecam).chain(p.windows.iter().map(|w| PhysRange::new(w.cpu_addr, w.size)))
