@@ -196,8 +196,9 @@ impl<B: IommuBackend, M: GuestMemory, I: InterruptLine> VirtioIommu<B, M, I> {
             // this read is where SMMU events become fault records
             // (`docs/virtio-iommu.md`, "Faults"). The driver learns of them
             // from this very read, so no second interrupt is raised. Only
-            // a 32-bit read returns the register (virtio 1.2 "MMIO Device Register Layout");
-            // any other width reads 0, so it delivers nothing either.
+            // a 32-bit read returns the register (virtio 1.2 "MMIO Device
+            // Register Layout"); any other width reads 0, so it delivers
+            // nothing either.
             inner.deliver_faults();
             inner.transport.take_raise();
         }
@@ -448,8 +449,8 @@ impl Incoming<'_> {
     /// (`n` bytes); returns the used length. A PROBE with room for the
     /// tail but not for `probe_size` bytes of properties gets `S_INVAL`
     /// in the tail at the end of its writable part, where Linux reads it
-    /// (`viommu_get_req_errno`), and no property (virtio 1.2 "PROBE request",
-    /// "If the properties list is smaller than probe_size, the device
+    /// (`viommu_get_req_errno`), and no property (virtio 1.2 "PROBE
+    /// request", "If the properties list is smaller than probe_size, the device
     /// SHOULD NOT write any property. It SHOULD reject the request and set
     /// status to VIRTIO_IOMMU_S_INVAL"). Any other is returned unwritten
     /// and not executed: there is no room for its status.
