@@ -16,7 +16,9 @@
  *   attach_dev           HYP_DETACH from the old domain, HYP_ATTACH per
  *                        StreamID of the fwspec (the hyp refuses to move an
  *                        attached stream, so the device aborts in between)
- *   release_device       HYP_DETACH: the streams abort again
+ *   blocked_domain       HYP_DETACH per StreamID: the streams abort again
+ *   release_device       nothing at EL2 (the core attached the blocked
+ *                        domain first)
  *   map_pages            HYP_MAP with pgsize and pgcount as given
  *   unmap_pages          HYP_UNMAP with pgsize and pgcount as given, without
  *                        WHOLE_LEAF: a range that would cut a block is
@@ -27,8 +29,10 @@
  *                        nothing: every HYP_MAP and HYP_UNMAP returns after
  *                        the SMMU's TLB invalidation and CMD_SYNC completed
  *
- * There is no identity or blocking domain: a device attached to no domain
- * has streams that abort, which is the hyp's default. The MSI doorbell is a
+ * There is no identity domain. The blocking domain (also the release
+ * domain) detaches the device's streams, which then abort, the hyp's
+ * default; it holds nothing at EL2 and cannot fail. A failed attach leaves
+ * the device blocked. The MSI doorbell is a
  * software-managed region (IOMMU_RESV_SW_MSI): Linux maps the ITS's
  * GITS_TRANSLATER page into each DMA domain itself, with IOMMU_WRITE |
  * IOMMU_NOEXEC | IOMMU_MMIO, which becomes a write-only device mapping the
@@ -286,31 +290,59 @@ static struct iommu_domain *pv_domain_alloc_paging(struct device *dev)
 	return &pd->domain;
 }
 
-static void pv_domain_free(struct iommu_domain *domain)
+/*
+ * Whether the master's StreamID `i` repeats an earlier one: a PCI device
+ * behind a PCIe-to-PCI bridge at devfn 0 has its own RID as its bridge
+ * alias too, and iommu_fwspec_add_ids does not de-duplicate (as
+ * arm-smmu-v3, each StreamID is attached and detached once).
+ */
+static bool pv_sid_repeats(const struct iommu_fwspec *fwspec, unsigned int i)
 {
-	struct pv_domain *pd = to_pv_domain(domain);
-	struct arm_smccc_res res;
+	unsigned int j;
 
-	arm_smccc_1_1_hvc(SMMU_HYP_DOMAIN_FREE, pd->id, &res);
-	/* BUSY would be a stream left attached: the hyp keeps the domain. */
-	if (smmu_hyp_failed(res.a0))
-		dev_err(pd->pv->dev, "HYP_DOMAIN_FREE(%#llx): %ld\n", pd->id, (long)res.a0);
-	atomic_dec(&pd->pv->domains);
-	kfree(pd);
+	for (j = 0; j < i; j++)
+		if (fwspec->ids[j] == fwspec->ids[i])
+			return true;
+	return false;
 }
 
 /* Detaches the first `n` StreamIDs of the master: they abort again. */
-static void pv_detach_streams(struct pv_master *m, unsigned int n)
+static void pv_detach_first(struct pv_master *m, unsigned int n)
 {
 	struct iommu_fwspec *fwspec = dev_iommu_fwspec_get(m->dev);
 	struct arm_smccc_res res;
 	unsigned int i;
 
 	for (i = 0; i < n; i++) {
+		if (pv_sid_repeats(fwspec, i))
+			continue;
 		arm_smccc_1_1_hvc(SMMU_HYP_DETACH, m->pv->smmu, fwspec->ids[i], &res);
+		/* The hyp then keeps the stream and its domain (HYP_DOMAIN_FREE: BUSY). */
 		if (smmu_hyp_failed(res.a0))
 			dev_err(m->dev, "HYP_DETACH(StreamID %#x): %ld\n", fwspec->ids[i],
 				(long)res.a0);
+	}
+}
+
+/* Detaches the master from its domain, if any: it is blocked afterwards. */
+static void pv_detach_master(struct pv_master *m)
+{
+	if (m->domain)
+		pv_detach_first(m, dev_iommu_fwspec_get(m->dev)->num_ids);
+	m->domain = NULL;
+}
+
+/* The attach_dev errno (struct iommu_domain_ops) for a HYP_ATTACH status. */
+static int pv_attach_errno(unsigned long status)
+{
+	switch ((long)status) {
+	case SMMU_HYP_EEXISTS:
+		return -EBUSY;
+	case SMMU_HYP_EDENIED:
+	case SMMU_HYP_EOUT_OF_RANGE:
+		return -ENODEV;
+	default:
+		return smmu_hyp_to_errno(status);
 	}
 }
 
@@ -322,41 +354,94 @@ static int pv_attach_streams(struct pv_master *m, struct pv_domain *pd)
 	unsigned int i;
 
 	for (i = 0; i < fwspec->num_ids; i++) {
+		if (pv_sid_repeats(fwspec, i))
+			continue;
 		arm_smccc_1_1_hvc(SMMU_HYP_ATTACH, m->pv->smmu, fwspec->ids[i], pd->id, &res);
 		if (smmu_hyp_failed(res.a0)) {
 			dev_err(m->dev, "HYP_ATTACH(StreamID %#x, domain %#llx): %ld\n",
 				fwspec->ids[i], pd->id, (long)res.a0);
-			pv_detach_streams(m, i);
-			return smmu_hyp_to_errno(res.a0);
+			pv_detach_first(m, i);
+			return pv_attach_errno(res.a0);
 		}
 	}
 	return 0;
 }
 
+static void pv_domain_free(struct iommu_domain *domain)
+{
+	struct pv_domain *pd = to_pv_domain(domain);
+	struct pv_iommu *pv = pd->pv;
+	struct arm_smccc_res res;
+	struct pv_master *m;
+	unsigned long flags;
+
+	/* The core frees only unused domains: a master still on it is a bug. */
+	spin_lock_irqsave(&pv->masters_lock, flags);
+	list_for_each_entry(m, &pv->masters, node) {
+		if (m->domain == pd) {
+			dev_WARN_ONCE(m->dev, true, "domain %#llx freed while attached\n",
+				      pd->id);
+			pv_detach_master(m);
+		}
+	}
+	spin_unlock_irqrestore(&pv->masters_lock, flags);
+
+	arm_smccc_1_1_hvc(SMMU_HYP_DOMAIN_FREE, pd->id, &res);
+	if (res.a0 == (unsigned long)SMMU_HYP_EBUSY) {
+		/*
+		 * A stream the hyp would not detach is still in the domain, which
+		 * still translates: its pv_domain is never freed nor reused.
+		 */
+		WARN_ONCE(1, "pv_iommu: HYP_DOMAIN_FREE(%#llx) busy: domain leaked\n",
+			  pd->id);
+		return;
+	}
+	if (smmu_hyp_failed(res.a0))
+		dev_err(pv->dev, "HYP_DOMAIN_FREE(%#llx): %ld\n", pd->id, (long)res.a0);
+	atomic_dec(&pv->domains);
+	kfree(pd);
+}
+
+/*
+ * On failure the device is left blocked, never back on its old domain: the
+ * core re-attaches what it wants, and a caller that must succeed frees the
+ * old domain next (__iommu_group_set_domain_internal).
+ */
 static int pv_attach_dev(struct iommu_domain *domain, struct device *dev)
 {
 	struct pv_master *m = dev_iommu_priv_get(dev);
 	struct pv_domain *pd = to_pv_domain(domain);
-	struct pv_domain *old = m->domain;
 	int err;
 
-	if (old == pd)
+	if (m->domain == pd)
 		return 0;
 	if (pd->pv != m->pv)
 		return -EINVAL;
-	if (old)
-		pv_detach_streams(m, dev_iommu_fwspec_get(dev)->num_ids);
-	m->domain = NULL;
+	pv_detach_master(m);
 	err = pv_attach_streams(m, pd);
-	if (err) {
-		/* Leave the device where it was, if the hyp lets us. */
-		if (old && !pv_attach_streams(m, old))
-			m->domain = old;
+	if (err)
 		return err;
-	}
 	m->domain = pd;
 	return 0;
 }
+
+/*
+ * The blocking domain: the master's streams detached, so they abort at the
+ * hyp. It holds nothing at EL2, so attaching it cannot fail; it is also the
+ * release domain, which the core attaches before release_device.
+ */
+static int pv_blocked_attach_dev(struct iommu_domain *domain, struct device *dev)
+{
+	pv_detach_master(dev_iommu_priv_get(dev));
+	return 0;
+}
+
+static struct iommu_domain pv_blocked_domain = {
+	.type = IOMMU_DOMAIN_BLOCKED,
+	.ops = &(const struct iommu_domain_ops) {
+		.attach_dev = pv_blocked_attach_dev,
+	},
+};
 
 static int pv_map_pages(struct iommu_domain *domain, unsigned long iova,
 			phys_addr_t paddr, size_t pgsize, size_t pgcount, int prot,
@@ -472,9 +557,8 @@ static void pv_release_device(struct device *dev)
 	struct pv_master *m = dev_iommu_priv_get(dev);
 	unsigned long flags;
 
-	/* Its domain is about to go: its streams abort from here on. */
-	if (m->domain)
-		pv_detach_streams(m, dev_iommu_fwspec_get(dev)->num_ids);
+	/* The core attached the release domain first: this is a no-op then. */
+	pv_detach_master(m);
 	spin_lock_irqsave(&m->pv->masters_lock, flags);
 	list_del(&m->node);
 	spin_unlock_irqrestore(&m->pv->masters_lock, flags);
@@ -527,6 +611,8 @@ static const struct iommu_ops pv_iommu_ops = {
 	.get_resv_regions = pv_get_resv_regions,
 	.of_xlate = pv_of_xlate,
 	.owner = THIS_MODULE,
+	.blocked_domain = &pv_blocked_domain,
+	.release_domain = &pv_blocked_domain,
 	.default_domain_ops = &(const struct iommu_domain_ops) {
 		.attach_dev = pv_attach_dev,
 		.map_pages = pv_map_pages,
