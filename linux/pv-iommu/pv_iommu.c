@@ -520,9 +520,34 @@ static struct pv_iommu *pv_by_fwnode(struct fwnode_handle *fwnode)
 	return pv;
 }
 
+/*
+ * The device of a master already probed here that has one of `fwspec`'s
+ * StreamIDs, or NULL; under masters_lock. A StreamID has one domain at the
+ * hyp, so two masters cannot share one (arm-smmu-v3 refuses them too: the
+ * second device behind a PCIe-to-PCI bridge, whose bridge alias the first
+ * one has).
+ */
+static struct device *pv_master_sharing(struct pv_iommu *pv,
+					const struct iommu_fwspec *fwspec)
+{
+	struct pv_master *m;
+	unsigned int i, j;
+
+	list_for_each_entry(m, &pv->masters, node) {
+		struct iommu_fwspec *theirs = dev_iommu_fwspec_get(m->dev);
+
+		for (i = 0; i < fwspec->num_ids; i++)
+			for (j = 0; j < theirs->num_ids; j++)
+				if (fwspec->ids[i] == theirs->ids[j])
+					return m->dev;
+	}
+	return NULL;
+}
+
 static struct iommu_device *pv_probe_device(struct device *dev)
 {
 	struct iommu_fwspec *fwspec = dev_iommu_fwspec_get(dev);
+	struct device *other;
 	struct pv_master *m;
 	struct pv_iommu *pv;
 	unsigned long flags;
@@ -533,19 +558,33 @@ static struct iommu_device *pv_probe_device(struct device *dev)
 	pv = pv_by_fwnode(fwspec->iommu_fwnode);
 	if (!pv)
 		return ERR_PTR(-ENODEV);
+	/*
+	 * Per-device problems are -ENODEV: the device goes without an IOMMU
+	 * and its streams keep aborting. Any other errno would fail
+	 * iommu_device_register for every device (probe_iommu_group).
+	 */
 	for (i = 0; i < fwspec->num_ids; i++) {
 		if (fwspec->ids[i] >= pv->sid_limit) {
 			dev_err(dev, "StreamID %#x is beyond %s's %#llx\n", fwspec->ids[i],
 				dev_name(pv->dev), pv->sid_limit);
-			return ERR_PTR(-ERANGE);
+			return ERR_PTR(-ENODEV);
 		}
 	}
 	m = kzalloc(sizeof(*m), GFP_KERNEL);
 	if (!m)
-		return ERR_PTR(-ENOMEM);
+		return ERR_PTR(-ENODEV);
 	m->dev = dev;
 	m->pv = pv;
 	spin_lock_irqsave(&pv->masters_lock, flags);
+	other = pv_master_sharing(pv, fwspec);
+	if (other) {
+		/* Logged under the lock: `other` cannot be released meanwhile. */
+		dev_err(dev, "shares a StreamID with %s (a PCI DMA alias): no IOMMU for it\n",
+			dev_name(other));
+		spin_unlock_irqrestore(&pv->masters_lock, flags);
+		kfree(m);
+		return ERR_PTR(-ENODEV);
+	}
 	list_add_tail(&m->node, &pv->masters);
 	spin_unlock_irqrestore(&pv->masters_lock, flags);
 	dev_iommu_priv_set(dev, m);
