@@ -10,8 +10,9 @@
  * StreamIDs, so `of_xlate` takes the one cell as the StreamID.
  *
  * What maps to what:
- *   domain_alloc_paging  HYP_DOMAIN_ALLOC (4 KiB granule, the SMMU's largest
- *                        IPA size); the domain's page sizes are the hyp's
+ *   domain_alloc_paging  HYP_DOMAIN_ALLOC (4 KiB granule, the largest IPA
+ *                        size it accepted at probe); the domain's page
+ *                        sizes are the hyp's
  *   free                 HYP_DOMAIN_FREE
  *   attach_dev           HYP_DETACH from the old domain, HYP_ATTACH per
  *                        StreamID of the fwspec (the hyp refuses to move an
@@ -70,7 +71,11 @@ void iommu_dma_get_resv_regions(struct device *dev, struct list_head *list);
 #define PV_MSI_IOVA_BASE	0x8000000
 #define PV_MSI_IOVA_LENGTH	0x100000
 
-/* How often the fault log is drained while domains exist. */
+/*
+ * How often the fault log is drained while domains exist, on the
+ * power-efficient workqueue: default domains always exist, so the poll never
+ * stops, and it must not keep an idle CPU awake.
+ */
 #define PV_FAULT_POLL		msecs_to_jiffies(100)
 /* Most records drained at once (the hyp keeps 64 per SMMU). */
 #define PV_FAULT_BATCH		64
@@ -136,8 +141,14 @@ static struct pv_domain *to_pv_domain(struct iommu_domain *domain)
 	return container_of(domain, struct pv_domain, domain);
 }
 
-/* The ABI's prot bits for an IOMMU_* prot. */
-static u64 pv_prot(int prot)
+/*
+ * The ABI's prot bits for an IOMMU_* prot at `paddr`. Memory that is not
+ * the kernel's RAM (a PCI BAR that dma-iommu maps for P2PDMA through the
+ * host bridge, without IOMMU_MMIO) is device memory: the hyp refuses any
+ * other type there (docs/hypercall-abi.md). pfn_valid would not do: it is
+ * true for the ZONE_DEVICE pages of a P2P BAR.
+ */
+static u64 pv_prot(int prot, phys_addr_t paddr)
 {
 	u64 hyp = 0;
 
@@ -148,7 +159,7 @@ static u64 pv_prot(int prot)
 	if (prot & IOMMU_NOEXEC)
 		hyp |= SMMU_HYP_PROT_NOEXEC;
 	/* As io-pgtable-arm: MMIO is device memory, else !CACHE non-cacheable. */
-	if (prot & IOMMU_MMIO)
+	if ((prot & IOMMU_MMIO) || !pfn_is_map_memory(PHYS_PFN(paddr)))
 		hyp |= SMMU_HYP_PROT_MMIO;
 	else if (!(prot & IOMMU_CACHE))
 		hyp |= SMMU_HYP_PROT_NONCACHEABLE;
@@ -254,7 +265,8 @@ static void pv_fault_work(struct work_struct *work)
 
 	pv_drain_faults(pv);
 	if (atomic_read(&pv->domains))
-		schedule_delayed_work(&pv->fault_work, PV_FAULT_POLL);
+		queue_delayed_work(system_power_efficient_wq, &pv->fault_work,
+				   PV_FAULT_POLL);
 }
 
 /* ---------------------------------------------------------------------
@@ -263,16 +275,20 @@ static void pv_fault_work(struct work_struct *work)
 
 static struct iommu_domain *pv_domain_alloc_paging(struct device *dev)
 {
-	struct pv_master *m = dev_iommu_priv_get(dev);
 	struct arm_smccc_res res;
 	struct pv_domain *pd;
+	struct pv_master *m;
 
+	/* iommu_domain_alloc(bus) passes no device: which SMMU is unknown. */
+	if (!dev)
+		return ERR_PTR(-ENODEV);
+	m = dev_iommu_priv_get(dev);
 	if (!m)
 		return ERR_PTR(-ENODEV);
 	pd = kzalloc(sizeof(*pd), GFP_KERNEL);
 	if (!pd)
 		return ERR_PTR(-ENOMEM);
-	arm_smccc_1_1_hvc(SMMU_HYP_DOMAIN_ALLOC, m->pv->ipa_bits, PAGE_SIZE, &res);
+	arm_smccc_1_1_hvc(SMMU_HYP_DOMAIN_ALLOC, m->pv->ipa_bits, SZ_4K, &res);
 	if (smmu_hyp_failed(res.a0)) {
 		dev_err(m->pv->dev, "HYP_DOMAIN_ALLOC(%u bits): %ld\n", m->pv->ipa_bits,
 			(long)res.a0);
@@ -286,7 +302,8 @@ static struct iommu_domain *pv_domain_alloc_paging(struct device *dev)
 	pd->domain.geometry.aperture_end = (dma_addr_t)((1ULL << res.a3) - 1);
 	pd->domain.geometry.force_aperture = true;
 	if (atomic_inc_return(&pd->pv->domains) == 1)
-		schedule_delayed_work(&pd->pv->fault_work, PV_FAULT_POLL);
+		queue_delayed_work(system_power_efficient_wq, &pd->pv->fault_work,
+				   PV_FAULT_POLL);
 	return &pd->domain;
 }
 
@@ -452,7 +469,7 @@ static int pv_map_pages(struct iommu_domain *domain, unsigned long iova,
 	u64 start = get_cycles();
 
 	arm_smccc_1_1_hvc(SMMU_HYP_MAP, pd->id, iova, paddr, pgsize, pgcount,
-			  pv_prot(prot), &res);
+			  pv_prot(prot, paddr), &res);
 	pv_count(&pd->pv->map, get_cycles() - start, res.a0);
 	if (smmu_hyp_failed(res.a0)) {
 		dev_err_ratelimited(pd->pv->dev,
@@ -482,7 +499,11 @@ static size_t pv_unmap_pages(struct iommu_domain *domain, unsigned long iova,
 				    " (would split a block)" : "");
 		return 0;
 	}
-	return res.a1;
+	/*
+	 * The whole range is unmapped now, holes included; x1 counts only the
+	 * leaves removed, but __iommu_unmap advances by what is returned.
+	 */
+	return pgsize * pgcount;
 }
 
 /* The hyp invalidated and synced before HYP_MAP or HYP_UNMAP returned. */
@@ -613,6 +634,8 @@ static struct iommu_group *pv_device_group(struct device *dev)
 static int pv_of_xlate(struct device *dev, const struct of_phandle_args *args)
 {
 	/* The one cell is the StreamID (docs/pv-iommu.md). */
+	if (args->args_count != 1)
+		return -EINVAL;
 	return iommu_fwspec_add_ids(dev, args->args, 1);
 }
 
@@ -623,9 +646,8 @@ static void pv_get_resv_regions(struct device *dev, struct list_head *head)
 	msi = iommu_alloc_resv_region(PV_MSI_IOVA_BASE, PV_MSI_IOVA_LENGTH,
 				      IOMMU_WRITE | IOMMU_NOEXEC | IOMMU_MMIO,
 				      IOMMU_RESV_SW_MSI, GFP_KERNEL);
-	if (!msi)
-		return;
-	list_add_tail(&msi->list, head);
+	if (msi)
+		list_add_tail(&msi->list, head);
 	iommu_dma_get_resv_regions(dev, head);
 }
 
@@ -712,15 +734,49 @@ static int pv_check_abi(struct device *dev)
 	return 0;
 }
 
+/*
+ * The largest domain IPA size HYP_DOMAIN_ALLOC accepts, from SMMU_INFO's
+ * down to 32 bits. SMMU_INFO gives this SMMU's size, but DOMAIN_ALLOC also
+ * wants one every SMMU of the hyp can translate, with a legal start level
+ * (docs/hypercall-abi.md): on mixed SMMUs the first may be refused.
+ */
+static int pv_find_ipa_bits(struct pv_iommu *pv)
+{
+	struct arm_smccc_res res;
+	unsigned int bits;
+
+	for (bits = pv->ipa_bits; bits >= 32; bits--) {
+		arm_smccc_1_1_hvc(SMMU_HYP_DOMAIN_ALLOC, bits, SZ_4K, &res);
+		if (res.a0 == (unsigned long)SMMU_HYP_EINVALID_PARAMETER)
+			continue;
+		if (smmu_hyp_failed(res.a0))
+			break;
+		arm_smccc_1_1_hvc(SMMU_HYP_DOMAIN_FREE, res.a1, &res);
+		pv->ipa_bits = bits;
+		return 0;
+	}
+	dev_err(pv->dev, "HYP_DOMAIN_ALLOC(4 KiB granule, <= %u bits): %ld\n",
+		pv->ipa_bits, (long)res.a0);
+	return -ENODEV;
+}
+
 static int pv_iommu_probe(struct platform_device *pdev)
 {
 	struct device *dev = &pdev->dev;
+	unsigned long page_sizes;
 	struct arm_smccc_res res;
 	struct pv_iommu *pv;
-	u64 granule = PAGE_SIZE == SZ_4K ? SMMU_HYP_FEAT_GRAN4K :
-		      PAGE_SIZE == SZ_16K ? SMMU_HYP_FEAT_GRAN16K : SMMU_HYP_FEAT_GRAN64K;
 	int err;
 
+	/*
+	 * dma-iommu maps the MSI doorbell as one PAGE_SIZE granule, but the
+	 * hyp allows exactly the doorbell's 4 KiB page (docs/pv-iommu.md).
+	 */
+	if (PAGE_SIZE != SZ_4K) {
+		dev_err(dev, "needs 4 KiB pages, not %lu KiB: the MSI doorbell is one 4 KiB page\n",
+			PAGE_SIZE >> 10);
+		return -ENODEV;
+	}
 	pv = devm_kzalloc(dev, sizeof(*pv), GFP_KERNEL);
 	if (!pv)
 		return -ENOMEM;
@@ -738,12 +794,16 @@ static int pv_iommu_probe(struct platform_device *pdev)
 		return smmu_hyp_to_errno(res.a0);
 	}
 	pv->features = res.a1;
+	page_sizes = res.a2;
 	pv->sid_limit = 1ULL << smmu_hyp_info_sid_bits(res.a3);
 	pv->ipa_bits = smmu_hyp_info_max_ipa_bits(res.a3);
-	if (!(pv->features & granule)) {
-		dev_err(dev, "smmu%u has no %lu KiB granule\n", pv->smmu, PAGE_SIZE >> 10);
+	if (!(pv->features & SMMU_HYP_FEAT_GRAN4K)) {
+		dev_err(dev, "smmu%u has no 4 KiB granule\n", pv->smmu);
 		return -ENODEV;
 	}
+	err = pv_find_ipa_bits(pv);
+	if (err)
+		return err;
 	spin_lock_init(&pv->masters_lock);
 	INIT_LIST_HEAD(&pv->masters);
 	INIT_DELAYED_WORK(&pv->fault_work, pv_fault_work);
@@ -754,13 +814,15 @@ static int pv_iommu_probe(struct platform_device *pdev)
 		return err;
 	err = iommu_device_register(&pv->iommu, &pv_iommu_ops, dev);
 	if (err) {
+		/* Default domains made meanwhile armed the fault work. */
+		cancel_delayed_work_sync(&pv->fault_work);
 		iommu_device_sysfs_remove(&pv->iommu);
 		return err;
 	}
 	pv->debugfs = debugfs_create_dir(dev_name(dev), pv_debugfs_root);
 	debugfs_create_file("stats", 0400, pv->debugfs, pv, &pv_stats_fops);
 	dev_info(dev, "smmu%u through hypercalls: StreamIDs < %#llx, %u-bit IPA, page sizes %#lx, features %#llx\n",
-		 pv->smmu, pv->sid_limit, pv->ipa_bits, res.a2, pv->features);
+		 pv->smmu, pv->sid_limit, pv->ipa_bits, page_sizes, pv->features);
 	return 0;
 }
 
@@ -782,8 +844,13 @@ static struct platform_driver pv_iommu_driver = {
 
 static int __init pv_iommu_init(void)
 {
+	int err;
+
 	pv_debugfs_root = debugfs_create_dir("pv_iommu", NULL);
-	return platform_driver_register(&pv_iommu_driver);
+	err = platform_driver_register(&pv_iommu_driver);
+	if (err)
+		debugfs_remove(pv_debugfs_root);
+	return err;
 }
 /* No module_exit: the module stays loaded (see the top of this file). */
 module_init(pv_iommu_init);
