@@ -711,12 +711,23 @@ DEFINE_SHOW_ATTRIBUTE(pv_stats);
  * The platform device: one per SMMU the hyp describes.
  */
 
-/* The hyp speaks our major version and serves every call we make. */
+/*
+ * EL2 is smmu-hyp (its SMCCC vendor hypervisor UID: KVM's nVHE host calls
+ * use the same 0xC600xxxx IDs), speaks our major version and serves every
+ * call we make.
+ */
 static int pv_check_abi(struct device *dev)
 {
 	struct arm_smccc_res res;
 	unsigned int i;
 
+	arm_smccc_1_1_hvc(ARM_SMCCC_VENDOR_HYP_CALL_UID_FUNC_ID, &res);
+	if (res.a0 != SMMU_HYP_UID_0 || res.a1 != SMMU_HYP_UID_1 ||
+	    res.a2 != SMMU_HYP_UID_2 || res.a3 != SMMU_HYP_UID_3) {
+		dev_err(dev, "EL2 is not smmu-hyp (vendor hypervisor UID %08lx %08lx %08lx %08lx)\n",
+			res.a0, res.a1, res.a2, res.a3);
+		return -ENODEV;
+	}
 	arm_smccc_1_1_hvc(SMMU_HYP_ABI_VERSION_FN, &res);
 	if (smmu_hyp_failed(res.a0) ||
 	    SMMU_HYP_ABI_MAJOR(res.a0) != SMMU_HYP_ABI_MAJOR(SMMU_HYP_ABI_VERSION)) {
