@@ -33,11 +33,12 @@
  * There is no identity domain. The blocking domain (also the release
  * domain) detaches the device's streams, which then abort, the hyp's
  * default; it holds nothing at EL2 and cannot fail. A failed attach leaves
- * the device blocked. The MSI doorbell is a
- * software-managed region (IOMMU_RESV_SW_MSI): Linux maps the ITS's
- * GITS_TRANSLATER page into each DMA domain itself, with IOMMU_WRITE |
- * IOMMU_NOEXEC | IOMMU_MMIO, which becomes a write-only device mapping the
- * hyp's allow-list accepts.
+ * the device blocked.
+ *
+ * The MSI doorbell is a software-managed region (IOMMU_RESV_SW_MSI): Linux
+ * maps the ITS's GITS_TRANSLATER page into each DMA domain itself, with
+ * IOMMU_WRITE | IOMMU_NOEXEC | IOMMU_MMIO, which becomes a write-only device
+ * mapping the hyp's allow-list accepts.
  *
  * The hyp takes no interrupts from the SMMU: a delayed work drains its
  * fault log (HYP_FAULT_POP) while domains exist and logs each record.
