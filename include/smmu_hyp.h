@@ -24,6 +24,18 @@
 #define SMMU_HYP_ABI_MAJOR(v)           (((v) >> 16) & 0xffff)
 #define SMMU_HYP_ABI_MINOR(v)           ((v) & 0xffff)
 
+/*
+ * SMCCC's Vendor Specific Hypervisor Service Call UID: x0..x3 = this hyp's
+ * UID (7599f278-dbfc-4632-817c-db6e35c6ec2b, four bytes per register,
+ * least significant first). Check it before any 0xC600xxxx call: KVM's
+ * nVHE host calls use the same function IDs.
+ */
+#define SMMU_HYP_UID_FN                 0x8600ff01U
+#define SMMU_HYP_UID_0                  0x78f29975U
+#define SMMU_HYP_UID_1                  0x3246fcdbU
+#define SMMU_HYP_UID_2                  0x6edb7c81U
+#define SMMU_HYP_UID_3                  0x2becc635U
+
 /* ---------------------------------------------------------------------
  * Function IDs (x0).
  */

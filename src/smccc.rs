@@ -14,6 +14,27 @@ pub const VERSION_1_1: u64 = 0x1_0001;
 pub const SMCCC_VERSION: u32 = 0x8000_0000;
 pub const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
 
+/// Vendor Specific Hypervisor Service Call UID (SMCCC 1.1, "Call UID
+/// Query" of the vendor hypervisor service range): x0..x3 = the service's
+/// UID in [`uid_registers`] form. A client identifies the hypervisor by it
+/// before making any other call in that range, whose function IDs each
+/// vendor numbers its own way.
+pub const VENDOR_HYP_CALL_UID: u32 = 0x8600_ff01;
+
+/// A UID (the 16 bytes of a UUID, in its string order) as SMCCC returns
+/// it: bytes 0..3 in w0 with byte 0 least significant, 4..7 in w1, and so
+/// on. Linux reads KVM's UID this way (`ARM_SMCCC_VENDOR_HYP_UID_KVM_REG_*`).
+pub const fn uid_registers(uid: [u8; 16]) -> [u64; 4] {
+    let mut out = [0u64; 4];
+    let mut i = 0;
+    while i < 4 {
+        let b = [uid[4 * i], uid[4 * i + 1], uid[4 * i + 2], uid[4 * i + 3]];
+        out[i] = u32::from_le_bytes(b) as u64;
+        i += 1;
+    }
+    out
+}
+
 /// Owning-entity field (bits 29:24) values.
 pub const OWNER_ARCH: u32 = 0;
 pub const OWNER_STANDARD: u32 = 4;
@@ -162,6 +183,23 @@ mod tests {
             self.0.set(self.0.get() + 1);
             [args[0], 1, 2, 3]
         }
+    }
+
+    #[test]
+    fn a_uid_is_returned_four_bytes_per_register_least_significant_first() {
+        // KVM's UID 28b46fb6-2ec5-11e9-a9ca-4b564d003a74, as Linux's
+        // ARM_SMCCC_VENDOR_HYP_UID_KVM_REG_0..3 expect it.
+        let kvm = [
+            0x28, 0xb4, 0x6f, 0xb6, 0x2e, 0xc5, 0x11, 0xe9, 0xa9, 0xca, 0x4b, 0x56, 0x4d, 0x00,
+            0x3a, 0x74,
+        ];
+        assert_eq!(
+            uid_registers(kvm),
+            [0xb66f_b428, 0xe911_c52e, 0x564b_caa9, 0x743a_004d]
+        );
+        let f = FunctionId(VENDOR_HYP_CALL_UID);
+        assert!(f.is_fast() && !f.is_smc64());
+        assert_eq!((f.owner(), f.number()), (OWNER_VENDOR_HYP, 0xff01));
     }
 
     #[test]

@@ -386,6 +386,36 @@ fn a_device_dma_linux_never_mapped_is_blocked_and_reported_through_the_paravirtu
     expect_confined(Door::Pv);
 }
 
+/// The `alias` scenario: behind a PCIe-to-PCI bridge, a disk with the
+/// bridge's alias among its StreamIDs DMAs, and a NIC sharing that alias
+/// is refused an IOMMU without a warning (the pv door only: Linux's
+/// virtio-iommu driver has its own answer).
+#[test]
+fn devices_sharing_a_pci_dma_alias_get_one_iommu_and_a_clean_refusal_through_the_paravirtual_iommu()
+{
+    let vblk = disk("vblk");
+    let run = Door::Pv
+        .boot("alias", &format!("vblk_md5s={}", vblk.md5s), 1)
+        .add("-device", "pcie-pci-bridge,id=br,bus=pcie.0")
+        .add(
+            "-drive",
+            &format!(
+                "file={},if=none,id=v0,format=raw,snapshot=on",
+                vblk.path.display()
+            ),
+        )
+        // A conventional bus: only a modern-only virtio device has
+        // VIRTIO_F_ACCESS_PLATFORM there.
+        .add(
+            "-device",
+            "virtio-blk-pci,drive=v0,bus=br,addr=1,iommu_platform=on,disable-legacy=on",
+        )
+        .add("-device", "e1000,bus=br,addr=2")
+        .run();
+    expect_scenario_passed(&run);
+    Door::Pv.expect_up(&run);
+}
+
 /// What the `attack` scenario aims at besides EL2's RAM, from the board's
 /// own device tree (the one Linux gets has none of it).
 struct Targets {

@@ -10,13 +10,16 @@
  * StreamIDs, so `of_xlate` takes the one cell as the StreamID.
  *
  * What maps to what:
- *   domain_alloc_paging  HYP_DOMAIN_ALLOC (4 KiB granule, the SMMU's largest
- *                        IPA size); the domain's page sizes are the hyp's
+ *   domain_alloc_paging  HYP_DOMAIN_ALLOC (4 KiB granule, the largest IPA
+ *                        size it accepted at probe); the domain's page
+ *                        sizes are the hyp's
  *   free                 HYP_DOMAIN_FREE
  *   attach_dev           HYP_DETACH from the old domain, HYP_ATTACH per
  *                        StreamID of the fwspec (the hyp refuses to move an
  *                        attached stream, so the device aborts in between)
- *   release_device       HYP_DETACH: the streams abort again
+ *   blocked_domain       HYP_DETACH per StreamID: the streams abort again
+ *   release_device       nothing at EL2 (the core attached the blocked
+ *                        domain first)
  *   map_pages            HYP_MAP with pgsize and pgcount as given
  *   unmap_pages          HYP_UNMAP with pgsize and pgcount as given, without
  *                        WHOLE_LEAF: a range that would cut a block is
@@ -27,12 +30,15 @@
  *                        nothing: every HYP_MAP and HYP_UNMAP returns after
  *                        the SMMU's TLB invalidation and CMD_SYNC completed
  *
- * There is no identity or blocking domain: a device attached to no domain
- * has streams that abort, which is the hyp's default. The MSI doorbell is a
- * software-managed region (IOMMU_RESV_SW_MSI): Linux maps the ITS's
- * GITS_TRANSLATER page into each DMA domain itself, with IOMMU_WRITE |
- * IOMMU_NOEXEC | IOMMU_MMIO, which becomes a write-only device mapping the
- * hyp's allow-list accepts.
+ * There is no identity domain. The blocking domain (also the release
+ * domain) detaches the device's streams, which then abort, the hyp's
+ * default; it holds nothing at EL2 and cannot fail. A failed attach leaves
+ * the device blocked.
+ *
+ * The MSI doorbell is a software-managed region (IOMMU_RESV_SW_MSI): Linux
+ * maps the ITS's GITS_TRANSLATER page into each DMA domain itself, with
+ * IOMMU_WRITE | IOMMU_NOEXEC | IOMMU_MMIO, which becomes a write-only device
+ * mapping the hyp's allow-list accepts.
  *
  * The hyp takes no interrupts from the SMMU: a delayed work drains its
  * fault log (HYP_FAULT_POP) while domains exist and logs each record.
@@ -66,7 +72,11 @@ void iommu_dma_get_resv_regions(struct device *dev, struct list_head *list);
 #define PV_MSI_IOVA_BASE	0x8000000
 #define PV_MSI_IOVA_LENGTH	0x100000
 
-/* How often the fault log is drained while domains exist. */
+/*
+ * How often the fault log is drained while domains exist, on the
+ * power-efficient workqueue: default domains always exist, so the poll never
+ * stops, and it must not keep an idle CPU awake.
+ */
 #define PV_FAULT_POLL		msecs_to_jiffies(100)
 /* Most records drained at once (the hyp keeps 64 per SMMU). */
 #define PV_FAULT_BATCH		64
@@ -132,8 +142,14 @@ static struct pv_domain *to_pv_domain(struct iommu_domain *domain)
 	return container_of(domain, struct pv_domain, domain);
 }
 
-/* The ABI's prot bits for an IOMMU_* prot. */
-static u64 pv_prot(int prot)
+/*
+ * The ABI's prot bits for an IOMMU_* prot at `paddr`. Memory that is not
+ * the kernel's RAM (a PCI BAR that dma-iommu maps for P2PDMA through the
+ * host bridge, without IOMMU_MMIO) is device memory: the hyp refuses any
+ * other type there (docs/hypercall-abi.md). pfn_valid would not do: it is
+ * true for the ZONE_DEVICE pages of a P2P BAR.
+ */
+static u64 pv_prot(int prot, phys_addr_t paddr)
 {
 	u64 hyp = 0;
 
@@ -144,7 +160,7 @@ static u64 pv_prot(int prot)
 	if (prot & IOMMU_NOEXEC)
 		hyp |= SMMU_HYP_PROT_NOEXEC;
 	/* As io-pgtable-arm: MMIO is device memory, else !CACHE non-cacheable. */
-	if (prot & IOMMU_MMIO)
+	if ((prot & IOMMU_MMIO) || !pfn_is_map_memory(PHYS_PFN(paddr)))
 		hyp |= SMMU_HYP_PROT_MMIO;
 	else if (!(prot & IOMMU_CACHE))
 		hyp |= SMMU_HYP_PROT_NONCACHEABLE;
@@ -250,7 +266,8 @@ static void pv_fault_work(struct work_struct *work)
 
 	pv_drain_faults(pv);
 	if (atomic_read(&pv->domains))
-		schedule_delayed_work(&pv->fault_work, PV_FAULT_POLL);
+		queue_delayed_work(system_power_efficient_wq, &pv->fault_work,
+				   PV_FAULT_POLL);
 }
 
 /* ---------------------------------------------------------------------
@@ -259,16 +276,20 @@ static void pv_fault_work(struct work_struct *work)
 
 static struct iommu_domain *pv_domain_alloc_paging(struct device *dev)
 {
-	struct pv_master *m = dev_iommu_priv_get(dev);
 	struct arm_smccc_res res;
 	struct pv_domain *pd;
+	struct pv_master *m;
 
+	/* iommu_domain_alloc(bus) passes no device: which SMMU is unknown. */
+	if (!dev)
+		return ERR_PTR(-ENODEV);
+	m = dev_iommu_priv_get(dev);
 	if (!m)
 		return ERR_PTR(-ENODEV);
 	pd = kzalloc(sizeof(*pd), GFP_KERNEL);
 	if (!pd)
 		return ERR_PTR(-ENOMEM);
-	arm_smccc_1_1_hvc(SMMU_HYP_DOMAIN_ALLOC, m->pv->ipa_bits, PAGE_SIZE, &res);
+	arm_smccc_1_1_hvc(SMMU_HYP_DOMAIN_ALLOC, m->pv->ipa_bits, SZ_4K, &res);
 	if (smmu_hyp_failed(res.a0)) {
 		dev_err(m->pv->dev, "HYP_DOMAIN_ALLOC(%u bits): %ld\n", m->pv->ipa_bits,
 			(long)res.a0);
@@ -282,35 +303,64 @@ static struct iommu_domain *pv_domain_alloc_paging(struct device *dev)
 	pd->domain.geometry.aperture_end = (dma_addr_t)((1ULL << res.a3) - 1);
 	pd->domain.geometry.force_aperture = true;
 	if (atomic_inc_return(&pd->pv->domains) == 1)
-		schedule_delayed_work(&pd->pv->fault_work, PV_FAULT_POLL);
+		queue_delayed_work(system_power_efficient_wq, &pd->pv->fault_work,
+				   PV_FAULT_POLL);
 	return &pd->domain;
 }
 
-static void pv_domain_free(struct iommu_domain *domain)
+/*
+ * Whether the master's StreamID `i` repeats an earlier one: a PCI device
+ * behind a PCIe-to-PCI bridge at devfn 0 has its own RID as its bridge
+ * alias too, and iommu_fwspec_add_ids does not de-duplicate (as
+ * arm-smmu-v3, each StreamID is attached and detached once).
+ */
+static bool pv_sid_repeats(const struct iommu_fwspec *fwspec, unsigned int i)
 {
-	struct pv_domain *pd = to_pv_domain(domain);
-	struct arm_smccc_res res;
+	unsigned int j;
 
-	arm_smccc_1_1_hvc(SMMU_HYP_DOMAIN_FREE, pd->id, &res);
-	/* BUSY would be a stream left attached: the hyp keeps the domain. */
-	if (smmu_hyp_failed(res.a0))
-		dev_err(pd->pv->dev, "HYP_DOMAIN_FREE(%#llx): %ld\n", pd->id, (long)res.a0);
-	atomic_dec(&pd->pv->domains);
-	kfree(pd);
+	for (j = 0; j < i; j++)
+		if (fwspec->ids[j] == fwspec->ids[i])
+			return true;
+	return false;
 }
 
 /* Detaches the first `n` StreamIDs of the master: they abort again. */
-static void pv_detach_streams(struct pv_master *m, unsigned int n)
+static void pv_detach_first(struct pv_master *m, unsigned int n)
 {
 	struct iommu_fwspec *fwspec = dev_iommu_fwspec_get(m->dev);
 	struct arm_smccc_res res;
 	unsigned int i;
 
 	for (i = 0; i < n; i++) {
+		if (pv_sid_repeats(fwspec, i))
+			continue;
 		arm_smccc_1_1_hvc(SMMU_HYP_DETACH, m->pv->smmu, fwspec->ids[i], &res);
+		/* The hyp then keeps the stream and its domain (HYP_DOMAIN_FREE: BUSY). */
 		if (smmu_hyp_failed(res.a0))
 			dev_err(m->dev, "HYP_DETACH(StreamID %#x): %ld\n", fwspec->ids[i],
 				(long)res.a0);
+	}
+}
+
+/* Detaches the master from its domain, if any: it is blocked afterwards. */
+static void pv_detach_master(struct pv_master *m)
+{
+	if (m->domain)
+		pv_detach_first(m, dev_iommu_fwspec_get(m->dev)->num_ids);
+	m->domain = NULL;
+}
+
+/* The attach_dev errno (struct iommu_domain_ops) for a HYP_ATTACH status. */
+static int pv_attach_errno(unsigned long status)
+{
+	switch ((long)status) {
+	case SMMU_HYP_EEXISTS:
+		return -EBUSY;
+	case SMMU_HYP_EDENIED:
+	case SMMU_HYP_EOUT_OF_RANGE:
+		return -ENODEV;
+	default:
+		return smmu_hyp_to_errno(status);
 	}
 }
 
@@ -322,41 +372,94 @@ static int pv_attach_streams(struct pv_master *m, struct pv_domain *pd)
 	unsigned int i;
 
 	for (i = 0; i < fwspec->num_ids; i++) {
+		if (pv_sid_repeats(fwspec, i))
+			continue;
 		arm_smccc_1_1_hvc(SMMU_HYP_ATTACH, m->pv->smmu, fwspec->ids[i], pd->id, &res);
 		if (smmu_hyp_failed(res.a0)) {
 			dev_err(m->dev, "HYP_ATTACH(StreamID %#x, domain %#llx): %ld\n",
 				fwspec->ids[i], pd->id, (long)res.a0);
-			pv_detach_streams(m, i);
-			return smmu_hyp_to_errno(res.a0);
+			pv_detach_first(m, i);
+			return pv_attach_errno(res.a0);
 		}
 	}
 	return 0;
 }
 
+static void pv_domain_free(struct iommu_domain *domain)
+{
+	struct pv_domain *pd = to_pv_domain(domain);
+	struct pv_iommu *pv = pd->pv;
+	struct arm_smccc_res res;
+	struct pv_master *m;
+	unsigned long flags;
+
+	/* The core frees only unused domains: a master still on it is a bug. */
+	spin_lock_irqsave(&pv->masters_lock, flags);
+	list_for_each_entry(m, &pv->masters, node) {
+		if (m->domain == pd) {
+			dev_WARN_ONCE(m->dev, true, "domain %#llx freed while attached\n",
+				      pd->id);
+			pv_detach_master(m);
+		}
+	}
+	spin_unlock_irqrestore(&pv->masters_lock, flags);
+
+	arm_smccc_1_1_hvc(SMMU_HYP_DOMAIN_FREE, pd->id, &res);
+	if (res.a0 == (unsigned long)SMMU_HYP_EBUSY) {
+		/*
+		 * A stream the hyp would not detach is still in the domain, which
+		 * still translates: its pv_domain is never freed nor reused.
+		 */
+		WARN_ONCE(1, "pv_iommu: HYP_DOMAIN_FREE(%#llx) busy: domain leaked\n",
+			  pd->id);
+		return;
+	}
+	if (smmu_hyp_failed(res.a0))
+		dev_err(pv->dev, "HYP_DOMAIN_FREE(%#llx): %ld\n", pd->id, (long)res.a0);
+	atomic_dec(&pv->domains);
+	kfree(pd);
+}
+
+/*
+ * On failure the device is left blocked, never back on its old domain: the
+ * core re-attaches what it wants, and a caller that must succeed frees the
+ * old domain next (__iommu_group_set_domain_internal).
+ */
 static int pv_attach_dev(struct iommu_domain *domain, struct device *dev)
 {
 	struct pv_master *m = dev_iommu_priv_get(dev);
 	struct pv_domain *pd = to_pv_domain(domain);
-	struct pv_domain *old = m->domain;
 	int err;
 
-	if (old == pd)
+	if (m->domain == pd)
 		return 0;
 	if (pd->pv != m->pv)
 		return -EINVAL;
-	if (old)
-		pv_detach_streams(m, dev_iommu_fwspec_get(dev)->num_ids);
-	m->domain = NULL;
+	pv_detach_master(m);
 	err = pv_attach_streams(m, pd);
-	if (err) {
-		/* Leave the device where it was, if the hyp lets us. */
-		if (old && !pv_attach_streams(m, old))
-			m->domain = old;
+	if (err)
 		return err;
-	}
 	m->domain = pd;
 	return 0;
 }
+
+/*
+ * The blocking domain: the master's streams detached, so they abort at the
+ * hyp. It holds nothing at EL2, so attaching it cannot fail; it is also the
+ * release domain, which the core attaches before release_device.
+ */
+static int pv_blocked_attach_dev(struct iommu_domain *domain, struct device *dev)
+{
+	pv_detach_master(dev_iommu_priv_get(dev));
+	return 0;
+}
+
+static struct iommu_domain pv_blocked_domain = {
+	.type = IOMMU_DOMAIN_BLOCKED,
+	.ops = &(const struct iommu_domain_ops) {
+		.attach_dev = pv_blocked_attach_dev,
+	},
+};
 
 static int pv_map_pages(struct iommu_domain *domain, unsigned long iova,
 			phys_addr_t paddr, size_t pgsize, size_t pgcount, int prot,
@@ -367,7 +470,7 @@ static int pv_map_pages(struct iommu_domain *domain, unsigned long iova,
 	u64 start = get_cycles();
 
 	arm_smccc_1_1_hvc(SMMU_HYP_MAP, pd->id, iova, paddr, pgsize, pgcount,
-			  pv_prot(prot), &res);
+			  pv_prot(prot, paddr), &res);
 	pv_count(&pd->pv->map, get_cycles() - start, res.a0);
 	if (smmu_hyp_failed(res.a0)) {
 		dev_err_ratelimited(pd->pv->dev,
@@ -397,7 +500,11 @@ static size_t pv_unmap_pages(struct iommu_domain *domain, unsigned long iova,
 				    " (would split a block)" : "");
 		return 0;
 	}
-	return res.a1;
+	/*
+	 * The whole range is unmapped now, holes included; x1 counts only the
+	 * leaves removed, but __iommu_unmap advances by what is returned.
+	 */
+	return pgsize * pgcount;
 }
 
 /* The hyp invalidated and synced before HYP_MAP or HYP_UNMAP returned. */
@@ -435,9 +542,34 @@ static struct pv_iommu *pv_by_fwnode(struct fwnode_handle *fwnode)
 	return pv;
 }
 
+/*
+ * The device of a master already probed here that has one of `fwspec`'s
+ * StreamIDs, or NULL; under masters_lock. A StreamID has one domain at the
+ * hyp, so two masters cannot share one (arm-smmu-v3 refuses them too: the
+ * second device behind a PCIe-to-PCI bridge, whose bridge alias the first
+ * one has).
+ */
+static struct device *pv_master_sharing(struct pv_iommu *pv,
+					const struct iommu_fwspec *fwspec)
+{
+	struct pv_master *m;
+	unsigned int i, j;
+
+	list_for_each_entry(m, &pv->masters, node) {
+		struct iommu_fwspec *theirs = dev_iommu_fwspec_get(m->dev);
+
+		for (i = 0; i < fwspec->num_ids; i++)
+			for (j = 0; j < theirs->num_ids; j++)
+				if (fwspec->ids[i] == theirs->ids[j])
+					return m->dev;
+	}
+	return NULL;
+}
+
 static struct iommu_device *pv_probe_device(struct device *dev)
 {
 	struct iommu_fwspec *fwspec = dev_iommu_fwspec_get(dev);
+	struct device *other;
 	struct pv_master *m;
 	struct pv_iommu *pv;
 	unsigned long flags;
@@ -448,19 +580,33 @@ static struct iommu_device *pv_probe_device(struct device *dev)
 	pv = pv_by_fwnode(fwspec->iommu_fwnode);
 	if (!pv)
 		return ERR_PTR(-ENODEV);
+	/*
+	 * Per-device problems are -ENODEV: the device goes without an IOMMU
+	 * and its streams keep aborting. Any other errno would fail
+	 * iommu_device_register for every device (probe_iommu_group).
+	 */
 	for (i = 0; i < fwspec->num_ids; i++) {
 		if (fwspec->ids[i] >= pv->sid_limit) {
 			dev_err(dev, "StreamID %#x is beyond %s's %#llx\n", fwspec->ids[i],
 				dev_name(pv->dev), pv->sid_limit);
-			return ERR_PTR(-ERANGE);
+			return ERR_PTR(-ENODEV);
 		}
 	}
 	m = kzalloc(sizeof(*m), GFP_KERNEL);
 	if (!m)
-		return ERR_PTR(-ENOMEM);
+		return ERR_PTR(-ENODEV);
 	m->dev = dev;
 	m->pv = pv;
 	spin_lock_irqsave(&pv->masters_lock, flags);
+	other = pv_master_sharing(pv, fwspec);
+	if (other) {
+		/* Logged under the lock: `other` cannot be released meanwhile. */
+		dev_err(dev, "shares a StreamID with %s (a PCI DMA alias): no IOMMU for it\n",
+			dev_name(other));
+		spin_unlock_irqrestore(&pv->masters_lock, flags);
+		kfree(m);
+		return ERR_PTR(-ENODEV);
+	}
 	list_add_tail(&m->node, &pv->masters);
 	spin_unlock_irqrestore(&pv->masters_lock, flags);
 	dev_iommu_priv_set(dev, m);
@@ -472,9 +618,8 @@ static void pv_release_device(struct device *dev)
 	struct pv_master *m = dev_iommu_priv_get(dev);
 	unsigned long flags;
 
-	/* Its domain is about to go: its streams abort from here on. */
-	if (m->domain)
-		pv_detach_streams(m, dev_iommu_fwspec_get(dev)->num_ids);
+	/* The core attached the release domain first: this is a no-op then. */
+	pv_detach_master(m);
 	spin_lock_irqsave(&m->pv->masters_lock, flags);
 	list_del(&m->node);
 	spin_unlock_irqrestore(&m->pv->masters_lock, flags);
@@ -490,6 +635,8 @@ static struct iommu_group *pv_device_group(struct device *dev)
 static int pv_of_xlate(struct device *dev, const struct of_phandle_args *args)
 {
 	/* The one cell is the StreamID (docs/pv-iommu.md). */
+	if (args->args_count != 1)
+		return -EINVAL;
 	return iommu_fwspec_add_ids(dev, args->args, 1);
 }
 
@@ -500,9 +647,8 @@ static void pv_get_resv_regions(struct device *dev, struct list_head *head)
 	msi = iommu_alloc_resv_region(PV_MSI_IOVA_BASE, PV_MSI_IOVA_LENGTH,
 				      IOMMU_WRITE | IOMMU_NOEXEC | IOMMU_MMIO,
 				      IOMMU_RESV_SW_MSI, GFP_KERNEL);
-	if (!msi)
-		return;
-	list_add_tail(&msi->list, head);
+	if (msi)
+		list_add_tail(&msi->list, head);
 	iommu_dma_get_resv_regions(dev, head);
 }
 
@@ -527,6 +673,8 @@ static const struct iommu_ops pv_iommu_ops = {
 	.get_resv_regions = pv_get_resv_regions,
 	.of_xlate = pv_of_xlate,
 	.owner = THIS_MODULE,
+	.blocked_domain = &pv_blocked_domain,
+	.release_domain = &pv_blocked_domain,
 	.default_domain_ops = &(const struct iommu_domain_ops) {
 		.attach_dev = pv_attach_dev,
 		.map_pages = pv_map_pages,
@@ -564,12 +712,23 @@ DEFINE_SHOW_ATTRIBUTE(pv_stats);
  * The platform device: one per SMMU the hyp describes.
  */
 
-/* The hyp speaks our major version and serves every call we make. */
+/*
+ * EL2 is smmu-hyp (its SMCCC vendor hypervisor UID: KVM's nVHE host calls
+ * use the same 0xC600xxxx IDs), speaks our major version and serves every
+ * call we make.
+ */
 static int pv_check_abi(struct device *dev)
 {
 	struct arm_smccc_res res;
 	unsigned int i;
 
+	arm_smccc_1_1_hvc(ARM_SMCCC_VENDOR_HYP_CALL_UID_FUNC_ID, &res);
+	if (res.a0 != SMMU_HYP_UID_0 || res.a1 != SMMU_HYP_UID_1 ||
+	    res.a2 != SMMU_HYP_UID_2 || res.a3 != SMMU_HYP_UID_3) {
+		dev_err(dev, "EL2 is not smmu-hyp (vendor hypervisor UID %08lx %08lx %08lx %08lx)\n",
+			res.a0, res.a1, res.a2, res.a3);
+		return -ENODEV;
+	}
 	arm_smccc_1_1_hvc(SMMU_HYP_ABI_VERSION_FN, &res);
 	if (smmu_hyp_failed(res.a0) ||
 	    SMMU_HYP_ABI_MAJOR(res.a0) != SMMU_HYP_ABI_MAJOR(SMMU_HYP_ABI_VERSION)) {
@@ -587,15 +746,49 @@ static int pv_check_abi(struct device *dev)
 	return 0;
 }
 
+/*
+ * The largest domain IPA size HYP_DOMAIN_ALLOC accepts, from SMMU_INFO's
+ * down to 32 bits. SMMU_INFO gives this SMMU's size, but DOMAIN_ALLOC also
+ * wants one every SMMU of the hyp can translate, with a legal start level
+ * (docs/hypercall-abi.md): on mixed SMMUs the first may be refused.
+ */
+static int pv_find_ipa_bits(struct pv_iommu *pv)
+{
+	struct arm_smccc_res res;
+	unsigned int bits;
+
+	for (bits = pv->ipa_bits; bits >= 32; bits--) {
+		arm_smccc_1_1_hvc(SMMU_HYP_DOMAIN_ALLOC, bits, SZ_4K, &res);
+		if (res.a0 == (unsigned long)SMMU_HYP_EINVALID_PARAMETER)
+			continue;
+		if (smmu_hyp_failed(res.a0))
+			break;
+		arm_smccc_1_1_hvc(SMMU_HYP_DOMAIN_FREE, res.a1, &res);
+		pv->ipa_bits = bits;
+		return 0;
+	}
+	dev_err(pv->dev, "HYP_DOMAIN_ALLOC(4 KiB granule, <= %u bits): %ld\n",
+		pv->ipa_bits, (long)res.a0);
+	return -ENODEV;
+}
+
 static int pv_iommu_probe(struct platform_device *pdev)
 {
 	struct device *dev = &pdev->dev;
+	unsigned long page_sizes;
 	struct arm_smccc_res res;
 	struct pv_iommu *pv;
-	u64 granule = PAGE_SIZE == SZ_4K ? SMMU_HYP_FEAT_GRAN4K :
-		      PAGE_SIZE == SZ_16K ? SMMU_HYP_FEAT_GRAN16K : SMMU_HYP_FEAT_GRAN64K;
 	int err;
 
+	/*
+	 * dma-iommu maps the MSI doorbell as one PAGE_SIZE granule, but the
+	 * hyp allows exactly the doorbell's 4 KiB page (docs/pv-iommu.md).
+	 */
+	if (PAGE_SIZE != SZ_4K) {
+		dev_err(dev, "needs 4 KiB pages, not %lu KiB: the MSI doorbell is one 4 KiB page\n",
+			PAGE_SIZE >> 10);
+		return -ENODEV;
+	}
 	pv = devm_kzalloc(dev, sizeof(*pv), GFP_KERNEL);
 	if (!pv)
 		return -ENOMEM;
@@ -613,12 +806,16 @@ static int pv_iommu_probe(struct platform_device *pdev)
 		return smmu_hyp_to_errno(res.a0);
 	}
 	pv->features = res.a1;
+	page_sizes = res.a2;
 	pv->sid_limit = 1ULL << smmu_hyp_info_sid_bits(res.a3);
 	pv->ipa_bits = smmu_hyp_info_max_ipa_bits(res.a3);
-	if (!(pv->features & granule)) {
-		dev_err(dev, "smmu%u has no %lu KiB granule\n", pv->smmu, PAGE_SIZE >> 10);
+	if (!(pv->features & SMMU_HYP_FEAT_GRAN4K)) {
+		dev_err(dev, "smmu%u has no 4 KiB granule\n", pv->smmu);
 		return -ENODEV;
 	}
+	err = pv_find_ipa_bits(pv);
+	if (err)
+		return err;
 	spin_lock_init(&pv->masters_lock);
 	INIT_LIST_HEAD(&pv->masters);
 	INIT_DELAYED_WORK(&pv->fault_work, pv_fault_work);
@@ -629,13 +826,15 @@ static int pv_iommu_probe(struct platform_device *pdev)
 		return err;
 	err = iommu_device_register(&pv->iommu, &pv_iommu_ops, dev);
 	if (err) {
+		/* Default domains made meanwhile armed the fault work. */
+		cancel_delayed_work_sync(&pv->fault_work);
 		iommu_device_sysfs_remove(&pv->iommu);
 		return err;
 	}
 	pv->debugfs = debugfs_create_dir(dev_name(dev), pv_debugfs_root);
 	debugfs_create_file("stats", 0400, pv->debugfs, pv, &pv_stats_fops);
 	dev_info(dev, "smmu%u through hypercalls: StreamIDs < %#llx, %u-bit IPA, page sizes %#lx, features %#llx\n",
-		 pv->smmu, pv->sid_limit, pv->ipa_bits, res.a2, pv->features);
+		 pv->smmu, pv->sid_limit, pv->ipa_bits, page_sizes, pv->features);
 	return 0;
 }
 
@@ -657,8 +856,13 @@ static struct platform_driver pv_iommu_driver = {
 
 static int __init pv_iommu_init(void)
 {
+	int err;
+
 	pv_debugfs_root = debugfs_create_dir("pv_iommu", NULL);
-	return platform_driver_register(&pv_iommu_driver);
+	err = platform_driver_register(&pv_iommu_driver);
+	if (err)
+		debugfs_remove(pv_debugfs_root);
+	return err;
 }
 /* No module_exit: the module stays loaded (see the top of this file). */
 module_init(pv_iommu_init);

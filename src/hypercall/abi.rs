@@ -14,6 +14,14 @@
 /// check the major number; minor versions only add calls and bits.
 pub const ABI_VERSION: u64 = 0x0000_0001;
 
+/// This hyp's UID, 7599f278-dbfc-4632-817c-db6e35c6ec2b, answered to
+/// SMCCC's [`crate::smccc::VENDOR_HYP_CALL_UID`] (x0..x3 in
+/// [`crate::smccc::uid_registers`] form). A client checks it before any
+/// `0xC600_xxxx` call: those IDs are also KVM's nVHE host calls.
+pub const UID: [u8; 16] = [
+    0x75, 0x99, 0xf2, 0x78, 0xdb, 0xfc, 0x46, 0x32, 0x81, 0x7c, 0xdb, 0x6e, 0x35, 0xc6, 0xec, 0x2b,
+];
+
 // ------------------------------------------------------------------------
 // Function IDs.
 

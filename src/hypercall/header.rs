@@ -51,8 +51,14 @@ fn defines() -> BTreeMap<String, i128> {
 }
 
 fn expected() -> Vec<(&'static str, i128)> {
+    let uid = crate::smccc::uid_registers(abi::UID);
     let mut e: Vec<(&'static str, i128)> = std::vec![
         ("SMMU_HYP_ABI_VERSION", abi::ABI_VERSION.into()),
+        ("SMMU_HYP_UID_FN", crate::smccc::VENDOR_HYP_CALL_UID.into()),
+        ("SMMU_HYP_UID_0", uid[0].into()),
+        ("SMMU_HYP_UID_1", uid[1].into()),
+        ("SMMU_HYP_UID_2", uid[2].into()),
+        ("SMMU_HYP_UID_3", uid[3].into()),
         ("SMMU_HYP_ABI_VERSION_FN", abi::HYP_ABI_VERSION.into()),
         ("SMMU_HYP_ECHO", abi::HYP_ECHO.into()),
         ("SMMU_HYP_FEATURES", abi::HYP_FEATURES.into()),

@@ -39,6 +39,7 @@ pub fn dispatch_with(args: &[u64; 8], iommu: Option<&dyn IommuCalls>) -> [u64; 4
         return [result, 0, 0, 0];
     }
     match fid {
+        smccc::VENDOR_HYP_CALL_UID => smccc::uid_registers(abi::UID),
         abi::HYP_ABI_VERSION => [abi::ABI_VERSION, 0, 0, 0],
         abi::HYP_ECHO => [0, args[1], args[2], args[3]],
         abi::HYP_FEATURES => {
@@ -74,6 +75,14 @@ mod tests {
         assert_eq!(call(abi::HYP_ABI_VERSION, 0)[0], abi::ABI_VERSION);
         assert_eq!(call(abi::HYP_ECHO, 7), [0, 7, 8, 9]);
         assert_eq!(call(smccc::SMCCC_VERSION, 0)[0], smccc::VERSION_1_1);
+    }
+
+    #[test]
+    fn the_vendor_hyp_call_uid_is_this_hyps_uid_as_the_header_gives_it() {
+        assert_eq!(
+            call(smccc::VENDOR_HYP_CALL_UID, 0),
+            [0x78f2_9975, 0x3246_fcdb, 0x6edb_7c81, 0x2bec_c635]
+        );
     }
 
     #[test]

@@ -806,7 +806,8 @@ fn random_calls_match_the_model() {
                     r
                 }
                 id if smccc_arch(id) => {
-                    // SMCCC_VERSION / ARCH_FEATURES: not the service's.
+                    // SMCCC_VERSION / ARCH_FEATURES / the UID: not the
+                    // service's.
                     mask = [false; 3];
                     got
                 }
@@ -889,5 +890,7 @@ fn random_calls_match_the_model() {
 }
 
 fn smccc_arch(fid: u32) -> bool {
-    fid == crate::smccc::SMCCC_VERSION || fid == crate::smccc::SMCCC_ARCH_FEATURES
+    fid == crate::smccc::SMCCC_VERSION
+        || fid == crate::smccc::SMCCC_ARCH_FEATURES
+        || fid == crate::smccc::VENDOR_HYP_CALL_UID
 }
