@@ -13,9 +13,9 @@
 #
 # (b)-(d) boot Linux directly at EL1 (virtualization=off). Each boot also
 # reads a RAM disk the same way: system calls through the block layer
-# without a device or DMA, so its ratio is what the machine (under the hyp:
-# its traps and the host stage-2, with which every TLB refill of QEMU's is
-# a two-stage walk) costs without any IOMMU work.
+# without a device or DMA, so its ratio is what running under the hyp
+# costs without any IOMMU work (on QEMU's TCG about 15%: its extra checks
+# whenever EL2 is enabled, docs/pv-iommu.md).
 #
 # Wall-clock figures move with the machine's load: every case boots
 # BENCH_REPS times (default 3), the cases taking turns, BENCH_SECONDS per
