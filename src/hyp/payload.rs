@@ -45,8 +45,8 @@ pub fn load_kernel(module: PhysRange, layout: &BootLayout) -> Result<PhysRange, 
 
 /// Writes EL1's device tree (`crate::dt::el1_tree`) from the boot loader's
 /// `dtb` into its own 2 MiB region of EL1 RAM and returns its address, for
-/// x0; `pv_iommus` are the SMMUs it describes as paravirtual IOMMUs. After
-/// this the hyp never reads `dtb` again: its RAM is EL1's.
+/// x0; `iommu` is what it describes in the SMMUs' place. After this the
+/// hyp never reads `dtb` again: its RAM is EL1's.
 pub fn write_el1_tree(
     dtb: &[u8],
     modules: &BootModules<'_>,
