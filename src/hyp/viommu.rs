@@ -32,6 +32,8 @@ use crate::mem::{PAGE_SIZE, PhysPolicy, forbidden_mmio};
 use crate::memmap::PhysRange;
 use crate::platform::Platform;
 use crate::vdev::guest_memory::{OwnedRam, PhysMemory};
+use crate::vdev::iommu_device::RequestStats;
+use crate::vdev::iommu_wire::req_type;
 use crate::vdev::mmio_transport::WINDOW_SIZE;
 use crate::vdev::service_backend::ServiceBackend;
 use crate::vdev::{InterruptLine, VirtioIommu};
@@ -259,7 +261,7 @@ fn window_in_use(platform: &Platform<'_>, page: PhysRange) -> bool {
 /// Logs what the device served, with the average time in EL2 per MAP and
 /// per UNMAP request (nanoseconds of the generic counter: under QEMU's
 /// `-icount shift=0` one nanosecond is one instruction). Called with the
-/// IOMMU counters when EL1 powers off.
+/// IOMMU counters when EL1 powers the machine off or resets it.
 pub fn log_stats() {
     let Some(s) = DEVICE.get().map(Device::stats) else {
         return;
@@ -269,13 +271,13 @@ pub fn log_stats() {
         let n = s.count[i].max(1);
         (u128::from(s.ticks[i]) * 1_000_000_000 / u128::from(freq) / u128::from(n)) as u64
     };
+    let map_ns = avg_ns(RequestStats::index(Some(req_type::MAP)));
+    let unmap_ns = avg_ns(RequestStats::index(Some(req_type::UNMAP)));
     let [attach, detach, map, unmap, probe, other] = s.count;
     log::info!(
-        "virtio-iommu: {} kicks; {attach} ATTACH, {detach} DETACH, {map} MAP ({} ns each in EL2), \
-         {unmap} UNMAP ({} ns each), {probe} PROBE, {other} unanswerable; {} faults delivered",
+        "virtio-iommu: {} kicks; {attach} ATTACH, {detach} DETACH, {map} MAP ({map_ns} ns each in EL2), \
+         {unmap} UNMAP ({unmap_ns} ns each), {probe} PROBE, {other} unanswerable; {} faults delivered",
         s.kicks,
-        avg_ns(2),
-        avg_ns(3),
         s.faults
     );
 }
