@@ -181,6 +181,17 @@ struct Disk {
     md5s: String,
 }
 
+impl Disk {
+    /// QEMU's `-drive` value for this image as drive `id`, its writes
+    /// kept in a temporary snapshot.
+    fn drive(&self, id: &str) -> String {
+        format!(
+            "file={},if=none,id={id},format=raw,snapshot=on",
+            self.path.display()
+        )
+    }
+}
+
 fn disk(name: &str) -> Disk {
     const MIB: u32 = 64;
     let out = std::process::Command::new("bash")
@@ -250,18 +261,12 @@ fn dma_run(door: Door, cpus: u32, concurrent: bool) -> Run {
         vblk.md5s,
         u8::from(concurrent)
     );
-    let drive = |d: &Disk, id: &str| {
-        format!(
-            "file={},if=none,id={id},format=raw,snapshot=on",
-            d.path.display()
-        )
-    };
     door.boot("dma", &args, cpus)
         // About 15 s on an idle 2-core machine; room for a loaded one.
         .timeout(Duration::from_secs(180))
-        .add("-drive", &drive(&nvme, "n0"))
+        .add("-drive", &nvme.drive("n0"))
         .add("-device", "nvme,drive=n0,serial=n0")
-        .add("-drive", &drive(&vblk, "v0"))
+        .add("-drive", &vblk.drive("v0"))
         .add(
             "-device",
             "virtio-blk-pci,drive=v0,iommu_platform=on,disable-legacy=on",
@@ -397,13 +402,7 @@ fn devices_sharing_a_pci_dma_alias_get_one_iommu_and_a_clean_refusal_through_the
     let run = Door::Pv
         .boot("alias", &format!("vblk_md5s={}", vblk.md5s), 1)
         .add("-device", "pcie-pci-bridge,id=br,bus=pcie.0")
-        .add(
-            "-drive",
-            &format!(
-                "file={},if=none,id=v0,format=raw,snapshot=on",
-                vblk.path.display()
-            ),
-        )
+        .add("-drive", &vblk.drive("v0"))
         // A conventional bus: only a modern-only virtio device has
         // VIRTIO_F_ACCESS_PLATFORM there.
         .add(
