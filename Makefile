@@ -48,7 +48,7 @@ LINUX_ARGS = console=ttyAMA0 earlycon panic=-1 scenario=$(LINUX_SCENARIO) expect
 
 export BOARD
 
-.PHONY: all setup images run run-el1-demo run-linux linux-kit test lint unit-test qemu-test linux-test bench debug clippy fmt clean
+.PHONY: all setup images run run-el1-demo run-linux linux-kit test lint unit-test qemu-test linux-test bench bench-linux debug clippy fmt clean
 
 all: images
 
@@ -141,7 +141,16 @@ bench: images linux-kit
 	$(call qemu_lines,BENCH_SMMU,smmu-bench|el2:)
 	@$(QEMU) $(QEMU_ARGS) -machine dumpdtb=$(BOARD_DTB) >/dev/null
 	$(call qemu_lines,BENCH_EL1,^bench:|^el1: ([0-9]+ passed|FAIL))
-	@bash tests/linux/bench.sh
+	@$(LINUX_BENCH)
+
+# Only the Linux part of `make bench`: `make bench-linux BENCH_CASES="a e"`.
+bench-linux: images linux-kit
+	@$(LINUX_BENCH) $(BENCH_CASES)
+
+# tests/linux/bench.sh boots the hyp as this board does.
+LINUX_BENCH = QEMU="$(QEMU)" QEMU_LINUX_ARGS="$(QEMU_LINUX_ARGS)" HYP_BIN=$(HYP_BIN) \
+	BOARD_BOOTARGS="$(BOARD_BOOTARGS)" EL1_KERNEL_ADDR=$(EL1_KERNEL_ADDR) \
+	EL1_RAMDISK_ADDR=$(EL1_RAMDISK_ADDR) bash tests/linux/bench.sh
 
 BENCH_SMMU = $(QEMU) $(QEMU_ARGS) -kernel $(SELFTEST_BIN) -append "$(BOARD_BOOTARGS) test=smmu-bench"
 BENCH_EL1 = $(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) $(call el1_module,$(EL1_BIN),suite=bench) \

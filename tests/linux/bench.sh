@@ -24,10 +24,12 @@
 # shift=0,sleep=off` on one CPU, where a nanosecond of the counter is one
 # instruction: the hyp's virtio-iommu logs at power-off the time in EL2
 # per MAP and per UNMAP request; pv_iommu's counters give the time per
-# HYP_MAP and HYP_UNMAP hypercall, `hvc` to return. Needs `make images
-# linux-kit`.
+# HYP_MAP and HYP_UNMAP hypercall, `hvc` to return. Run by `make bench`
+# (or `make bench-linux BENCH_CASES="a e"`), which passes how the board
+# boots the hyp: QEMU, QEMU_LINUX_ARGS, HYP_BIN, BOARD_BOOTARGS,
+# EL1_KERNEL_ADDR, EL1_RAMDISK_ADDR.
 #
-#   BENCH_REPS=5 BENCH_SECONDS=3 tests/linux/bench.sh [CASE...]   (default: a b c d e)
+#   BENCH_REPS=5 BENCH_SECONDS=3 make bench-linux BENCH_CASES="a b"   (default: a b c d e)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -39,15 +41,15 @@ cases=("$@")
 
 kernel=$(ls target/linux/pkg/boot/vmlinuz-*)
 initramfs=target/linux/initramfs-bench.cpio.gz
-hyp=target/images/qemu-virt/smmu-hyp.bin
+hyp=${HYP_BIN:?bench: run by make bench}
 [ -f "$initramfs" ] && [ -f "$hyp" ] || { echo "bench: run make images linux-kit first" >&2; exit 1; }
 bash tests/linux/disk.sh nvme 64 >/dev/null
 disk=(-drive "file=target/linux/disks/nvme-64.img,if=none,id=d0,format=raw,snapshot=on"
   -device nvme,drive=d0,serial=d0)
 kargs="console=ttyAMA0 panic=-1 scenario=bench"
-# The board's QEMU arguments without -icount (Linux never reaches init
-# with the board's shift=10), and the same machine without the hyp.
-mapfile -t board < <(grep -v '^#' board/qemu-virt/qemu-args | sed '/^-icount$/,+1d')
+# The board's QEMU arguments for Linux (no -icount: Linux never reaches
+# init with the board's shift=10), and QEMU's virt machine without the hyp.
+read -ra board <<<"$QEMU_LINUX_ARGS"
 common=(-cpu max -m 1G -nographic -nic none -no-reboot -device edu,dma_mask=0xffffffffffffffff)
 log=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$log"' EXIT
@@ -71,10 +73,10 @@ boot() {
   a | e)
     local door=virtio
     [ "$case" = e ] && door=pv
-    timeout 600 qemu-system-aarch64 "${board[@]}" -no-reboot "${disk[@]}" "$@" \
-      -kernel "$hyp" -append "semihosting iommu=$door" \
-      -device "guest-loader,addr=0x50000000,kernel=$kernel,bootargs=$args" \
-      -device "guest-loader,addr=0x58000000,initrd=$initramfs" ;;
+    timeout 600 "$QEMU" "${board[@]}" "${disk[@]}" "$@" \
+      -kernel "$hyp" -append "$BOARD_BOOTARGS iommu=$door" \
+      -device "guest-loader,addr=$EL1_KERNEL_ADDR,kernel=$kernel,bootargs=$args" \
+      -device "guest-loader,addr=$EL1_RAMDISK_ADDR,initrd=$initramfs" ;;
   b) timeout 600 qemu-system-aarch64 -M virt,gic-version=3,iommu=smmuv3 "${common[@]}" \
        "${disk[@]}" "$@" -kernel "$kernel" -initrd "$initramfs" -append "$args" ;;
   c) timeout 600 qemu-system-aarch64 -M virt,gic-version=3 -device virtio-iommu-pci \
