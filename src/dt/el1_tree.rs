@@ -659,6 +659,18 @@ mod tests {
         }
     }
 
+    /// A spec for a hand-written tree: nothing hidden, no bootargs or
+    /// initrd, `el2_owned` reserved and `iommu` in the SMMUs' place.
+    fn bare_spec<'a>(el2_owned: &'a [PhysRange], iommu: El1Iommu<'a>) -> El1Tree<'a> {
+        El1Tree {
+            hidden_compatibles: &[],
+            el2_owned,
+            bootargs: None,
+            initrd: None,
+            iommu,
+        }
+    }
+
     /// The value of property `name` of the node at `path`, which must exist.
     fn prop<'a>(fdt: &fdt::Fdt<'a>, path: &str, name: &str) -> Option<&'a [u8]> {
         let node = fdt.find_node(path).unwrap_or_else(|| panic!("no {path}"));
@@ -855,13 +867,7 @@ mod tests {
             phandle: 5,
             smmu: 3,
         }];
-        let spec = El1Tree {
-            hidden_compatibles: &[],
-            el2_owned: &el2,
-            bootargs: None,
-            initrd: None,
-            iommu: El1Iommu::Pv(&pv),
-        };
+        let spec = bare_spec(&el2, El1Iommu::Pv(&pv));
         let out = write(&custom(), &spec).unwrap();
         let fdt = fdt::Fdt::new(&out).unwrap();
         let node = fdt.find_node("/soc/pv-iommu-3").unwrap();
@@ -898,13 +904,7 @@ mod tests {
             phandle: 5,
             smmu: 0,
         }];
-        let spec = El1Tree {
-            hidden_compatibles: &[],
-            el2_owned: &[],
-            bootargs: None,
-            initrd: None,
-            iommu: El1Iommu::Pv(&pv),
-        };
+        let spec = bare_spec(&[], El1Iommu::Pv(&pv));
         let out = write(&dtb, &spec).unwrap();
         assert_eq!(nodes(&out), ["/", "dma@2000", "chosen"]);
         let fdt = fdt::Fdt::new(&out).unwrap();
@@ -968,13 +968,7 @@ mod tests {
     #[test]
     fn existing_reserved_memory_memreserve_and_other_iommus_are_kept() {
         let el2 = [PhysRange::new(0x8020_0000, 0x20_0000)];
-        let spec = El1Tree {
-            hidden_compatibles: &[],
-            el2_owned: &el2,
-            bootargs: None,
-            initrd: None,
-            iommu: El1Iommu::None,
-        };
+        let spec = bare_spec(&el2, El1Iommu::None);
         let out = write(&custom(), &spec).unwrap();
         let fdt = fdt::Fdt::new(&out).unwrap();
         let reservations: std::vec::Vec<_> = fdt
@@ -1015,13 +1009,7 @@ mod tests {
     #[test]
     fn ranges_that_do_not_fit_the_cells_and_malformed_input_are_errors() {
         let el2 = [PhysRange::new(0x1_0000_0000, 0x1000)];
-        let spec = El1Tree {
-            hidden_compatibles: &[],
-            el2_owned: &el2,
-            bootargs: None,
-            initrd: None,
-            iommu: El1Iommu::None,
-        };
+        let spec = bare_spec(&el2, El1Iommu::None);
         assert_eq!(write(&custom(), &spec), Err(El1TreeError::CellsTooSmall));
         assert_eq!(
             write(&[0; 64], &spec),
