@@ -61,6 +61,8 @@
 #define SMMU_HYP_MAP                    0xc6000024U
 /* (domain, iova, pgsize, pgcount, flags) -> x1 = bytes unmapped, x2 = iova, x3 = size covered */
 #define SMMU_HYP_UNMAP                  0xc6000025U
+/* (domain, list pa, entries, prot) -> x1 = bytes mapped; all or nothing */
+#define SMMU_HYP_MAP_LIST               0xc6000027U
 /* (domain, iova) -> x1 = pa, x2 = prot, x3 = leaf size */
 #define SMMU_HYP_IOVA_TO_PHYS           0xc6000026U
 /* (smmu) -> x1..x3 = fault record, or NOT_FOUND when there is none */
@@ -98,6 +100,18 @@
 
 /* SMMU_HYP_UNMAP flags (x5). */
 #define SMMU_HYP_UNMAP_WHOLE_LEAF       (1ULL << 0)
+
+/* ---------------------------------------------------------------------
+ * SMMU_HYP_MAP_LIST: x2 = physical address of `entries` of these in the
+ * caller's RAM (8-byte aligned, little-endian), HYP_MAP's arguments each.
+ */
+#define SMMU_HYP_MAP_LIST_MAX           128
+struct smmu_hyp_map_entry {
+	uint64_t iova;
+	uint64_t pa;
+	uint64_t pgsize;
+	uint64_t pgcount;
+};
 
 /* ---------------------------------------------------------------------
  * SMMU_HYP_SMMU_INFO results.

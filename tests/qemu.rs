@@ -485,13 +485,17 @@ fn dma_suite_maps_dma_lands_unmap_blocks_and_the_fault_is_reported() {
         .expect_status(SUCCESS)
         .expect("el1: ok   found the edu DMA device: 00:01.0 BAR0 0x10000000, StreamID 0x8 behind smmu0")
         .expect("el1: ok   DMA through the page lands at the same offset")
+        .expect("el1: ok   MAP_LIST of 3 entries (4 scattered pages) in one call: Ok(16384)")
+        .expect("el1: ok   DMA to each IOVA page of the list lands in its own physical page")
+        .expect("el1: ok   MAP_LIST with a refused entry maps nothing: EXISTS")
+        .expect("el1: ok   DMA to the undone list faults and writes nothing")
         .expect("el1: ok   DMA into the block lands at the same offset")
         .expect("el1: ok   MAP of 512 pages at 2 MiB-aligned iova and pa is one 2 MiB leaf")
         .expect("el1: ok   the same DMA is now blocked: the page is unchanged")
         .expect("el1: ok   FAULT_POP: F_TRANSLATION, the device's StreamID, the IOVA, a write")
         .expect("el1: ok   after DETACH the device is blocked although the page is mapped")
         .expect("el1: ok   nothing left: no domain, stream, mapping, table or page reference")
-        .expect_passed(30);
+        .expect_passed(35);
 }
 
 /// The edu device on `bus`, replacing the board's one at 00:01.0.
@@ -521,7 +525,7 @@ fn dma_suite_behind(devices: &[String], lines: &[&str], bdf: &str, sid: &str) {
         .expect("el1: ok   DMA through the page lands at the same offset")
         .expect("el1: ok   the same DMA is now blocked: the page is unchanged")
         .expect("el1: ok   FAULT_POP: F_TRANSLATION, the device's StreamID, the IOVA, a write")
-        .expect_passed(30);
+        .expect_passed(35);
 }
 
 #[test]
@@ -592,6 +596,8 @@ fn bad_input_every_class_is_refused_with_its_code_and_changes_nothing() {
         .expect("el1: ok   unmap of an unmapped range is NOT_FOUND: UNMAP 64 pages -> NOT_FOUND (-7)")
         .expect("el1: ok   unmap cutting a block is PARTIAL_BLOCK: from inside it to past its end -> PARTIAL_BLOCK (-10)")
         .expect("el1: ok   EL2 memory is DENIED: MAP the page pool's first page -> DENIED (-3)")
+        .expect("el1: ok   a HYP_MAP_LIST list EL2 may not read is DENIED: MAP_LIST in the hyp image -> DENIED (-3)")
+        .expect("el1: ok   a HYP_MAP_LIST entry refused after others maps nothing: MAP_LIST whose third entry is the hyp image -> DENIED (-3); state unchanged")
         .expect("el1: ok   too many domains is TOO_MANY: DOMAIN_ALLOC with every slot taken -> TOO_MANY (-12)")
         .expect("el1: ok   the page pool is exhausted by page tables")
         .expect("el1: ok   EL2 out of memory is NO_MEMORY, nothing half-done: MAP of 2 pages in two new 1 GiB regions -> NO_MEMORY (-4)")
@@ -599,7 +605,7 @@ fn bad_input_every_class_is_refused_with_its_code_and_changes_nothing() {
         .expect("el1: ok   freeing the scratch domain gives every table and page reference back")
         .expect("el1: ok   nothing left after the suite")
         .expect_absent("UNEXPECTED")
-        .expect_passed(129);
+        .expect_passed(141);
 }
 
 /// The deny suite: EL2 memory, the SMMU's registers, every GIC frame
@@ -731,7 +737,7 @@ fn bad_input_with_a_partial_iommu_map_denies_foreign_stream_ids() {
         .expect("el1: ok   StreamID not behind that SMMU is DENIED: ATTACH -> DENIED (-3); state unchanged, 1 refused call(s) counted; DMA lands")
         .expect("el1: ok   StreamID not behind that SMMU is DENIED: DETACH -> DENIED (-3)")
         .expect_absent("UNEXPECTED")
-        .expect_passed(130);
+        .expect_passed(142);
 }
 
 #[test]

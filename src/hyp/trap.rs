@@ -132,7 +132,11 @@ fn hvc(frame: &mut TrapFrame) {
     let x = &frame.x;
     let args = [x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]];
     let iommu = super::iommu::service().map(|s| s as &dyn hypercall::IommuCalls);
-    let result = hypercall::dispatch_with(&args, iommu);
+    // EL1 runs only once the ownership record is sealed, as `OwnedRam` needs.
+    let result = match super::mem::el1_ram() {
+        Some(el1) => hypercall::dispatch_el1(&args, iommu, &el1),
+        None => hypercall::dispatch_with(&args, iommu),
+    };
     frame.x[..4].copy_from_slice(&result);
 }
 

@@ -25,109 +25,20 @@
 
 use super::board;
 use super::iommu::{Service, Tables};
+use super::mem::IdentityMap;
 use super::mmio::Bus;
 use super::smmu::HypSmmu;
 use crate::dt::el1_tree::El1Iommu;
 use crate::mem::{PAGE_SIZE, PhysPolicy, forbidden_mmio};
 use crate::memmap::PhysRange;
 use crate::platform::Platform;
-use crate::vdev::guest_memory::{OwnedRam, PhysMemory};
+use crate::vdev::guest_memory::OwnedRam;
 use crate::vdev::iommu_device::RequestStats;
 use crate::vdev::iommu_wire::req_type;
 use crate::vdev::mmio_transport::WINDOW_SIZE;
 use crate::vdev::service_backend::ServiceBackend;
 use crate::vdev::{InterruptLine, VirtioIommu};
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, Readable};
-
-/// EL1's RAM through EL2's identity map (RAM is mapped read-write,
-/// normal write-back, at its physical address). An aligned 2-, 4- or
-/// 8-byte access is one load or store; anything else is copied a byte at
-/// a time up to an 8-byte boundary, then 8 bytes at a time.
-pub struct IdentityMap;
-
-// SAFETY: each call touches exactly the bytes asked for, and an aligned
-// 2-, 4- or 8-byte access is one volatile load or store of that size.
-unsafe impl PhysMemory for IdentityMap {
-    unsafe fn read(&self, pa: u64, buf: &mut [u8]) {
-        let p = pa as *const u8;
-        // SAFETY: the caller guarantees the range is RAM, which the
-        // identity map maps at its physical address; every wider access is
-        // at an address aligned to its size, in EL1's RAM and in `buf`.
-        unsafe {
-            match buf.len() {
-                2 if pa.is_multiple_of(2) => {
-                    buf.copy_from_slice(&p.cast::<u16>().read_volatile().to_ne_bytes())
-                }
-                4 if pa.is_multiple_of(4) => {
-                    buf.copy_from_slice(&p.cast::<u32>().read_volatile().to_ne_bytes())
-                }
-                _ => {
-                    let mut i = 0;
-                    while i < buf.len() && !(pa + i as u64).is_multiple_of(8) {
-                        buf[i] = p.add(i).read_volatile();
-                        i += 1;
-                    }
-                    let dst = buf.as_mut_ptr();
-                    while buf.len() - i >= 8 {
-                        let word = p.add(i).cast::<u64>().read_volatile();
-                        if (dst as usize + i).is_multiple_of(8) {
-                            // One store (the target is built with strict
-                            // alignment: a copy into a byte slice of unknown
-                            // alignment would be eight).
-                            dst.add(i).cast::<u64>().write(word);
-                        } else {
-                            buf[i..i + 8].copy_from_slice(&word.to_ne_bytes());
-                        }
-                        i += 8;
-                    }
-                    while i < buf.len() {
-                        buf[i] = p.add(i).read_volatile();
-                        i += 1;
-                    }
-                }
-            }
-        }
-    }
-
-    unsafe fn write(&self, pa: u64, data: &[u8]) {
-        let p = pa as *mut u8;
-        // SAFETY: as for `read`; the caller guarantees nothing of EL2 lives
-        // there.
-        unsafe {
-            match *data {
-                [a, b] if pa.is_multiple_of(2) => {
-                    p.cast::<u16>().write_volatile(u16::from_ne_bytes([a, b]))
-                }
-                [a, b, c, d] if pa.is_multiple_of(4) => p
-                    .cast::<u32>()
-                    .write_volatile(u32::from_ne_bytes([a, b, c, d])),
-                _ => {
-                    let mut i = 0;
-                    while i < data.len() && !(pa + i as u64).is_multiple_of(8) {
-                        p.add(i).write_volatile(data[i]);
-                        i += 1;
-                    }
-                    let src = data.as_ptr();
-                    while data.len() - i >= 8 {
-                        let word = if (src as usize + i).is_multiple_of(8) {
-                            src.add(i).cast::<u64>().read()
-                        } else {
-                            let mut word = [0; 8];
-                            word.copy_from_slice(&data[i..i + 8]);
-                            u64::from_ne_bytes(word)
-                        };
-                        p.add(i).cast::<u64>().write_volatile(word);
-                        i += 8;
-                    }
-                    while i < data.len() {
-                        p.add(i).write_volatile(data[i]);
-                        i += 1;
-                    }
-                }
-            }
-        }
-    }
-}
 
 /// An SPI made pending by a write to the distributor's `GICD_ISPENDR<n>`
 /// (GICv3 architecture specification, "GICD_ISPENDR<n>": write-1-to-set,

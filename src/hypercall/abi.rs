@@ -57,6 +57,12 @@ pub const HYP_MAP: u32 = 0xc600_0024;
 /// flags. Returns x1 = bytes unmapped, x2/x3 = iova and size of the range
 /// actually covered.
 pub const HYP_UNMAP: u32 = 0xc600_0025;
+/// x1 = domain id, x2 = physical address of a list of [`map_list`]
+/// entries in EL1's RAM (8-byte aligned), x3 = number of entries (1 to
+/// [`map_list::MAX_ENTRIES`]), x4 = [`prot`] bits for all of them. Maps
+/// each entry as `HYP_MAP` would, all or nothing: on an error nothing stays
+/// mapped. Returns x1 = bytes mapped.
+pub const HYP_MAP_LIST: u32 = 0xc600_0027;
 /// x1 = domain id, x2 = iova. Returns x1 = pa, x2 = the leaf's [`prot`]
 /// bits, x3 = the leaf's size.
 pub const HYP_IOVA_TO_PHYS: u32 = 0xc600_0026;
@@ -68,7 +74,7 @@ pub const HYP_FAULT_POP: u32 = 0xc600_0030;
 pub const HYP_STATS: u32 = 0xc600_0031;
 
 /// Every function ID this ABI defines, for discovery and tests.
-pub const ALL_CALLS: [u32; 14] = [
+pub const ALL_CALLS: [u32; 15] = [
     HYP_ABI_VERSION,
     HYP_ECHO,
     HYP_FEATURES,
@@ -80,13 +86,14 @@ pub const ALL_CALLS: [u32; 14] = [
     HYP_DETACH,
     HYP_MAP,
     HYP_UNMAP,
+    HYP_MAP_LIST,
     HYP_IOVA_TO_PHYS,
     HYP_FAULT_POP,
     HYP_STATS,
 ];
 
 /// The calls served by the IOMMU service (absent without one).
-pub const IOMMU_CALLS: [u32; 11] = [
+pub const IOMMU_CALLS: [u32; 12] = [
     HYP_IOMMU_INFO,
     HYP_SMMU_INFO,
     HYP_DOMAIN_ALLOC,
@@ -95,6 +102,7 @@ pub const IOMMU_CALLS: [u32; 11] = [
     HYP_DETACH,
     HYP_MAP,
     HYP_UNMAP,
+    HYP_MAP_LIST,
     HYP_IOVA_TO_PHYS,
     HYP_FAULT_POP,
     HYP_STATS,
@@ -204,6 +212,15 @@ pub mod unmap {
     pub const WHOLE_LEAF: u64 = 1 << 0;
     /// Every defined bit.
     pub const ALL: u64 = WHOLE_LEAF;
+}
+
+/// `HYP_MAP_LIST`'s list: entries of four little-endian u64, `HYP_MAP`'s
+/// x2..x5: iova, pa, pgsize, pgcount.
+pub mod map_list {
+    /// Bytes per entry.
+    pub const ENTRY_BYTES: u64 = 32;
+    /// Most entries per call: a 4 KiB page of them.
+    pub const MAX_ENTRIES: u64 = 128;
 }
 
 /// `HYP_SMMU_INFO` x1: SMMU feature bits.

@@ -4,13 +4,14 @@
 //! is the ABI's encoding, and the order in which the ABI reports a
 //! decoding error next to the core's checks (`docs/hypercall-abi.md`).
 
-use super::abi::{self, fault, smmu_feat, stats, unmap};
+use super::abi::{self, fault, map_list, smmu_feat, stats, unmap};
 use super::client::FaultRecord;
 use super::{CallResult, IommuCalls, prot, status};
-use crate::iommu::api::{DomainId, Pages, SmmuInfo, StatsQuery, StreamRef, UnmapMode};
+use crate::iommu::api::{DomainId, MapEntry, Pages, SmmuInfo, StatsQuery, StreamRef, UnmapMode};
 use crate::iommu::{IommuError, IommuService, SmmuBackend, TableAllocator};
 use crate::pgtable::Granule;
 use crate::smmu::{Event, FaultClass};
+use crate::vdev::guest_memory::{GuestMemError, GuestMemory};
 
 /// An SMMU index from a register (one beyond every list if it does not fit).
 fn smmu_index(x: u64) -> usize {
@@ -103,6 +104,45 @@ fn fault_record(e: &Event, more: bool) -> FaultRecord {
         input_addr: e.input_addr,
         addr2: e.ipa.or(e.fetch_addr),
     }
+}
+
+/// `HYP_MAP_LIST`'s `count` entries at `list`, copied out of EL1's memory
+/// before any is used (EL1 may rewrite the list meanwhile).
+fn read_map_list(
+    el1: &dyn GuestMemory,
+    list: u64,
+    count: u64,
+) -> Result<heapless::Vec<MapEntry, { map_list::MAX_ENTRIES as usize }>, IommuError> {
+    if count == 0 || count > map_list::MAX_ENTRIES || !list.is_multiple_of(8) {
+        return Err(IommuError::InvalidParameter);
+    }
+    let mut entries = heapless::Vec::new();
+    for k in 0..count {
+        let mut raw = [0u8; map_list::ENTRY_BYTES as usize];
+        let at = list
+            .checked_add(k * map_list::ENTRY_BYTES)
+            .ok_or(IommuError::InvalidParameter)?;
+        el1.read(at, &mut raw).map_err(|e| match e {
+            GuestMemError::NotEl1Memory { .. } => IommuError::Denied,
+            GuestMemError::Wraps { .. } => IommuError::InvalidParameter,
+        })?;
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&raw[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(w)
+        };
+        let entry = MapEntry {
+            iova: word(0),
+            pa: word(1),
+            pages: Pages {
+                size: word(2),
+                count: word(3),
+            },
+        };
+        // Cannot fail: `count` is at most the capacity.
+        let _ = entries.push(entry);
+    }
+    Ok(entries)
 }
 
 /// x1..x3 of a result, or its status code; refused calls are counted
@@ -225,6 +265,22 @@ impl<S: SmmuBackend, A: TableAllocator> IommuCalls for IommuService<'_, S, A> {
             .map_err(|e| after_domain(self, id, e))
             .and_then(|mode| IommuService::unmap(self, id, iova, pages, mode));
         reply(self, r, |u| [u.bytes, u.iova, u.size])
+    }
+
+    fn map_list(
+        &self,
+        domain: u64,
+        list: u64,
+        count: u64,
+        prot_bits: u64,
+        el1: &dyn GuestMemory,
+    ) -> CallResult {
+        let id = DomainId(domain);
+        let r = prot::decode(prot_bits)
+            .and_then(|p| Ok((p, read_map_list(el1, list, count)?)))
+            .map_err(|e| after_domain(self, id, e))
+            .and_then(|(p, entries)| IommuService::map_all(self, id, &entries, p));
+        reply(self, r, |bytes| [bytes, 0, 0])
     }
 
     fn iova_to_phys(&self, domain: u64, iova: u64) -> CallResult {

@@ -63,6 +63,26 @@ pub const fn map(domain: u64, iova: u64, pa: u64, pgsize: u64, pgcount: u64, pro
     args(abi::HYP_MAP, [domain, iova, pa, pgsize, pgcount, prot])
 }
 
+/// `count` entries of [`abi::map_list`] at `list` (see [`map_list_entry`]);
+/// `prot` for all of them. The result decodes as [`decode_map`]'s.
+pub const fn map_list(domain: u64, list: u64, count: u64, prot: u64) -> Args {
+    args(abi::HYP_MAP_LIST, [domain, list, count, prot, 0, 0])
+}
+
+/// One `HYP_MAP_LIST` entry as it lies in memory.
+pub fn map_list_entry(
+    iova: u64,
+    pa: u64,
+    pgsize: u64,
+    pgcount: u64,
+) -> [u8; abi::map_list::ENTRY_BYTES as usize] {
+    let mut e = [0u8; abi::map_list::ENTRY_BYTES as usize];
+    for (i, w) in [iova, pa, pgsize, pgcount].into_iter().enumerate() {
+        e[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    e
+}
+
 /// `flags` from [`abi::unmap`].
 pub const fn unmap(domain: u64, iova: u64, pgsize: u64, pgcount: u64, flags: u64) -> Args {
     args(abi::HYP_UNMAP, [domain, iova, pgsize, pgcount, flags, 0])

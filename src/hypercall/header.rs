@@ -2,7 +2,7 @@
 //! [`super::abi`] says: every value the C header defines, and every call
 //! and error the document describes.
 
-use super::abi::{self, fault, prot, smmu_feat, stats, unmap};
+use super::abi::{self, fault, map_list, prot, smmu_feat, stats, unmap};
 use std::collections::BTreeMap;
 use std::string::{String, ToString};
 use std::vec::Vec;
@@ -70,6 +70,8 @@ fn expected() -> Vec<(&'static str, i128)> {
         ("SMMU_HYP_DETACH", abi::HYP_DETACH.into()),
         ("SMMU_HYP_MAP", abi::HYP_MAP.into()),
         ("SMMU_HYP_UNMAP", abi::HYP_UNMAP.into()),
+        ("SMMU_HYP_MAP_LIST", abi::HYP_MAP_LIST.into()),
+        ("SMMU_HYP_MAP_LIST_MAX", map_list::MAX_ENTRIES.into()),
         ("SMMU_HYP_IOVA_TO_PHYS", abi::HYP_IOVA_TO_PHYS.into()),
         ("SMMU_HYP_FAULT_POP", abi::HYP_FAULT_POP.into()),
         ("SMMU_HYP_STATS", abi::HYP_STATS.into()),

@@ -23,6 +23,24 @@ mod header;
 pub use iommu::{CallResult, IommuCalls};
 
 use crate::smccc;
+use crate::vdev::guest_memory::{GuestMemError, GuestMemory};
+
+/// EL1 memory that refuses every access.
+struct NoEl1Memory;
+
+impl GuestMemory for NoEl1Memory {
+    fn read(&self, pa: u64, _: &mut [u8]) -> Result<(), GuestMemError> {
+        Err(GuestMemError::NotEl1Memory { pa })
+    }
+
+    fn write(&self, pa: u64, _: &[u8]) -> Result<(), GuestMemError> {
+        Err(GuestMemError::NotEl1Memory { pa })
+    }
+
+    fn check_writable(&self, pa: u64, _: u64) -> Result<(), GuestMemError> {
+        Err(GuestMemError::NotEl1Memory { pa })
+    }
+}
 
 /// Handles one hypercall without an IOMMU service: the IOMMU calls return
 /// NOT_SUPPORTED. Same as `dispatch_with(args, None)`.
@@ -30,10 +48,21 @@ pub fn dispatch(args: &[u64; 8]) -> [u64; 4] {
     dispatch_with(args, None)
 }
 
+/// [`dispatch_el1`] with no access to EL1's memory: calls that take
+/// arguments from there (`HYP_MAP_LIST`) are refused with DENIED.
+pub fn dispatch_with(args: &[u64; 8], iommu: Option<&dyn IommuCalls>) -> [u64; 4] {
+    dispatch_el1(args, iommu, &NoEl1Memory)
+}
+
 /// Handles one hypercall: `args` are x0..x7 at the `hvc`, the result is
 /// x0..x3 to return. IOMMU calls go to `iommu` (NOT_SUPPORTED without
-/// one). Never panics, whatever the arguments.
-pub fn dispatch_with(args: &[u64; 8], iommu: Option<&dyn IommuCalls>) -> [u64; 4] {
+/// one); `el1` is EL1's memory as the calls that read it reach it. Never
+/// panics, whatever the arguments.
+pub fn dispatch_el1(
+    args: &[u64; 8],
+    iommu: Option<&dyn IommuCalls>,
+    el1: &dyn GuestMemory,
+) -> [u64; 4] {
     let fid = smccc::function_id(args[0]).0;
     if let Some(result) = smccc::handle_arch_call(fid, args[1]) {
         return [result, 0, 0, 0];
@@ -55,7 +84,7 @@ pub fn dispatch_with(args: &[u64; 8], iommu: Option<&dyn IommuCalls>) -> [u64; 4
             };
             [status as u64, 0, 0, 0]
         }
-        _ => match iommu.and_then(|svc| iommu::call(svc, fid, args)) {
+        _ => match iommu.and_then(|svc| iommu::call(svc, fid, args, el1)) {
             Some(r) => iommu::encode(r),
             None => [abi::NOT_SUPPORTED as u64, 0, 0, 0],
         },

@@ -26,6 +26,15 @@ pub struct Pages {
     pub count: u64,
 }
 
+/// One mapping of a batch: `pages` from `iova` to `pa` (see
+/// [`IommuService::map_all`](super::IommuService::map_all)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapEntry {
+    pub iova: u64,
+    pub pa: u64,
+    pub pages: Pages,
+}
+
 /// How an unmap treats a page or block that its range covers in part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnmapMode {

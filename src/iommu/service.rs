@@ -27,8 +27,8 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::api::{
-    DomainId, DomainInfo, Fault, IommuInfo, Pages, SmmuInfo, StatsQuery, StreamRef, Translation,
-    UnmapMode, Unmapped,
+    DomainId, DomainInfo, Fault, IommuInfo, MapEntry, Pages, SmmuInfo, StatsQuery, StreamRef,
+    Translation, UnmapMode, Unmapped,
 };
 use super::attach::{Attachments, MAX_ATTACHMENTS, MAX_STREAM_RANGES, StreamRange};
 use super::backend::{SmmuBackend, TableAllocator};
@@ -559,6 +559,20 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         pages: Pages,
         prot: Prot,
     ) -> Result<u64, IommuError> {
+        self.map_all(id, &[MapEntry { iova, pa, pages }], prot)
+    }
+
+    /// Maps every entry of `entries` with `prot`, in order, under one hold
+    /// of the domain's lock. All or nothing: if an entry is refused, the
+    /// entries before it are unmapped again (invalidated and synced, as any
+    /// unmap) and its error is returned, so nothing stays mapped. Returns
+    /// the bytes mapped.
+    pub fn map_all(
+        &self,
+        id: DomainId,
+        entries: &[MapEntry],
+        prot: Prot,
+    ) -> Result<u64, IommuError> {
         let (_, mut st) = self.lock_domain(id)?;
         let Some(dom) = st.domain.as_mut() else {
             return Err(IommuError::NotFound);
@@ -566,6 +580,33 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         if !prot.read && !prot.write {
             return Err(IommuError::InvalidParameter);
         }
+        let mut total = 0u64;
+        for (k, e) in entries.iter().enumerate() {
+            match self.map_one(dom, e, prot) {
+                Ok(size) => total += size,
+                Err(err) => {
+                    // Undone under the same lock: nobody saw the domain with
+                    // only part of the entries.
+                    return Err(self.unmap_entries(dom, &entries[..k]).err().unwrap_or(err));
+                }
+            }
+        }
+        publish_barrier();
+        self.counters
+            .maps
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        Ok(total)
+    }
+
+    /// One entry of [`map_all`](Self::map_all), without the barrier that
+    /// publishes it. Nothing changes when it fails.
+    fn map_one(
+        &self,
+        dom: &mut Domain<A::Memory>,
+        e: &MapEntry,
+        prot: Prot,
+    ) -> Result<u64, IommuError> {
+        let (iova, pa, pages) = (e.iova, e.pa, e.pages);
         let cfg = *dom.pt.config();
         let size = Self::size_of(&cfg, pages)?;
         if (iova | pa) & (pages.size - 1) != 0 {
@@ -614,12 +655,38 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
             unclaim();
             return Err(e.into());
         }
-        publish_barrier();
         adjust(&self.counters.table_bytes, before, dom.pt.table_bytes());
         dom.mapped += size;
         self.counters.mapped.fetch_add(size, Ordering::Relaxed);
-        self.counters.maps.fetch_add(1, Ordering::Relaxed);
         Ok(size)
+    }
+
+    /// Unmaps exactly what [`map_one`](Self::map_one) mapped for each of
+    /// `done`, releasing its pages after the sync.
+    fn unmap_entries(
+        &self,
+        dom: &mut Domain<A::Memory>,
+        done: &[MapEntry],
+    ) -> Result<(), IommuError> {
+        let (mask, vmid) = (dom.tlb_mask, dom.vmid);
+        for e in done {
+            // Mapped, so the size was checked and does not overflow.
+            let end = e.iova + e.pages.size * e.pages.count;
+            let before = dom.pt.table_bytes();
+            let r = unmap_and_release(
+                &mut dom.pt,
+                e.iova,
+                end,
+                &mut |pt| self.with_tlb(mask, vmid, |tlb| pt.flush(tlb)),
+                &mut |pa, size| self.tracker.release_after_sync(pa, size),
+            );
+            adjust(&self.counters.table_bytes, before, dom.pt.table_bytes());
+            let bytes = r.unwrap_or_else(|stopped| stopped.bytes);
+            dom.mapped -= bytes.min(dom.mapped);
+            self.counters.mapped.fetch_sub(bytes, Ordering::Relaxed);
+            r.map_err(|stopped| stopped.error)?;
+        }
+        Ok(())
     }
 
     /// Unmaps `pages` from `iova`.

@@ -170,7 +170,7 @@ fn every_bad_input_is_refused_with_its_code_and_changes_nothing() {
 
         // Unknown function.
         no([0xc600_00ff, 1, 2, 3, 4, 5, 6, 7], abi::NOT_SUPPORTED);
-        no([0xc600_0027, 1, 2, 3, 4, 5, 6, 7], abi::NOT_SUPPORTED);
+        no([0xc600_0028, 1, 2, 3, 4, 5, 6, 7], abi::NOT_SUPPORTED);
         // Bad domain ids: never allocated, freed, slot out of range, junk.
         for id in [0, stale, b | 0xff, u64::MAX, 1 << 16 | 3] {
             no(client::map(id, 0, EL1_RAM, K4, 1, RW), abi::NOT_FOUND);

@@ -256,6 +256,20 @@ impl Model {
         Ok([0; 3])
     }
 
+    /// `HYP_MAP_LIST` where no list can be read (the fuzz dispatches
+    /// without EL1 memory; `map_list.rs` tests readable lists).
+    fn map_list_unreadable(&mut self, id: u64, list: u64, count: u64, bits: u64) -> Res {
+        self.domains.get(&id).ok_or(abi::NOT_FOUND)?;
+        if !prot_ok(bits)
+            || count == 0
+            || count > abi::map_list::MAX_ENTRIES
+            || !list.is_multiple_of(8)
+        {
+            return Err(abi::INVALID_PARAMETER);
+        }
+        Err(abi::DENIED)
+    }
+
     fn map(&mut self, id: u64, iova: u64, pa: u64, pgsize: u64, pgcount: u64, bits: u64) -> Res {
         let d = self.domains.get(&id).ok_or(abi::NOT_FOUND)?;
         if !prot_ok(bits) {
@@ -796,6 +810,7 @@ fn random_calls_match_the_model() {
                 abi::HYP_ATTACH => model.attach(args[1], args[2], args[3]),
                 abi::HYP_DETACH => model.detach(args[1], args[2]),
                 abi::HYP_MAP => model.map(args[1], args[2], args[3], args[4], args[5], args[6]),
+                abi::HYP_MAP_LIST => model.map_list_unreadable(args[1], args[2], args[3], args[4]),
                 abi::HYP_UNMAP => model.unmap(args[1], args[2], args[3], args[4], args[5]),
                 abi::HYP_IOVA_TO_PHYS => model.iova_to_phys(args[1], args[2]),
                 abi::HYP_FAULT_POP => model.fault_pop(args[1]),

@@ -9,6 +9,7 @@
 mod concurrency;
 mod directed;
 mod fuzz;
+mod map_list;
 
 use std::boxed::Box;
 use std::collections::VecDeque;

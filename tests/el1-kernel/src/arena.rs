@@ -88,6 +88,27 @@ pub fn put(offset: u64, bytes: &[u8]) {
     }
 }
 
+/// Cleans and invalidates the lines holding `len` bytes at `offset` to
+/// the point of coherency. Needed before EL2 reads what EL1 wrote here:
+/// EL1's writes (MMU off) go to memory, EL2 reads through a cacheable
+/// mapping, which could hold a stale line.
+pub fn clean_to_poc(offset: u64, len: u64) {
+    assert!(offset + len <= SIZE);
+    let ctr: u64;
+    // SAFETY: reads CTR_EL0, no side effect.
+    unsafe { core::arch::asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
+    let line = 4u64 << ((ctr >> 16) & 0xf);
+    let mut at = pa(offset) & !(line - 1);
+    while at < pa(offset + len) {
+        // SAFETY: a cache maintenance by address inside the arena (EL1's
+        // own memory): it changes no memory contents.
+        unsafe { core::arch::asm!("dc civac, {}", in(reg) at, options(nostack)) };
+        at += line;
+    }
+    // SAFETY: a barrier, no memory effect of its own.
+    unsafe { core::arch::asm!("dsb sy", options(nostack)) };
+}
+
 /// Whether the `len` bytes at `offset` all hold `value`.
 pub fn all_are(offset: u64, len: u64, value: u8) -> bool {
     (0..len).all(|i| read(offset + i) == value)

@@ -1,6 +1,7 @@
 //! The IOMMU hypercalls as plain functions: `smmu_hyp::hypercall::client`
 //! builds the registers and decodes the results, `hvc8` makes the call.
 
+use crate::arena;
 use crate::hyp_client::hvc8;
 use smmu_hyp::hypercall::abi;
 use smmu_hyp::hypercall::client::{
@@ -48,6 +49,26 @@ pub fn map(
     prot: u64,
 ) -> Result<u64, i64> {
     client::decode_map(call(client::map(domain, iova, pa, pgsize, pgcount, prot)))
+}
+
+/// Writes `entries` (iova, pa, pgsize, pgcount each) as a `HYP_MAP_LIST`
+/// list at arena offset `at`, ready for EL2 to read.
+pub fn write_list(at: u64, entries: &[[u64; 4]]) {
+    let bytes = abi::map_list::ENTRY_BYTES;
+    for (k, &[iova, pa, pgsize, pgcount]) in entries.iter().enumerate() {
+        arena::put(
+            at + k as u64 * bytes,
+            &client::map_list_entry(iova, pa, pgsize, pgcount),
+        );
+    }
+    arena::clean_to_poc(at, entries.len() as u64 * bytes);
+}
+
+/// `HYP_MAP_LIST` of `entries`, with the list written at arena offset `at`.
+pub fn map_list(domain: u64, at: u64, entries: &[[u64; 4]], prot: u64) -> Result<u64, i64> {
+    write_list(at, entries);
+    let n = entries.len() as u64;
+    client::decode_map(call(client::map_list(domain, arena::pa(at), n, prot)))
 }
 
 pub fn unmap(

@@ -42,6 +42,10 @@ fn unmap(d: u64, iova: u64, pgsize: u64, count: u64, flags: u64) -> [u64; 8] {
     raw(abi::HYP_UNMAP, [d, iova, pgsize, count, flags, 0])
 }
 
+fn map_list(d: u64, list: u64, count: u64, prot: u64) -> [u64; 8] {
+    raw(abi::HYP_MAP_LIST, [d, list, count, prot, 0, 0])
+}
+
 fn attach(smmu: u64, sid: u64, d: u64) -> [u64; 8] {
     raw(abi::HYP_ATTACH, [smmu, sid, d, 0, 0, 0])
 }
@@ -116,6 +120,7 @@ pub fn run(platform: &Platform<'_>, report: &mut Report) {
     beyond_limits(&mut t);
     overlaps_and_holes(&mut t);
     el2_memory(&mut t, platform);
+    map_lists(&mut t, platform);
     too_many_domains(&mut t);
     out_of_memory(&mut t, platform);
     let Tester { fx, report, .. } = t;
@@ -624,6 +629,103 @@ fn el2_memory(t: &mut Tester<'_>, platform: &Platform<'_>) {
         "MAP the hyp image as MMIO",
         map(d, HOLE_IOVA, image, PAGE, 1, RW | prot::MMIO),
         INVAL,
+    );
+}
+
+/// HYP_MAP_LIST: a list EL2 may not read, bad counts, and an entry
+/// refused after others mapped (which are undone).
+fn map_lists(t: &mut Tester<'_>, platform: &Platform<'_>) {
+    let Some(el2) = el2_layout::derive(platform) else {
+        t.report
+            .check("EL2 layout", false, format_args!("could not derive it"));
+        return;
+    };
+    let d = t.fx.dom;
+    let image = el2.image.start;
+    let ram_end = platform.ram.iter().map(|r| r.end()).max().unwrap_or(0);
+    let at = arena::page(6);
+    let list = arena::pa(at);
+    let spare = arena::pa(SPARE);
+    let (p7, p8) = (arena::pa(arena::page(7)), arena::pa(arena::page(8)));
+    iommu::write_list(
+        at,
+        &[[HOLE_IOVA, spare, PAGE, 1], [HOLE_IOVA + PAGE, p7, PAGE, 1]],
+    );
+    t.class = "a HYP_MAP_LIST list EL2 may not read is DENIED";
+    t.refused(
+        "MAP_LIST in the hyp image",
+        map_list(d, image, 1, RW),
+        DENIED,
+    );
+    t.refused(
+        "MAP_LIST in the page pool",
+        map_list(d, el2.pool.start, 1, RW),
+        DENIED,
+    );
+    t.refused(
+        "MAP_LIST running from EL1's RAM into the hyp image",
+        map_list(d, image - 32, 2, RW),
+        DENIED,
+    );
+    t.refused("MAP_LIST beyond RAM", map_list(d, ram_end, 1, RW), DENIED);
+    t.refused(
+        "MAP_LIST running past the end of RAM",
+        map_list(d, ram_end - 32, 2, RW),
+        DENIED,
+    );
+    t.class = "a malformed HYP_MAP_LIST is INVALID_PARAMETER";
+    t.refused("MAP_LIST of 0 entries", map_list(d, list, 0, RW), INVAL);
+    let max = abi::map_list::MAX_ENTRIES;
+    t.refused(
+        "MAP_LIST of 129 entries",
+        map_list(d, list, max + 1, RW),
+        INVAL,
+    );
+    t.refused(
+        "MAP_LIST at a list address that is not 8-byte aligned",
+        map_list(d, list + 4, 1, RW),
+        INVAL,
+    );
+    t.refused("MAP_LIST with prot 0", map_list(d, list, 2, 0), INVAL);
+    t.class = "a HYP_MAP_LIST entry refused after others maps nothing";
+    iommu::write_list(
+        at,
+        &[
+            [HOLE_IOVA, spare, PAGE, 1],
+            [HOLE_IOVA + PAGE, p7, PAGE, 1],
+            [HOLE_IOVA + 2 * PAGE, image, PAGE, 1],
+        ],
+    );
+    t.refused(
+        "MAP_LIST whose third entry is the hyp image",
+        map_list(d, list, 3, RW),
+        DENIED,
+    );
+    iommu::write_list(
+        at,
+        &[
+            [HOLE_IOVA, spare, PAGE, 1],
+            [HOLE_IOVA + PAGE, p7, PAGE, 1],
+            [DST_IOVA, p8, PAGE, 1],
+        ],
+    );
+    t.refused(
+        "MAP_LIST whose third entry overlaps a mapping",
+        map_list(d, list, 3, RW),
+        EXISTS,
+    );
+    iommu::write_list(
+        at,
+        &[
+            [HOLE_IOVA, spare, PAGE, 1],
+            [HOLE_IOVA + PAGE, p7, PAGE, 1],
+            [HOLE_IOVA + 0x800, p8, PAGE, 1],
+        ],
+    );
+    t.refused(
+        "MAP_LIST whose third entry is unaligned",
+        map_list(d, list, 3, RW),
+        UNAL,
     );
 }
 

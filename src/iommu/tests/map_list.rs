@@ -1,0 +1,253 @@
+//! `HYP_MAP_LIST`: the list read from EL1's RAM through the same checks as
+//! an emulated device's (`OwnedRam`), every entry mapped as `HYP_MAP`
+//! would, all or nothing.
+
+use std::cell::RefCell;
+use std::vec::Vec;
+
+use super::*;
+use crate::hypercall::abi::{self, map_list};
+use crate::vdev::guest_memory::{OwnedRam, PhysMemory};
+
+const K4: u64 = 0x1000;
+const MIB2: u64 = 2 << 20;
+/// Where the tests put their lists: EL1's RAM, away from what they map.
+const LIST: u64 = EL1_RAM + 0x100_0000;
+
+/// EL1's RAM behind the ownership checks (which refuse everything that is
+/// not EL1's before a load is made): two pages at [`LIST`], zeros
+/// elsewhere.
+struct ListRam(RefCell<Vec<u8>>);
+
+impl ListRam {
+    fn new() -> Self {
+        Self(RefCell::new(std::vec![0; 2 * K4 as usize]))
+    }
+
+    /// Writes `entries` at `at`.
+    fn put(&self, at: u64, entries: &[[u64; 4]]) {
+        let mut bytes = self.0.borrow_mut();
+        for (k, e) in entries.iter().enumerate() {
+            let off = (at - LIST) as usize + k * map_list::ENTRY_BYTES as usize;
+            let entry = client::map_list_entry(e[0], e[1], e[2], e[3]);
+            bytes[off..off + entry.len()].copy_from_slice(&entry);
+        }
+    }
+}
+
+// SAFETY: touches only the buffer, and no byte but those asked for.
+unsafe impl PhysMemory for ListRam {
+    unsafe fn read(&self, pa: u64, buf: &mut [u8]) {
+        let bytes = self.0.borrow();
+        for (i, b) in buf.iter_mut().enumerate() {
+            let off = (pa + i as u64).wrapping_sub(LIST) as usize;
+            *b = bytes.get(off).copied().unwrap_or(0);
+        }
+    }
+    unsafe fn write(&self, _: u64, _: &[u8]) {
+        unreachable!("HYP_MAP_LIST only reads");
+    }
+}
+
+/// One call through the dispatcher, with EL1's RAM readable.
+fn call_el1<S: SmmuBackend>(
+    svc: &Svc<'_, S>,
+    storage: &Storage,
+    ram: &ListRam,
+    args: client::Args,
+) -> Result<[u64; 3], i64> {
+    let el1 = OwnedRam::new(&storage.tracker, ram);
+    client::status(hypercall::dispatch_el1(&args, Some(svc), &el1))
+}
+
+fn alloc<S: SmmuBackend>(svc: &Svc<'_, S>) -> u64 {
+    call(svc, client::domain_alloc(40, 0)).expect("domain_alloc")[0]
+}
+
+#[test]
+fn every_entry_is_mapped_in_one_call() {
+    with_fakes(1, false, |fakes, smmus| {
+        let storage = Storage::new(4);
+        let budget = TableBudget::new(UNLIMITED);
+        let svc = service(smmus, &storage, &budget);
+        let ram = ListRam::new();
+        let d = alloc(&svc);
+        call(&svc, client::attach(0, 1, d)).unwrap();
+        // A scatter-gather list: contiguous IOVA, scattered pages, and a
+        // 2 MiB segment that becomes a block.
+        let segments = [
+            [0x20_0000, EL1_RAM + 0x5000, K4, 1],
+            [0x20_1000, EL1_RAM + 0x9000, K4, 3],
+            [0x40_0000, EL1_RAM + 0x20_0000, MIB2, 1],
+        ];
+        ram.put(LIST, &segments);
+        let syncs_before = syncs(fakes);
+        assert_eq!(
+            call_el1(&svc, &storage, &ram, client::map_list(d, LIST, 3, RW)),
+            Ok([4 * K4 + MIB2, 0, 0])
+        );
+        assert_eq!(syncs(fakes), syncs_before, "a map needs no sync");
+        for [iova, pa, size, count] in segments {
+            for p in 0..count {
+                let t = client::decode_iova_to_phys(hypercall::dispatch_with(
+                    &client::iova_to_phys(d, iova + p * size + 0x10),
+                    Some(&svc),
+                ))
+                .unwrap();
+                assert_eq!((t.pa, t.prot), (pa + p * size + 0x10, RW));
+                assert_eq!(storage.refcount(pa + p * size), 1);
+            }
+        }
+        let t = client::decode_iova_to_phys(hypercall::dispatch_with(
+            &client::iova_to_phys(d, 0x40_0000),
+            Some(&svc),
+        ))
+        .unwrap();
+        assert_eq!(t.leaf_size, MIB2);
+        // Each entry counts as a map.
+        assert_eq!(
+            call(&svc, client::stats(abi::stats::CALLS, 0)).unwrap()[0],
+            3
+        );
+        // The list is theirs again: rewriting it changes no mapping.
+        ram.put(LIST, &[[0x20_0000, EL1_RAM, K4, 1]]);
+        let t = client::decode_iova_to_phys(hypercall::dispatch_with(
+            &client::iova_to_phys(d, 0x20_0000),
+            Some(&svc),
+        ))
+        .unwrap();
+        assert_eq!(t.pa, EL1_RAM + 0x5000);
+    });
+}
+
+#[test]
+fn a_refused_entry_leaves_nothing_mapped() {
+    with_fakes(1, false, |fakes, smmus| {
+        let storage = Storage::new(4);
+        let budget = TableBudget::new(UNLIMITED);
+        let svc = service(smmus, &storage, &budget);
+        let ram = ListRam::new();
+        let d = alloc(&svc);
+        call(&svc, client::attach(0, 1, d)).unwrap();
+        // Something mapped before, sharing the entries' tables.
+        call(&svc, client::map(d, 0x30_0000, EL1_RAM, K4, 1, RW)).unwrap();
+        let ok = [
+            [0x30_1000, EL1_RAM + 0x1000, K4, 2],
+            [0x30_4000, EL1_RAM + 0x8000, K4, 1],
+        ];
+        // Each way the third entry can be refused, with HYP_MAP's code.
+        let third = [
+            ([0x30_5000, EL2_MEM.start, K4, 1], abi::DENIED),
+            ([0x30_5000, NO_MAP.start, K4, 1], abi::DENIED),
+            ([0x30_5000, MMIO, K4, 1], abi::INVALID_PARAMETER),
+            (
+                [0x30_5000, EL1_RAM + 0x1000, 0x3000, 1],
+                abi::INVALID_PARAMETER,
+            ),
+            ([0x30_5000, EL1_RAM + 0x1000, K4, 0], abi::INVALID_PARAMETER),
+            ([0x30_5800, EL1_RAM + 0x1000, K4, 1], abi::UNALIGNED),
+            ([1 << 40, EL1_RAM, K4, 1], abi::OUT_OF_RANGE),
+            // Overlapping an earlier entry of the same list, or what was
+            // mapped before.
+            ([0x30_2000, EL1_RAM + 0x1000, K4, 1], abi::EXISTS),
+            ([0x30_0000, EL1_RAM + 0x1000, K4, 1], abi::EXISTS),
+        ];
+        for (bad, code) in third {
+            ram.put(LIST, &[ok[0], ok[1], bad]);
+            let before = Snapshot::take(&svc, &[d], &storage, &budget);
+            let syncs_before = syncs(fakes)[0];
+            assert_eq!(
+                call_el1(&svc, &storage, &ram, client::map_list(d, LIST, 3, RW)),
+                Err(code),
+                "{bad:x?}"
+            );
+            assert_eq!(
+                Snapshot::take(&svc, &[d], &storage, &budget),
+                before,
+                "{bad:x?}"
+            );
+            // The two entries mapped first were unmapped with a sync each.
+            assert_eq!(syncs(fakes)[0], syncs_before + 2, "{bad:x?}");
+        }
+        // A refused first entry: nothing to undo, the SMMU is not touched.
+        ram.put(LIST, &[third[0].0, ok[0]]);
+        let trail = activity(fakes);
+        assert_eq!(
+            call_el1(&svc, &storage, &ram, client::map_list(d, LIST, 2, RW)),
+            Err(abi::DENIED)
+        );
+        assert_eq!(activity(fakes), trail);
+        // Out of table memory halfway: the same.
+        ram.put(LIST, &[ok[0], [0x8000_0000, EL1_RAM + 0x9000, K4, 1]]);
+        let before = Snapshot::take(&svc, &[d], &storage, &budget);
+        budget.set_left(0);
+        assert_eq!(
+            call_el1(&svc, &storage, &ram, client::map_list(d, LIST, 2, RW)),
+            Err(abi::NO_MEMORY)
+        );
+        budget.unlimit();
+        assert_eq!(Snapshot::take(&svc, &[d], &storage, &budget), before);
+    });
+}
+
+#[test]
+fn a_bad_list_is_refused_before_anything_is_mapped() {
+    with_fakes(1, false, |fakes, smmus| {
+        let storage = Storage::new(4);
+        let budget = TableBudget::new(UNLIMITED);
+        let svc = service(smmus, &storage, &budget);
+        let ram = ListRam::new();
+        let d = alloc(&svc);
+        let entry = [0x10_0000, EL1_RAM, K4, 1];
+        ram.put(LIST, &[entry; 2]);
+        let max = map_list::MAX_ENTRIES;
+        let cases = [
+            // The domain is checked first.
+            (client::map_list(d + 1, LIST, 0, 0), abi::NOT_FOUND),
+            (client::map_list(d, LIST, 1, 0), abi::INVALID_PARAMETER),
+            (client::map_list(d, LIST, 1, 1 << 9), abi::INVALID_PARAMETER),
+            (client::map_list(d, LIST, 0, RW), abi::INVALID_PARAMETER),
+            (
+                client::map_list(d, LIST, max + 1, RW),
+                abi::INVALID_PARAMETER,
+            ),
+            (
+                client::map_list(d, LIST, u64::MAX, RW),
+                abi::INVALID_PARAMETER,
+            ),
+            (client::map_list(d, LIST + 4, 1, RW), abi::INVALID_PARAMETER),
+            // The list in EL2's memory, in a no-map carve-out, in MMIO, or
+            // running past the end of RAM.
+            (client::map_list(d, EL2_MEM.start, 1, RW), abi::DENIED),
+            (client::map_list(d, EL1_RAM - 32, 2, RW), abi::DENIED),
+            (client::map_list(d, NO_MAP.start, 1, RW), abi::DENIED),
+            (client::map_list(d, MMIO, 1, RW), abi::DENIED),
+            (client::map_list(d, RAM.end() - 32, 2, RW), abi::DENIED),
+            (
+                client::map_list(d, u64::MAX - 7, 1, RW),
+                abi::INVALID_PARAMETER,
+            ),
+        ];
+        for (args, code) in cases {
+            let before = Snapshot::take(&svc, &[d], &storage, &budget);
+            let trail = activity(fakes);
+            assert_eq!(call_el1(&svc, &storage, &ram, args), Err(code), "{args:x?}");
+            assert_eq!(
+                Snapshot::take(&svc, &[d], &storage, &budget),
+                before,
+                "{args:x?}"
+            );
+            assert_eq!(activity(fakes), trail, "{args:x?}");
+        }
+        // Without access to EL1's memory the list cannot be read at all.
+        assert_eq!(
+            call(&svc, client::map_list(d, LIST, 1, RW)),
+            Err(abi::DENIED)
+        );
+        // And the same list is fine where EL1's RAM is readable.
+        assert_eq!(
+            call_el1(&svc, &storage, &ram, client::map_list(d, LIST, 1, RW)),
+            Ok([K4, 0, 0])
+        );
+    });
+}
