@@ -364,7 +364,9 @@ fn linux_dmas_to_both_disks_at_once_on_four_cpus_through_the_virtio_iommu() {
 fn linux_dmas_to_both_disks_at_once_on_four_cpus_through_the_paravirtual_iommu() {
     let run = dma_run(Door::Pv, 4, true);
     expect_dma_through_the_hyp(&run, Door::Pv);
-    run.expect("CPU(s) started at EL1");
+    run.expect("CPU(s) started at EL1")
+        .expect(", maps batched")
+        .expect("linux: ok   pv_iommu batched the disks' maps: ");
 }
 
 /// Boots the `confine` scenario through `door`: the edu device's DMA to a

@@ -20,15 +20,20 @@
  *   blocked_domain       HYP_DETACH per StreamID: the streams abort again
  *   release_device       nothing at EL2 (the core attached the blocked
  *                        domain first)
- *   map_pages            HYP_MAP with pgsize and pgcount as given
+ *   map_pages            queues the map (pgsize and pgcount as given) for
+ *                        iotlb_sync_map; HYP_MAP at once when the queue is
+ *                        full or the hyp has no HYP_MAP_LIST
+ *   iotlb_sync_map       the queued maps of its IOVA range as one
+ *                        HYP_MAP_LIST (HYP_MAP for a single one): an
+ *                        iommu_map_sg of n segments is one trap, not n
  *   unmap_pages          HYP_UNMAP with pgsize and pgcount as given, without
  *                        WHOLE_LEAF: a range that would cut a block is
  *                        refused, never split (the IOMMU core only unmaps
  *                        what it mapped)
  *   iova_to_phys         HYP_IOVA_TO_PHYS
- *   iotlb_sync, flush_iotlb_all
- *                        nothing: every HYP_MAP and HYP_UNMAP returns after
- *                        the SMMU's TLB invalidation and CMD_SYNC completed
+ *   iotlb_sync           nothing: every HYP_UNMAP returns after the SMMU's
+ *                        TLB invalidation and CMD_SYNC completed
+ *   flush_iotlb_all      sends every queued map (no TLB work is needed)
  *
  * There is no identity domain. The blocking domain (also the release
  * domain) detaches the device's streams, which then abort, the hyp's
@@ -81,6 +86,12 @@ void iommu_dma_get_resv_regions(struct device *dev, struct list_head *list);
 /* Most records drained at once (the hyp keeps 64 per SMMU). */
 #define PV_FAULT_BATCH		64
 
+/*
+ * Maps queued per domain between map_pages and iotlb_sync_map: at most a
+ * HYP_MAP_LIST's worth.
+ */
+#define PV_QUEUE_LEN		SMMU_HYP_MAP_LIST_MAX
+
 /* The IOMMU calls this driver makes: each must be served. */
 static const u32 pv_required_calls[] = {
 	SMMU_HYP_SMMU_INFO, SMMU_HYP_DOMAIN_ALLOC, SMMU_HYP_DOMAIN_FREE,
@@ -112,7 +123,10 @@ struct pv_iommu {
 	/* Domains alive: the fault work polls while there are any. */
 	atomic_t domains;
 	struct delayed_work fault_work;
-	struct pv_call_stats map, unmap;
+	/* The hyp serves HYP_MAP_LIST: maps are queued for iotlb_sync_map. */
+	bool map_list;
+	struct pv_call_stats map, unmap, map_list_calls;
+	atomic64_t map_list_entries;
 	atomic64_t faults;
 	struct dentry *debugfs;
 };
@@ -126,11 +140,31 @@ struct pv_master {
 	struct list_head node;
 };
 
+/* A map_pages waiting for iotlb_sync_map. */
+struct pv_queued_map {
+	struct smmu_hyp_map_entry entry;	/* little-endian, as the hyp reads it */
+	unsigned long iova;
+	size_t size;
+	u64 prot;
+};
+
 struct pv_domain {
 	struct iommu_domain domain;
 	struct pv_iommu *pv;
 	/* The hyp's domain id. */
 	u64 id;
+	/*
+	 * Maps not yet sent (with HYP_MAP_LIST only). The IOMMU core maps an
+	 * IOVA range from one caller at a time and ends with iotlb_sync_map of
+	 * that range, so each sync sends exactly the queued maps inside its
+	 * range, whatever other CPUs queue meanwhile. `list` is the page the
+	 * hyp reads them from; both under `lock`, held across the hypercall
+	 * (the hyp serialises calls on one domain anyway).
+	 */
+	spinlock_t lock;
+	unsigned int queued;
+	struct pv_queued_map queue[PV_QUEUE_LEN];
+	struct smmu_hyp_map_entry *list;
 };
 
 static struct platform_driver pv_iommu_driver;
@@ -289,10 +323,21 @@ static struct iommu_domain *pv_domain_alloc_paging(struct device *dev)
 	pd = kzalloc(sizeof(*pd), GFP_KERNEL);
 	if (!pd)
 		return ERR_PTR(-ENOMEM);
+	spin_lock_init(&pd->lock);
+	if (m->pv->map_list) {
+		/* One page holds SMMU_HYP_MAP_LIST_MAX entries. */
+		BUILD_BUG_ON(PV_QUEUE_LEN * sizeof(*pd->list) > PAGE_SIZE);
+		pd->list = (struct smmu_hyp_map_entry *)get_zeroed_page(GFP_KERNEL);
+		if (!pd->list) {
+			kfree(pd);
+			return ERR_PTR(-ENOMEM);
+		}
+	}
 	arm_smccc_1_1_hvc(SMMU_HYP_DOMAIN_ALLOC, m->pv->ipa_bits, SZ_4K, &res);
 	if (smmu_hyp_failed(res.a0)) {
 		dev_err(m->pv->dev, "HYP_DOMAIN_ALLOC(%u bits): %ld\n", m->pv->ipa_bits,
 			(long)res.a0);
+		free_page((unsigned long)pd->list);
 		kfree(pd);
 		return ERR_PTR(smmu_hyp_to_errno(res.a0));
 	}
@@ -417,6 +462,8 @@ static void pv_domain_free(struct iommu_domain *domain)
 	if (smmu_hyp_failed(res.a0))
 		dev_err(pv->dev, "HYP_DOMAIN_FREE(%#llx): %ld\n", pd->id, (long)res.a0);
 	atomic_dec(&pv->domains);
+	/* Anything still queued was never mapped at EL2. */
+	free_page((unsigned long)pd->list);
 	kfree(pd);
 }
 
@@ -461,25 +508,151 @@ static struct iommu_domain pv_blocked_domain = {
 	},
 };
 
+static int pv_map_now(struct pv_domain *pd, unsigned long iova, phys_addr_t paddr,
+		      size_t pgsize, size_t pgcount, u64 prot)
+{
+	struct arm_smccc_res res;
+	u64 start = get_cycles();
+
+	arm_smccc_1_1_hvc(SMMU_HYP_MAP, pd->id, iova, paddr, pgsize, pgcount, prot, &res);
+	pv_count(&pd->pv->map, get_cycles() - start, res.a0);
+	if (smmu_hyp_failed(res.a0)) {
+		dev_err_ratelimited(pd->pv->dev,
+				    "HYP_MAP(%#lx -> %pa, %zu x %#zx, prot %#llx): %ld\n",
+				    iova, &paddr, pgcount, pgsize, prot, (long)res.a0);
+		return smmu_hyp_to_errno(res.a0);
+	}
+	return 0;
+}
+
 static int pv_map_pages(struct iommu_domain *domain, unsigned long iova,
 			phys_addr_t paddr, size_t pgsize, size_t pgcount, int prot,
 			gfp_t gfp, size_t *mapped)
 {
 	struct pv_domain *pd = to_pv_domain(domain);
-	struct arm_smccc_res res;
-	u64 start = get_cycles();
+	u64 hprot = pv_prot(prot, paddr);
+	unsigned long flags;
+	int err;
 
-	arm_smccc_1_1_hvc(SMMU_HYP_MAP, pd->id, iova, paddr, pgsize, pgcount,
-			  pv_prot(prot, paddr), &res);
-	pv_count(&pd->pv->map, get_cycles() - start, res.a0);
+	if (pd->list) {
+		spin_lock_irqsave(&pd->lock, flags);
+		if (pd->queued < PV_QUEUE_LEN) {
+			pd->queue[pd->queued++] = (struct pv_queued_map) {
+				.entry = {
+					.iova = cpu_to_le64(iova),
+					.pa = cpu_to_le64(paddr),
+					.pgsize = cpu_to_le64(pgsize),
+					.pgcount = cpu_to_le64(pgcount),
+				},
+				.iova = iova,
+				.size = pgsize * pgcount,
+				.prot = hprot,
+			};
+			spin_unlock_irqrestore(&pd->lock, flags);
+			*mapped = pgsize * pgcount;
+			return 0;
+		}
+		spin_unlock_irqrestore(&pd->lock, flags);
+		/* The queue is full: this one is mapped at once. */
+	}
+	err = pv_map_now(pd, iova, paddr, pgsize, pgcount, hprot);
+	if (!err)
+		*mapped = pgsize * pgcount;
+	return err;
+}
+
+static bool pv_in_range(const struct pv_queued_map *q, unsigned long iova, size_t size)
+{
+	return q->iova >= iova && q->iova - iova < size;
+}
+
+/*
+ * Moves the queued maps that start in [iova, iova + size) and have the
+ * prot of the first of them into pd->list (HYP_MAP_LIST takes one prot);
+ * returns how many, 0 if none. Under pd->lock.
+ */
+static unsigned int pv_take_queued(struct pv_domain *pd, unsigned long iova, size_t size,
+				   u64 *prot)
+{
+	unsigned int i, kept = 0, n = 0;
+
+	for (i = 0; i < pd->queued; i++) {
+		struct pv_queued_map *q = &pd->queue[i];
+
+		if (pv_in_range(q, iova, size) && (!n || q->prot == *prot)) {
+			*prot = q->prot;
+			pd->list[n++] = q->entry;
+		} else {
+			pd->queue[kept++] = *q;
+		}
+	}
+	pd->queued = kept;
+	return n;
+}
+
+/* Drops the queued maps in the range; returns their bytes. Under pd->lock. */
+static size_t pv_drop_queued(struct pv_domain *pd, unsigned long iova, size_t size)
+{
+	unsigned int i, kept = 0;
+	size_t dropped = 0;
+
+	for (i = 0; i < pd->queued; i++) {
+		if (pv_in_range(&pd->queue[i], iova, size))
+			dropped += pd->queue[i].size;
+		else
+			pd->queue[kept++] = pd->queue[i];
+	}
+	pd->queued = kept;
+	return dropped;
+}
+
+/* Maps the n entries of pd->list with `prot`. Under pd->lock. */
+static int pv_send_list(struct pv_domain *pd, unsigned int n, u64 prot)
+{
+	struct smmu_hyp_map_entry *e = pd->list;
+	struct arm_smccc_res res;
+	u64 start;
+
+	/* A single map is cheaper without a list to read. */
+	if (n == 1)
+		return pv_map_now(pd, le64_to_cpu(e->iova), le64_to_cpu(e->pa),
+				  le64_to_cpu(e->pgsize), le64_to_cpu(e->pgcount), prot);
+	start = get_cycles();
+	arm_smccc_1_1_hvc(SMMU_HYP_MAP_LIST, pd->id, virt_to_phys(pd->list), n, prot, &res);
+	pv_count(&pd->pv->map_list_calls, get_cycles() - start, res.a0);
+	atomic64_add(n, &pd->pv->map_list_entries);
 	if (smmu_hyp_failed(res.a0)) {
+		/* All or nothing: none of the n is mapped. */
 		dev_err_ratelimited(pd->pv->dev,
-				    "HYP_MAP(%#lx -> %pa, %zu x %#zx, prot %#x): %ld\n",
-				    iova, &paddr, pgcount, pgsize, prot, (long)res.a0);
+				    "HYP_MAP_LIST(%u maps from %#llx, prot %#llx): %ld\n",
+				    n, le64_to_cpu(e->iova), prot, (long)res.a0);
 		return smmu_hyp_to_errno(res.a0);
 	}
-	*mapped = res.a1;
 	return 0;
+}
+
+/*
+ * Sends the maps queued in [iova, iova + size), in one HYP_MAP_LIST per
+ * prot. On failure the rest are dropped (never mapped) and the core unmaps
+ * the whole range.
+ */
+static int pv_iotlb_sync_map(struct iommu_domain *domain, unsigned long iova, size_t size)
+{
+	struct pv_domain *pd = to_pv_domain(domain);
+	unsigned long flags;
+	unsigned int n;
+	u64 prot = 0;
+	int err = 0;
+
+	if (!pd->list)
+		return 0;
+	spin_lock_irqsave(&pd->lock, flags);
+	while (!err && (n = pv_take_queued(pd, iova, size, &prot)))
+		err = pv_send_list(pd, n, prot);
+	if (err)
+		pv_drop_queued(pd, iova, size);
+	spin_unlock_irqrestore(&pd->lock, flags);
+	return err;
 }
 
 static size_t pv_unmap_pages(struct iommu_domain *domain, unsigned long iova,
@@ -488,11 +661,25 @@ static size_t pv_unmap_pages(struct iommu_domain *domain, unsigned long iova,
 {
 	struct pv_domain *pd = to_pv_domain(domain);
 	struct arm_smccc_res res;
-	u64 start = get_cycles();
+	unsigned long flags;
+	size_t dropped = 0;
+	u64 start;
 
+	/*
+	 * Maps still queued (the core undoing a map_pages that failed midway,
+	 * before any iotlb_sync_map) never reached the hyp: they are dropped.
+	 */
+	if (pd->list) {
+		spin_lock_irqsave(&pd->lock, flags);
+		dropped = pv_drop_queued(pd, iova, pgsize * pgcount);
+		spin_unlock_irqrestore(&pd->lock, flags);
+	}
+	start = get_cycles();
 	/* No WHOLE_LEAF: cutting into a block is refused, never widened. */
 	arm_smccc_1_1_hvc(SMMU_HYP_UNMAP, pd->id, iova, pgsize, pgcount, 0, &res);
 	pv_count(&pd->pv->unmap, get_cycles() - start, res.a0);
+	if (dropped && res.a0 == (unsigned long)SMMU_HYP_ENOT_FOUND)
+		return pgsize * pgcount;
 	if (smmu_hyp_failed(res.a0)) {
 		dev_err_ratelimited(pd->pv->dev, "HYP_UNMAP(%#lx, %zu x %#zx): %ld%s\n",
 				    iova, pgcount, pgsize, (long)res.a0,
@@ -507,9 +694,13 @@ static size_t pv_unmap_pages(struct iommu_domain *domain, unsigned long iova,
 	return pgsize * pgcount;
 }
 
-/* The hyp invalidated and synced before HYP_MAP or HYP_UNMAP returned. */
+/*
+ * The hyp invalidated and synced before HYP_UNMAP returned; what is left to
+ * do is to send maps a caller queued without an iotlb_sync_map.
+ */
 static void pv_flush_iotlb_all(struct iommu_domain *domain)
 {
+	pv_iotlb_sync_map(domain, 0, SIZE_MAX);
 }
 
 static void pv_iotlb_sync(struct iommu_domain *domain,
@@ -679,6 +870,7 @@ static const struct iommu_ops pv_iommu_ops = {
 		.attach_dev = pv_attach_dev,
 		.map_pages = pv_map_pages,
 		.unmap_pages = pv_unmap_pages,
+		.iotlb_sync_map = pv_iotlb_sync_map,
 		.flush_iotlb_all = pv_flush_iotlb_all,
 		.iotlb_sync = pv_iotlb_sync,
 		.iova_to_phys = pv_iova_to_phys,
@@ -697,6 +889,11 @@ static int pv_stats_show(struct seq_file *s, void *unused)
 	seq_printf(s, "maps %lld\nmap_ticks %lld\nmap_errors %lld\n",
 		   atomic64_read(&pv->map.calls), atomic64_read(&pv->map.ticks),
 		   atomic64_read(&pv->map.errors));
+	seq_printf(s, "map_lists %lld\nmap_list_entries %lld\nmap_list_ticks %lld\nmap_list_errors %lld\n",
+		   atomic64_read(&pv->map_list_calls.calls),
+		   atomic64_read(&pv->map_list_entries),
+		   atomic64_read(&pv->map_list_calls.ticks),
+		   atomic64_read(&pv->map_list_calls.errors));
 	seq_printf(s, "unmaps %lld\nunmap_ticks %lld\nunmap_errors %lld\n",
 		   atomic64_read(&pv->unmap.calls), atomic64_read(&pv->unmap.ticks),
 		   atomic64_read(&pv->unmap.errors));
@@ -800,6 +997,9 @@ static int pv_iommu_probe(struct platform_device *pdev)
 	err = pv_check_abi(dev);
 	if (err)
 		return err;
+	/* Optional: without it each map is a HYP_MAP of its own. */
+	arm_smccc_1_1_hvc(SMMU_HYP_FEATURES, SMMU_HYP_MAP_LIST, &res);
+	pv->map_list = res.a0 == SMMU_HYP_SUCCESS;
 	arm_smccc_1_1_hvc(SMMU_HYP_SMMU_INFO, pv->smmu, &res);
 	if (smmu_hyp_failed(res.a0)) {
 		dev_err(dev, "HYP_SMMU_INFO(%u): %ld\n", pv->smmu, (long)res.a0);
@@ -833,8 +1033,9 @@ static int pv_iommu_probe(struct platform_device *pdev)
 	}
 	pv->debugfs = debugfs_create_dir(dev_name(dev), pv_debugfs_root);
 	debugfs_create_file("stats", 0400, pv->debugfs, pv, &pv_stats_fops);
-	dev_info(dev, "smmu%u through hypercalls: StreamIDs < %#llx, %u-bit IPA, page sizes %#lx, features %#llx\n",
-		 pv->smmu, pv->sid_limit, pv->ipa_bits, page_sizes, pv->features);
+	dev_info(dev, "smmu%u through hypercalls: StreamIDs < %#llx, %u-bit IPA, page sizes %#lx, features %#llx%s\n",
+		 pv->smmu, pv->sid_limit, pv->ipa_bits, page_sizes, pv->features,
+		 pv->map_list ? ", maps batched" : "");
 	return 0;
 }
 

@@ -24,7 +24,7 @@
 # shift=0,sleep=off` on one CPU, where a nanosecond of the counter is one
 # instruction: the hyp's virtio-iommu logs at power-off the time in EL2
 # per MAP and per UNMAP request; pv_iommu's counters give the time per
-# HYP_MAP and HYP_UNMAP hypercall, `hvc` to return. Run by `make bench`
+# HYP_MAP, HYP_MAP_LIST and HYP_UNMAP hypercall, `hvc` to return. Run by `make bench`
 # (or `make bench-linux BENCH_CASES="a e"`), which passes how the board
 # boots the hyp: QEMU, QEMU_LINUX_ARGS, HYP_BIN, BOARD_BOOTARGS,
 # EL1_KERNEL_ADDR, EL1_RAMDISK_ADDR.
@@ -143,8 +143,10 @@ for c in "${cases[@]}"; do
     per_call() { awk -v t="$1" -v n="$2" -v hz="$3" 'BEGIN { if (n > 0 && hz > 0) printf "%d", t * 1e9 / hz / n; else print "-" }'; }
     echo "bench: (e) instructions per pv-iommu hypercall, hvc to return:" \
       "HYP_MAP $(per_call "$(pv map_ticks)" "$(pv maps)" "$(pv counter_hz)")," \
+      "HYP_MAP_LIST $(per_call "$(pv map_list_ticks)" "$(pv map_lists)" "$(pv counter_hz)")" \
+      "($(per_call "$(pv map_list_ticks)" "$(pv map_list_entries)" "$(pv counter_hz)") per entry)," \
       "HYP_UNMAP $(per_call "$(pv unmap_ticks)" "$(pv unmaps)" "$(pv counter_hz)")" \
-      "($(pv maps) maps, $(pv unmaps) unmaps)"
+      "($(pv maps) maps, $(pv map_lists) lists of $(pv map_list_entries) maps, $(pv unmaps) unmaps)"
     ;;
   esac
 done

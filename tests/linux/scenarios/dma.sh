@@ -33,6 +33,20 @@ simd_survives_io() {
   grep -q 'V0-V31, FPCR and FPSR intact' /tmp/simd
 }
 
+# pv_iommu's counters (debugfs): the disks' scatter-gather maps went to
+# the hyp as HYP_MAP_LIST batches of several entries, none refused.
+pv_maps_batched() {
+  local stats=/sys/kernel/debug/pv_iommu/pv-iommu-0/stats
+  [ -e "$stats" ] || mount -t debugfs none /sys/kernel/debug
+  local lists entries errors singles
+  lists=$(awk '$1 == "map_lists" { print $2 }' "$stats")
+  entries=$(awk '$1 == "map_list_entries" { print $2 }' "$stats")
+  errors=$(awk '$1 == "map_list_errors" { print $2 }' "$stats")
+  singles=$(awk '$1 == "maps" { print $2 }' "$stats")
+  echo "$lists HYP_MAP_LIST calls for $entries maps, $errors refused; $singles single HYP_MAPs"
+  [ "$lists" -gt 0 ] && [ "$entries" -ge $((2 * lists)) ] && [ "$errors" -eq 0 ]
+}
+
 no_iommu_error() {
   ! dmesg | grep -iE 'fault from EP|virtio_iommu.*(error|fail|could not)|HYP_[A-Z_]+.*: -[0-9]+|F_[A-Z_]+ \(0x|(nvme|blk).*(timeout|error)'
 }
@@ -63,6 +77,9 @@ else
   check "vda: $mib MiB written by DMA read back" disks_rotate_write_read_back "$mib" vda "$vblk_md5s"
 fi
 echo "linux: disk I/O from uptime $start s to $(cut -d ' ' -f 1 /proc/uptime) s"
+if [ "$door" = pv ]; then
+  check "pv_iommu batched the disks' maps" pv_maps_batched
+fi
 check "no IOMMU fault, error or timeout in Linux's log" no_iommu_error
 # shellcheck disable=SC2086 # two PCI functions
 check "unbound, the disks leave no page referenced, only MSI doorbells mapped" \
