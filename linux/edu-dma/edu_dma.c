@@ -22,7 +22,17 @@
  *     partial unmap), then unmaps the whole block and puts the device back
  *     in its DMA domain: "a 4 KiB unmap inside a 2 MiB block unmapped 0
  *     bytes, the block still translates";
- *  3. points the device at the physical address of a page Linux never
+ *  3. in a paging domain of its own again, maps a scatter-gather list of
+ *     200 pages that are not physically contiguous (every other page of a
+ *     2 MiB allocation) with one iommu_map_sg, which must map every page
+ *     where it belongs ("a scatter-gather map of 200 discontiguous pages
+ *     translates each"); then maps a page in the middle of a second
+ *     range and maps a 100-page list over that range: "a scatter-gather
+ *     map over a live mapping returned R; P of its pages translate", which
+ *     the scenario checks per IOMMU (the paravirtual one refuses the list
+ *     and leaves nothing; Linux's virtio-iommu driver does not report
+ *     failed MAP requests of a batch);
+ *  4. points the device at the physical address of a page Linux never
  *     mapped for it (a page of its own, filled with 0x5a), as an IOVA: the
  *     write a device without an IOMMU would make into that page. The IOMMU
  *     must block it: the page keeps every byte, the DMA buffer keeps every
@@ -41,6 +51,7 @@
 #include <linux/iommu.h>
 #include <linux/module.h>
 #include <linux/pci.h>
+#include <linux/scatterlist.h>
 #include <linux/sizes.h>
 #include <linux/string.h>
 
@@ -136,6 +147,87 @@ free:
 	return err;
 }
 
+#define SG_PAGES	200
+#define SG_OVER_PAGES	100
+
+/* Maps every other page of `pages`, `n` of them, with one iommu_map_sg. */
+static ssize_t edu_map_sg(struct iommu_domain *domain, unsigned long iova,
+			  struct page *pages, unsigned int n)
+{
+	struct scatterlist *sg;
+	struct sg_table sgt;
+	unsigned int i;
+	ssize_t mapped;
+
+	if (sg_alloc_table(&sgt, n, GFP_KERNEL))
+		return -ENOMEM;
+	for_each_sg(sgt.sgl, sg, n, i)
+		sg_set_page(sg, pages + 2 * i, PAGE_SIZE, 0);
+	mapped = iommu_map_sg(domain, iova, sgt.sgl, n, IOMMU_READ, GFP_KERNEL);
+	sg_free_table(&sgt);
+	return mapped;
+}
+
+/* Step 3: scatter-gather maps, one that must map each page, one refused. */
+static int edu_sg_maps(struct device *dev)
+{
+	const unsigned long iova = SZ_1G, over = SZ_1G + SZ_16M;
+	const unsigned int order = get_order(2 * SG_PAGES * PAGE_SIZE);
+	struct iommu_domain *domain;
+	unsigned int i, translating = 0;
+	struct page *pages;
+	ssize_t mapped;
+	int err;
+
+	pages = alloc_pages(GFP_KERNEL, order);
+	if (!pages)
+		return -ENOMEM;
+	domain = iommu_paging_domain_alloc(dev);
+	if (IS_ERR(domain)) {
+		__free_pages(pages, order);
+		return PTR_ERR(domain);
+	}
+	err = iommu_attach_device(domain, dev);
+	if (err) {
+		dev_err(dev, "cannot attach a domain of its own: %d\n", err);
+		goto free;
+	}
+	err = -EIO;
+	mapped = edu_map_sg(domain, iova, pages, SG_PAGES);
+	for (i = 0; i < SG_PAGES; i++)
+		translating += iommu_iova_to_phys(domain, iova + i * PAGE_SIZE) ==
+			       page_to_phys(pages + 2 * i);
+	if (mapped != SG_PAGES * PAGE_SIZE || translating != SG_PAGES) {
+		dev_err(dev, "a scatter-gather map of %u pages returned %zd, %u translate\n",
+			SG_PAGES, mapped, translating);
+		goto out;
+	}
+	if (iommu_unmap(domain, iova, SG_PAGES * PAGE_SIZE) != SG_PAGES * PAGE_SIZE)
+		goto out;
+	dev_info(dev, "a scatter-gather map of %u discontiguous pages translates each\n",
+		 SG_PAGES);
+
+	/* A live page in the middle of the range the list maps. */
+	if (iommu_map(domain, over + SG_OVER_PAGES / 2 * PAGE_SIZE, page_to_phys(pages + 1),
+		      PAGE_SIZE, IOMMU_READ, GFP_KERNEL))
+		goto out;
+	mapped = edu_map_sg(domain, over, pages, SG_OVER_PAGES);
+	translating = 0;
+	for (i = 0; i < SG_OVER_PAGES; i++)
+		translating += !!iommu_iova_to_phys(domain, over + i * PAGE_SIZE);
+	dev_info(dev, "a scatter-gather map over a live mapping returned %zd; %u of its %u pages translate\n",
+		 mapped, translating, SG_OVER_PAGES);
+	/* Whatever is left, as a caller would clean up. */
+	iommu_unmap(domain, over, SG_OVER_PAGES * PAGE_SIZE);
+	err = 0;
+out:
+	iommu_detach_device(domain, dev);
+free:
+	iommu_domain_free(domain);
+	__free_pages(pages, order);
+	return err;
+}
+
 static int edu_dma_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	struct device *dev = &pdev->dev;
@@ -187,7 +279,12 @@ static int edu_dma_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (err)
 		goto out;
 
-	/* 3: a DMA to an IOVA nobody mapped is blocked. */
+	/* 3: scatter-gather maps. */
+	err = edu_sg_maps(dev);
+	if (err)
+		goto out;
+
+	/* 4: a DMA to an IOVA nobody mapped is blocked. */
 	target = virt_to_phys(victim);
 	if (iommu_iova_to_phys(domain, target)) {
 		dev_err(dev, "IOVA %#llx is mapped: no confinement test\n", target);

@@ -33,7 +33,7 @@
  *   iova_to_phys         HYP_IOVA_TO_PHYS
  *   iotlb_sync           nothing: every HYP_UNMAP returns after the SMMU's
  *                        TLB invalidation and CMD_SYNC completed
- *   flush_iotlb_all      sends every queued map (no TLB work is needed)
+ *   flush_iotlb_all      nothing: as iotlb_sync
  *
  * There is no identity domain. The blocking domain (also the release
  * domain) detaches the device's streams, which then abort, the hyp's
@@ -140,9 +140,18 @@ struct pv_master {
 	struct list_head node;
 };
 
+/* A struct smmu_hyp_map_entry as the hyp reads it: little-endian. */
+struct pv_list_entry {
+	__le64 iova;
+	__le64 pa;
+	__le64 pgsize;
+	__le64 pgcount;
+};
+static_assert(sizeof(struct pv_list_entry) == sizeof(struct smmu_hyp_map_entry));
+
 /* A map_pages waiting for iotlb_sync_map. */
 struct pv_queued_map {
-	struct smmu_hyp_map_entry entry;	/* little-endian, as the hyp reads it */
+	struct pv_list_entry entry;
 	unsigned long iova;
 	size_t size;
 	u64 prot;
@@ -164,7 +173,7 @@ struct pv_domain {
 	spinlock_t lock;
 	unsigned int queued;
 	struct pv_queued_map queue[PV_QUEUE_LEN];
-	struct smmu_hyp_map_entry *list;
+	struct pv_list_entry *list;
 };
 
 static struct platform_driver pv_iommu_driver;
@@ -327,7 +336,7 @@ static struct iommu_domain *pv_domain_alloc_paging(struct device *dev)
 	if (m->pv->map_list) {
 		/* One page holds SMMU_HYP_MAP_LIST_MAX entries. */
 		BUILD_BUG_ON(PV_QUEUE_LEN * sizeof(*pd->list) > PAGE_SIZE);
-		pd->list = (struct smmu_hyp_map_entry *)get_zeroed_page(GFP_KERNEL);
+		pd->list = (struct pv_list_entry *)get_zeroed_page(GFP_KERNEL);
 		if (!pd->list) {
 			kfree(pd);
 			return ERR_PTR(-ENOMEM);
@@ -525,18 +534,32 @@ static int pv_map_now(struct pv_domain *pd, unsigned long iova, phys_addr_t padd
 	return 0;
 }
 
+static int pv_send_range(struct pv_domain *pd, unsigned long iova, size_t size);
+static unsigned long pv_chain_start(struct pv_domain *pd, unsigned long iova);
+
 static int pv_map_pages(struct iommu_domain *domain, unsigned long iova,
 			phys_addr_t paddr, size_t pgsize, size_t pgcount, int prot,
 			gfp_t gfp, size_t *mapped)
 {
 	struct pv_domain *pd = to_pv_domain(domain);
 	u64 hprot = pv_prot(prot, paddr);
-	unsigned long flags;
-	int err;
+	unsigned long flags, start;
+	int err = 0;
 
 	if (pd->list) {
 		spin_lock_irqsave(&pd->lock, flags);
-		if (pd->queued < PV_QUEUE_LEN) {
+		if (pd->queued == PV_QUEUE_LEN) {
+			/*
+			 * Full: send this caller's maps queued so far to make room
+			 * (a caller maps its range in ascending order, so they end
+			 * at iova). If the queue holds only other callers' maps,
+			 * this one is mapped at once below.
+			 */
+			start = pv_chain_start(pd, iova);
+			if (start != iova)
+				err = pv_send_range(pd, start, iova - start);
+		}
+		if (!err && pd->queued < PV_QUEUE_LEN) {
 			pd->queue[pd->queued++] = (struct pv_queued_map) {
 				.entry = {
 					.iova = cpu_to_le64(iova),
@@ -553,7 +576,8 @@ static int pv_map_pages(struct iommu_domain *domain, unsigned long iova,
 			return 0;
 		}
 		spin_unlock_irqrestore(&pd->lock, flags);
-		/* The queue is full: this one is mapped at once. */
+		if (err)
+			return err;
 	}
 	err = pv_map_now(pd, iova, paddr, pgsize, pgcount, hprot);
 	if (!err)
@@ -590,6 +614,26 @@ static unsigned int pv_take_queued(struct pv_domain *pd, unsigned long iova, siz
 	return n;
 }
 
+/*
+ * The start of the chain of queued maps that ends at iova (each ending where
+ * the next starts). Under pd->lock.
+ */
+static unsigned long pv_chain_start(struct pv_domain *pd, unsigned long iova)
+{
+	unsigned int i = 0;
+
+	/* Each step moves iova down: no cycle. */
+	while (i < pd->queued) {
+		if (pd->queue[i].iova + pd->queue[i].size == iova) {
+			iova = pd->queue[i].iova;
+			i = 0;
+		} else {
+			i++;
+		}
+	}
+	return iova;
+}
+
 /* Drops the queued maps in the range; returns their bytes. Under pd->lock. */
 static size_t pv_drop_queued(struct pv_domain *pd, unsigned long iova, size_t size)
 {
@@ -609,7 +653,7 @@ static size_t pv_drop_queued(struct pv_domain *pd, unsigned long iova, size_t si
 /* Maps the n entries of pd->list with `prot`. Under pd->lock. */
 static int pv_send_list(struct pv_domain *pd, unsigned int n, u64 prot)
 {
-	struct smmu_hyp_map_entry *e = pd->list;
+	struct pv_list_entry *e = pd->list;
 	struct arm_smccc_res res;
 	u64 start;
 
@@ -632,25 +676,51 @@ static int pv_send_list(struct pv_domain *pd, unsigned int n, u64 prot)
 }
 
 /*
- * Sends the maps queued in [iova, iova + size), in one HYP_MAP_LIST per
- * prot. On failure the rest are dropped (never mapped) and the core unmaps
- * the whole range.
+ * After a failed HYP_MAP_LIST, unmaps whatever else of [iova, iova + size)
+ * reached the hyp (maps sent at once when the queue was full, a list of
+ * another prot): the failed list left a hole there, and the core's own
+ * unmap of the range stops at the first hole. Under pd->lock.
  */
-static int pv_iotlb_sync_map(struct iommu_domain *domain, unsigned long iova, size_t size)
+static void pv_unmap_range(struct pv_domain *pd, unsigned long iova, size_t size)
 {
-	struct pv_domain *pd = to_pv_domain(domain);
-	unsigned long flags;
+	struct arm_smccc_res res;
+
+	arm_smccc_1_1_hvc(SMMU_HYP_UNMAP, pd->id, iova, SZ_4K, size / SZ_4K, 0, &res);
+	if (smmu_hyp_failed(res.a0) && res.a0 != (unsigned long)SMMU_HYP_ENOT_FOUND)
+		dev_err_ratelimited(pd->pv->dev, "HYP_UNMAP(%#lx, %#zx) after a failed map: %ld\n",
+				    iova, size, (long)res.a0);
+}
+
+/*
+ * Sends the maps queued in [iova, iova + size), in one HYP_MAP_LIST per
+ * prot. On failure the rest are dropped (never mapped) and what did reach
+ * the hyp is unmapped, so the range holds nothing. Under pd->lock.
+ */
+static int pv_send_range(struct pv_domain *pd, unsigned long iova, size_t size)
+{
 	unsigned int n;
 	u64 prot = 0;
 	int err = 0;
 
+	while (!err && (n = pv_take_queued(pd, iova, size, &prot)))
+		err = pv_send_list(pd, n, prot);
+	if (err) {
+		pv_drop_queued(pd, iova, size);
+		pv_unmap_range(pd, iova, size);
+	}
+	return err;
+}
+
+static int pv_iotlb_sync_map(struct iommu_domain *domain, unsigned long iova, size_t size)
+{
+	struct pv_domain *pd = to_pv_domain(domain);
+	unsigned long flags;
+	int err;
+
 	if (!pd->list)
 		return 0;
 	spin_lock_irqsave(&pd->lock, flags);
-	while (!err && (n = pv_take_queued(pd, iova, size, &prot)))
-		err = pv_send_list(pd, n, prot);
-	if (err)
-		pv_drop_queued(pd, iova, size);
+	err = pv_send_range(pd, iova, size);
 	spin_unlock_irqrestore(&pd->lock, flags);
 	return err;
 }
@@ -669,7 +739,8 @@ static size_t pv_unmap_pages(struct iommu_domain *domain, unsigned long iova,
 	 * Maps still queued (the core undoing a map_pages that failed midway,
 	 * before any iotlb_sync_map) never reached the hyp: they are dropped.
 	 */
-	if (pd->list) {
+	/* Only this caller can have maps queued in its range: no lock to see none. */
+	if (pd->list && READ_ONCE(pd->queued)) {
 		spin_lock_irqsave(&pd->lock, flags);
 		dropped = pv_drop_queued(pd, iova, pgsize * pgcount);
 		spin_unlock_irqrestore(&pd->lock, flags);
@@ -695,12 +766,13 @@ static size_t pv_unmap_pages(struct iommu_domain *domain, unsigned long iova,
 }
 
 /*
- * The hyp invalidated and synced before HYP_UNMAP returned; what is left to
- * do is to send maps a caller queued without an iotlb_sync_map.
+ * The hyp invalidated and synced before HYP_UNMAP returned. Queued maps are
+ * not sent here: every 6.12 caller of map_pages (iommu_map, iommu_map_sg)
+ * ends with iotlb_sync_map of its range, and sending another CPU's maps
+ * here would take their errors away from it.
  */
 static void pv_flush_iotlb_all(struct iommu_domain *domain)
 {
-	pv_iotlb_sync_map(domain, 0, SIZE_MAX);
 }
 
 static void pv_iotlb_sync(struct iommu_domain *domain,

@@ -8,7 +8,7 @@ use super::abi::{self, fault, map_list, smmu_feat, stats, unmap};
 use super::client::FaultRecord;
 use super::{CallResult, IommuCalls, prot, status};
 use crate::iommu::api::{DomainId, MapEntry, Pages, SmmuInfo, StatsQuery, StreamRef, UnmapMode};
-use crate::iommu::{IommuError, IommuService, SmmuBackend, TableAllocator};
+use crate::iommu::{IommuError, IommuService, MAX_MAP_LIST, SmmuBackend, TableAllocator};
 use crate::pgtable::Granule;
 use crate::smmu::{Event, FaultClass};
 use crate::vdev::guest_memory::{GuestMemError, GuestMemory};
@@ -105,6 +105,8 @@ fn fault_record(e: &Event, more: bool) -> FaultRecord {
         addr2: e.ipa.or(e.fetch_addr),
     }
 }
+
+const _: () = assert!(map_list::MAX_ENTRIES as usize <= MAX_MAP_LIST);
 
 /// `HYP_MAP_LIST`'s `count` entries at `list`, copied out of EL1's memory
 /// before any is used (EL1 may rewrite the list meanwhile).
@@ -276,7 +278,12 @@ impl<S: SmmuBackend, A: TableAllocator> IommuCalls for IommuService<'_, S, A> {
         el1: &dyn GuestMemory,
     ) -> CallResult {
         let id = DomainId(domain);
+        // The prot checks come before the list's, as the ABI orders them.
         let r = prot::decode(prot_bits)
+            .and_then(|p| match p.read || p.write {
+                true => Ok(p),
+                false => Err(IommuError::InvalidParameter),
+            })
             .and_then(|p| Ok((p, read_map_list(el1, list, count)?)))
             .map_err(|e| after_domain(self, id, e))
             .and_then(|(p, entries)| IommuService::map_all(self, id, &entries, p));

@@ -28,7 +28,7 @@ pub use attach::StreamRange;
 pub use backend::{SmmuBackend, SmmuStats, TableAllocator};
 pub use domain::DomainSlot;
 pub use error::IommuError;
-pub use service::{IommuService, ServiceConfig, ServiceError};
+pub use service::{IommuService, MAX_MAP_LIST, ServiceConfig, ServiceError};
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -40,7 +40,7 @@ use super::vmid::VmidAllocator;
 use crate::mem::{OwnershipTracker, PaClass, PhysPolicy};
 use crate::pgtable::{
     Config, Granule, Invalidation, MIN_IPA_BITS, MemType, PageTable, Prot, StartLevelPolicy,
-    TlbMaintenance,
+    TlbMaintenance, UnmapFlags,
 };
 use crate::platform::MAX_SMMUS;
 use crate::smmu::SmmuError;
@@ -128,6 +128,9 @@ fn publish_barrier() {
     #[cfg(not(target_arch = "aarch64"))]
     core::sync::atomic::fence(Ordering::SeqCst);
 }
+
+/// Most entries [`IommuService::map_all`] takes at once.
+pub const MAX_MAP_LIST: usize = 128;
 
 /// Adds a signed change to a counter.
 fn adjust(c: &AtomicU64, before: u64, after: u64) {
@@ -562,8 +565,8 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         self.map_all(id, &[MapEntry { iova, pa, pages }], prot)
     }
 
-    /// Maps every entry of `entries` with `prot`, in order, under one hold
-    /// of the domain's lock. All or nothing: if an entry is refused, the
+    /// Maps every entry of `entries` (at most [`MAX_MAP_LIST`]) with
+    /// `prot`, in order, under one hold of the domain's lock. All or nothing: if an entry is refused, the
     /// entries before it are unmapped again (invalidated and synced, as any
     /// unmap) and its error is returned, so nothing stays mapped. Returns
     /// the bytes mapped.
@@ -577,7 +580,7 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         let Some(dom) = st.domain.as_mut() else {
             return Err(IommuError::NotFound);
         };
-        if !prot.read && !prot.write {
+        if !prot.read && !prot.write || entries.len() > MAX_MAP_LIST {
             return Err(IommuError::InvalidParameter);
         }
         let mut total = 0u64;
@@ -662,29 +665,37 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
     }
 
     /// Unmaps exactly what [`map_one`](Self::map_one) mapped for each of
-    /// `done`, releasing its pages after the sync.
+    /// `done`, with one flush for all of them, then releases their pages.
+    /// If the flush fails every descriptor is gone already, the pages stay
+    /// referenced (as after a failed unmap) and the invalidation stays
+    /// pending, retried before the domain's next map.
     fn unmap_entries(
         &self,
         dom: &mut Domain<A::Memory>,
         done: &[MapEntry],
     ) -> Result<(), IommuError> {
+        let size = |e: &MapEntry| e.pages.size * e.pages.count;
+        let before = dom.pt.table_bytes();
+        let mut bytes = 0u64;
+        let mut unmapped = [false; MAX_MAP_LIST];
+        for (e, gone) in done.iter().zip(unmapped.iter_mut()) {
+            // Exactly the leaves `map_one` wrote (their size was checked), so
+            // this cannot fail; if it did, the entry stays mapped and keeps
+            // its pages.
+            if let Ok(u) = dom.pt.unmap(e.iova, size(e), UnmapFlags::EXACT) {
+                bytes += u.bytes;
+                *gone = true;
+            }
+        }
         let (mask, vmid) = (dom.tlb_mask, dom.vmid);
-        for e in done {
-            // Mapped, so the size was checked and does not overflow.
-            let end = e.iova + e.pages.size * e.pages.count;
-            let before = dom.pt.table_bytes();
-            let r = unmap_and_release(
-                &mut dom.pt,
-                e.iova,
-                end,
-                &mut |pt| self.with_tlb(mask, vmid, |tlb| pt.flush(tlb)),
-                &mut |pa, size| self.tracker.release_after_sync(pa, size),
-            );
-            adjust(&self.counters.table_bytes, before, dom.pt.table_bytes());
-            let bytes = r.unwrap_or_else(|stopped| stopped.bytes);
-            dom.mapped -= bytes.min(dom.mapped);
-            self.counters.mapped.fetch_sub(bytes, Ordering::Relaxed);
-            r.map_err(|stopped| stopped.error)?;
+        let flushed = self.with_tlb(mask, vmid, |tlb| dom.pt.flush(tlb));
+        adjust(&self.counters.table_bytes, before, dom.pt.table_bytes());
+        dom.mapped -= bytes.min(dom.mapped);
+        self.counters.mapped.fetch_sub(bytes, Ordering::Relaxed);
+        flushed.map_err(IommuError::Smmu)?;
+        for (e, _) in done.iter().zip(unmapped).filter(|(_, gone)| *gone) {
+            // MMIO and doorbell entries hold no reference: skipped.
+            self.tracker.release_after_sync(e.pa, size(e));
         }
         Ok(())
     }

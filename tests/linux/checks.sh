@@ -106,6 +106,7 @@ summary() {
 #                                MIB MiB) read back as its MD5S rotated
 #   msix_count PCI               interrupts its MSI-X vectors took
 #   disk_msix_rises DISK         an O_DIRECT read raises its MSI-X counts
+#   pv_stat NAME                 counter NAME of pv_iommu's debugfs stats
 #   hyp_stats                    "DOMAINS STREAMS BYTES_MAPPED PAGE_REFS" of
 #                                the hyp's IOMMU (the hyp-probe module)
 #   unbound_leave_only_doorbells PCI...
@@ -301,6 +302,12 @@ disk_msix_rises() {
   after=$(msix_count "$pci")
   echo "$pci MSI-X interrupts $before -> $after"
   [ "$after" -gt "$before" ]
+}
+
+pv_stat() {
+  local stats=/sys/kernel/debug/pv_iommu/pv-iommu-0/stats
+  [ -e "$stats" ] || mount -t debugfs none /sys/kernel/debug
+  awk -v name="$1" '$1 == name { print $2 }' "$stats"
 }
 
 hyp_stats() {
