@@ -132,8 +132,13 @@ fn hvc(frame: &mut TrapFrame) {
     let x = &frame.x;
     let args = [x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]];
     let iommu = super::iommu::service().map(|s| s as &dyn hypercall::IommuCalls);
-    // EL1 runs only once the ownership record is sealed, as `OwnedRam` needs.
-    let result = match super::mem::el1_ram() {
+    // EL1 runs only once the ownership record is sealed, as `OwnedRam`
+    // needs. Built only for the calls that read EL1's memory: the others
+    // (the null hypercall too) do not pay for it.
+    let el1 = hypercall::reads_el1_memory(&args)
+        .then(super::mem::el1_ram)
+        .flatten();
+    let result = match el1 {
         Some(el1) => hypercall::dispatch_el1(&args, iommu, &el1),
         None => hypercall::dispatch_with(&args, iommu),
     };

@@ -48,6 +48,12 @@ pub fn dispatch(args: &[u64; 8]) -> [u64; 4] {
     dispatch_with(args, None)
 }
 
+/// Whether the call in `args` takes arguments from EL1's memory (see
+/// [`dispatch_el1`]).
+pub fn reads_el1_memory(args: &[u64; 8]) -> bool {
+    smccc::function_id(args[0]).0 == abi::HYP_MAP_LIST
+}
+
 /// [`dispatch_el1`] with no access to EL1's memory: calls that take
 /// arguments from there (`HYP_MAP_LIST`) are refused with DENIED.
 pub fn dispatch_with(args: &[u64; 8], iommu: Option<&dyn IommuCalls>) -> [u64; 4] {

@@ -562,7 +562,18 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         pages: Pages,
         prot: Prot,
     ) -> Result<u64, IommuError> {
-        self.map_all(id, &[MapEntry { iova, pa, pages }], prot)
+        // `map_all` of one entry, without its loop and undo (the hot path).
+        let (_, mut st) = self.lock_domain(id)?;
+        let Some(dom) = st.domain.as_mut() else {
+            return Err(IommuError::NotFound);
+        };
+        if !prot.read && !prot.write {
+            return Err(IommuError::InvalidParameter);
+        }
+        let size = self.map_one(dom, &MapEntry { iova, pa, pages }, prot)?;
+        publish_barrier();
+        self.counters.maps.fetch_add(1, Ordering::Relaxed);
+        Ok(size)
     }
 
     /// Maps every entry of `entries` (at most [`MAX_MAP_LIST`]) with
@@ -603,6 +614,7 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
 
     /// One entry of [`map_all`](Self::map_all), without the barrier that
     /// publishes it. Nothing changes when it fails.
+    #[inline(always)]
     fn map_one(
         &self,
         dom: &mut Domain<A::Memory>,
