@@ -4,7 +4,9 @@
 //! (maps and sets, written from `docs/hypercall-abi.md`) predicts every
 //! result. Any difference fails at once with the call that caused it.
 //! Reference counts, mapped leaves and counters are compared with the
-//! model as it goes.
+//! model as it goes. `HYP_MAP_LIST` gets lists of 1-4 generated maps,
+//! read from EL1's RAM ([`ListRam`]), which the model runs as `HYP_MAP`s,
+//! all or nothing.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::vec::Vec;
@@ -268,6 +270,37 @@ impl Model {
             return Err(abi::INVALID_PARAMETER);
         }
         Err(abi::DENIED)
+    }
+
+    /// `HYP_MAP_LIST` of `entries` (iova, pa, pgsize, pgcount): each as a
+    /// `HYP_MAP`, all or nothing.
+    fn map_list(&mut self, id: u64, entries: &[[u64; 4]], bits: u64) -> Res {
+        self.domains.get(&id).ok_or(abi::NOT_FOUND)?;
+        let max = abi::map_list::MAX_ENTRIES as usize;
+        if !prot_ok(bits) || entries.is_empty() || entries.len() > max {
+            return Err(abi::INVALID_PARAMETER);
+        }
+        let saved = (
+            self.domains.get(&id).cloned(),
+            self.refs.clone(),
+            self.mapped,
+            self.maps,
+        );
+        let mut total = 0;
+        for &[iova, pa, pgsize, pgcount] in entries {
+            match self.map(id, iova, pa, pgsize, pgcount, bits) {
+                Ok([size, _, _]) => total += size,
+                Err(e) => {
+                    let (domain, refs, mapped, maps) = saved;
+                    if let Some(d) = domain {
+                        self.domains.insert(id, d);
+                    }
+                    (self.refs, self.mapped, self.maps) = (refs, mapped, maps);
+                    return Err(e);
+                }
+            }
+        }
+        Ok([total, 0, 0])
     }
 
     fn map(&mut self, id: u64, iova: u64, pa: u64, pgsize: u64, pgcount: u64, bits: u64) -> Res {
@@ -656,6 +689,7 @@ fn random_calls_match_the_model() {
             ..Model::default()
         };
         let mut rng = Rng(0x005e_ed0f_1077);
+        let ram = ListRam::new();
         let mut seen = [0u64; 13];
         let mut per_call: BTreeMap<(u32, i64), u64> = BTreeMap::new();
         for n in 0..CALLS {
@@ -664,7 +698,41 @@ fn random_calls_match_the_model() {
                 rng: &mut rng,
                 model: &model,
             };
+            // A list written at LIST for a HYP_MAP_LIST, with EL1's RAM
+            // readable for that call.
+            let mut list: Option<Vec<[u64; 4]>> = None;
             let (args, touched): (client::Args, Option<(u64, u64)>) = match op {
+                0..=29 if g.rng.pct(30) => {
+                    // A scatter-gather list of maps, sometimes a bad count.
+                    let id = g.domain();
+                    let ipa = model.domains.get(&id).map_or(40, |d| d.ipa_bits);
+                    let n = 1 + g.rng.below(4);
+                    let mut entries = Vec::new();
+                    let mut mmio = false;
+                    for _ in 0..n {
+                        let pgsize = g.pgsize(id);
+                        let iova = g.iova(pgsize, ipa);
+                        let (pa, m) = g.pa(pgsize);
+                        mmio = m;
+                        entries.push([iova, pa, pgsize, g.pgcount()]);
+                    }
+                    let p = g.prot(mmio);
+                    let count = match g.rng.below(100) {
+                        0..=1 => 0,
+                        2..=3 => abi::map_list::MAX_ENTRIES + 1,
+                        _ => n,
+                    };
+                    ram.put(LIST, &entries);
+                    let [_, pa, pgsize, pgcount] = entries[0];
+                    let span = pgsize.saturating_mul(pgcount.min(1 << 14));
+                    entries.truncate(count as usize);
+                    if count > n {
+                        // Never read: refused before the list is.
+                        entries.resize(count as usize, [0; 4]);
+                    }
+                    list = Some(entries);
+                    (client::map_list(id, LIST, count, p), Some((pa, span)))
+                }
                 0..=29 => {
                     let id = g.domain();
                     let pgsize = g.pgsize(id);
@@ -786,7 +854,10 @@ fn random_calls_match_the_model() {
                     (a, None)
                 }
             };
-            let got = call(&svc, args);
+            let got = match list {
+                Some(_) => call_el1(&svc, &storage, &ram, args),
+                None => call(&svc, args),
+            };
             let fid = args[0] as u32;
             let mut mask = [true; 3];
             let expected = match fid {
@@ -810,7 +881,10 @@ fn random_calls_match_the_model() {
                 abi::HYP_ATTACH => model.attach(args[1], args[2], args[3]),
                 abi::HYP_DETACH => model.detach(args[1], args[2]),
                 abi::HYP_MAP => model.map(args[1], args[2], args[3], args[4], args[5], args[6]),
-                abi::HYP_MAP_LIST => model.map_list_unreadable(args[1], args[2], args[3], args[4]),
+                abi::HYP_MAP_LIST => match &list {
+                    Some(entries) => model.map_list(args[1], entries, args[4]),
+                    None => model.map_list_unreadable(args[1], args[2], args[3], args[4]),
+                },
                 abi::HYP_UNMAP => model.unmap(args[1], args[2], args[3], args[4], args[5]),
                 abi::HYP_IOVA_TO_PHYS => model.iova_to_phys(args[1], args[2]),
                 abi::HYP_FAULT_POP => model.fault_pop(args[1]),

@@ -2,82 +2,13 @@
 //! an emulated device's (`OwnedRam`), every entry mapped as `HYP_MAP`
 //! would, all or nothing.
 
-use std::cell::RefCell;
 use std::vec::Vec;
 
 use super::*;
 use crate::hypercall::abi::{self, map_list};
-use crate::vdev::guest_memory::{OwnedRam, PhysMemory};
 
 const K4: u64 = 0x1000;
 const MIB2: u64 = 2 << 20;
-/// Where the tests put their lists: EL1's RAM, away from what they map.
-const LIST: u64 = EL1_RAM + 0x100_0000;
-
-/// EL1's RAM behind the ownership checks (which refuse everything that is
-/// not EL1's before a load is made): two pages at [`LIST`], zeros
-/// elsewhere.
-struct ListRam {
-    bytes: RefCell<Vec<u8>>,
-    /// How many times each byte was read.
-    reads: RefCell<Vec<u32>>,
-}
-
-impl ListRam {
-    fn new() -> Self {
-        Self {
-            bytes: RefCell::new(std::vec![0; 2 * K4 as usize]),
-            reads: RefCell::new(std::vec![0; 2 * K4 as usize]),
-        }
-    }
-
-    /// Reads of each byte of `len` at `at` since the last call.
-    fn reads(&self, at: u64, len: usize) -> Vec<u32> {
-        let mut reads = self.reads.borrow_mut();
-        let counts = reads[(at - LIST) as usize..][..len].to_vec();
-        reads.fill(0);
-        counts
-    }
-
-    /// Writes `entries` at `at`.
-    fn put(&self, at: u64, entries: &[[u64; 4]]) {
-        let mut bytes = self.bytes.borrow_mut();
-        for (k, e) in entries.iter().enumerate() {
-            let off = (at - LIST) as usize + k * map_list::ENTRY_BYTES as usize;
-            let entry = client::map_list_entry(e[0], e[1], e[2], e[3]);
-            bytes[off..off + entry.len()].copy_from_slice(&entry);
-        }
-    }
-}
-
-// SAFETY: touches only the buffer, and no byte but those asked for.
-unsafe impl PhysMemory for ListRam {
-    unsafe fn read(&self, pa: u64, buf: &mut [u8]) {
-        let (bytes, mut reads) = (self.bytes.borrow(), self.reads.borrow_mut());
-        for (i, b) in buf.iter_mut().enumerate() {
-            let off = (pa + i as u64).wrapping_sub(LIST) as usize;
-            *b = bytes.get(off).copied().unwrap_or(0);
-            if let Some(n) = reads.get_mut(off) {
-                *n += 1;
-            }
-        }
-    }
-    unsafe fn write(&self, _: u64, _: &[u8]) {
-        unreachable!("HYP_MAP_LIST only reads");
-    }
-}
-
-/// One call through the dispatcher, with EL1's RAM readable.
-fn call_el1<S: SmmuBackend>(
-    svc: &Svc<'_, S>,
-    storage: &Storage,
-    ram: &ListRam,
-    args: client::Args,
-) -> Result<[u64; 3], i64> {
-    let el1 = OwnedRam::new(&storage.tracker, ram);
-    client::status(hypercall::dispatch_el1(&args, Some(svc), &el1))
-}
-
 fn alloc<S: SmmuBackend>(svc: &Svc<'_, S>) -> u64 {
     call(svc, client::domain_alloc(40, 0)).expect("domain_alloc")[0]
 }

@@ -12,6 +12,7 @@ mod fuzz;
 mod map_list;
 
 use std::boxed::Box;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
@@ -29,6 +30,7 @@ use crate::pgtable::hostmem::HostMemory;
 use crate::pgtable::{Granule, PhysAddr, StartLevelPolicy, TableMemory};
 use crate::smmu::fake::{FakeClock, FakeDma, FakeSmmu, QEMU_VIRT, Trail};
 use crate::smmu::{Budget, Command, Event, Features, PollBudget, S2Config, Smmu, SmmuError};
+use crate::vdev::guest_memory::{OwnedRam, PhysMemory};
 
 /// RAM of the test machine: 64 MiB.
 pub const RAM: PhysRange = PhysRange::new(0x8000_0000, 64 << 20);
@@ -247,6 +249,79 @@ fn the_service_and_its_slots_can_live_in_statics() {
 /// Makes one call through the dispatcher.
 pub fn call<S: SmmuBackend>(svc: &Svc<'_, S>, args: client::Args) -> Result<[u64; 3], i64> {
     client::status(hypercall::dispatch_with(&args, Some(svc)))
+}
+
+// ---------------------------------------------------------------- EL1 memory
+
+/// Bytes of a page of [`ListRam`].
+const PAGE_BYTES: u64 = 0x1000;
+
+/// Where the tests put their lists: EL1's RAM, away from what they map.
+pub const LIST: u64 = EL1_RAM + 0x100_0000;
+
+/// EL1's RAM behind the ownership checks (which refuse everything that is
+/// not EL1's before a load is made): two pages at [`LIST`], zeros
+/// elsewhere.
+pub struct ListRam {
+    bytes: RefCell<Vec<u8>>,
+    /// How many times each byte was read.
+    reads: RefCell<Vec<u32>>,
+}
+
+impl ListRam {
+    pub fn new() -> Self {
+        Self {
+            bytes: RefCell::new(std::vec![0; 2 * PAGE_BYTES as usize]),
+            reads: RefCell::new(std::vec![0; 2 * PAGE_BYTES as usize]),
+        }
+    }
+
+    /// Reads of each byte of `len` at `at` since the last call.
+    pub fn reads(&self, at: u64, len: usize) -> Vec<u32> {
+        let mut reads = self.reads.borrow_mut();
+        let counts = reads[(at - LIST) as usize..][..len].to_vec();
+        reads.fill(0);
+        counts
+    }
+
+    /// Writes `entries` at `at`.
+    pub fn put(&self, at: u64, entries: &[[u64; 4]]) {
+        let mut bytes = self.bytes.borrow_mut();
+        for (k, e) in entries.iter().enumerate() {
+            let off =
+                (at - LIST) as usize + k * crate::hypercall::abi::map_list::ENTRY_BYTES as usize;
+            let entry = client::map_list_entry(e[0], e[1], e[2], e[3]);
+            bytes[off..off + entry.len()].copy_from_slice(&entry);
+        }
+    }
+}
+
+// SAFETY: touches only the buffer, and no byte but those asked for.
+unsafe impl PhysMemory for ListRam {
+    unsafe fn read(&self, pa: u64, buf: &mut [u8]) {
+        let (bytes, mut reads) = (self.bytes.borrow(), self.reads.borrow_mut());
+        for (i, b) in buf.iter_mut().enumerate() {
+            let off = (pa + i as u64).wrapping_sub(LIST) as usize;
+            *b = bytes.get(off).copied().unwrap_or(0);
+            if let Some(n) = reads.get_mut(off) {
+                *n += 1;
+            }
+        }
+    }
+    unsafe fn write(&self, _: u64, _: &[u8]) {
+        unreachable!("HYP_MAP_LIST only reads");
+    }
+}
+
+/// One call through the dispatcher, with EL1's RAM readable.
+pub fn call_el1<S: SmmuBackend>(
+    svc: &Svc<'_, S>,
+    storage: &Storage,
+    ram: &ListRam,
+    args: client::Args,
+) -> Result<[u64; 3], i64> {
+    let el1 = OwnedRam::new(&storage.tracker, ram);
+    client::status(hypercall::dispatch_el1(&args, Some(svc), &el1))
 }
 
 // ---------------------------------------------------------------- fakes
