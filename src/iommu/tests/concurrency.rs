@@ -1,7 +1,8 @@
 //! Several CPUs calling at once: threads map and unmap on their own
 //! domains and on one shared domain (disjoint and contended ranges, the
 //! same physical pages everywhere), while others attach, detach, allocate,
-//! free and read counters. No deadlock (a watchdog fails the run), no
+//! free and read counters; lists (HYP_MAP_LIST) race for the contended
+//! range too. No deadlock (a watchdog fails the run), no
 //! call ever sees another's half-done state, and the final state is
 //! consistent: nothing mapped, no reference held, no table or VMID leaked.
 
@@ -12,6 +13,7 @@ use std::vec::Vec;
 
 use super::*;
 use crate::hypercall::abi::{self, stats, unmap as uflags};
+use crate::vdev::guest_memory::OwnedRam;
 
 const THREADS: u64 = 4;
 const ROUNDS: u64 = 10_000;
@@ -58,6 +60,7 @@ fn worker<S: SmmuBackend + Send>(svc: &Svc<'_, S>, t: u64, shared: u64, wins: &A
     let own = call(svc, client::domain_alloc(39, 0)).expect("own domain")[0];
     call(svc, client::attach(0, t as u32, own)).expect("attach own");
     let window = 0x1000_0000 * (t + 1);
+    let ram = ListRam::new();
     for round in 0..ROUNDS {
         let dom = if rng.below(2) == 0 { own } else { shared };
         let k = rng.below(64);
@@ -88,6 +91,30 @@ fn worker<S: SmmuBackend + Send>(svc: &Svc<'_, S>, t: u64, shared: u64, wins: &A
                     assert_eq!(left, Err(abi::NOT_FOUND));
                 } else {
                     assert_eq!(left.expect("unmap rest")[0], (n - 1) * K4);
+                }
+            }
+            2 if rng.below(2) == 0 => {
+                // The same race with a list: a page of its own window, then
+                // the contended range. All or nothing: a loser's own page is
+                // not mapped either.
+                let entries = [[iova, pa, K4, 1], [CONTENDED, pa, K4, 4]];
+                ram.put(LIST, &entries);
+                let el1 = OwnedRam::new(svc.tracker(), &ram);
+                let args = client::map_list(shared, LIST, 2, RW);
+                match client::status(hypercall::dispatch_el1(&args, Some(svc), &el1)) {
+                    Ok(r) => {
+                        assert_eq!(r[0], 5 * K4);
+                        wins.fetch_add(1, Ordering::Relaxed);
+                        let u = call(svc, client::unmap(shared, CONTENDED, K4, 4, 0));
+                        assert_eq!(u.expect("winner unmaps")[0], 4 * K4);
+                        let u = call(svc, client::unmap(shared, iova, K4, 1, 0));
+                        assert_eq!(u.expect("winner unmaps its page")[0], K4);
+                    }
+                    Err(e) => {
+                        assert_eq!(e, abi::EXISTS);
+                        let own = call(svc, client::iova_to_phys(shared, iova));
+                        assert_eq!(own, Err(abi::NOT_FOUND), "a refused list left a map");
+                    }
                 }
             }
             2 => {
