@@ -392,7 +392,7 @@ fn a_device_dma_linux_never_mapped_is_blocked_and_reported_through_the_virtio_io
 #[test]
 fn a_device_dma_linux_never_mapped_is_blocked_and_reported_through_the_paravirtual_iommu() {
     expect_confined(Door::Pv)
-        .expect("linux: ok   scatter-gather maps: each page where it belongs, none over a live mapping: 3 lists of 300 maps, 1 refused");
+        .expect("linux: ok   scatter-gather maps: each page where it belongs; one over a live page refused, none of its range left (the live page neither): 3 lists of 300 maps, 1 refused");
 }
 
 /// The `alias` scenario: behind a PCIe-to-PCI bridge, a disk with the

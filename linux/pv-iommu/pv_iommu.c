@@ -21,11 +21,13 @@
  *   release_device       nothing at EL2 (the core attached the blocked
  *                        domain first)
  *   map_pages            queues the map (pgsize and pgcount as given) for
- *                        iotlb_sync_map; HYP_MAP at once when the queue is
- *                        full or the hyp has no HYP_MAP_LIST
- *   iotlb_sync_map       the queued maps of its IOVA range as one
- *                        HYP_MAP_LIST (HYP_MAP for a single one): an
- *                        iommu_map_sg of n segments is one trap, not n
+ *                        iotlb_sync_map; a full queue first sends the maps
+ *                        queued just below it as one HYP_MAP_LIST; HYP_MAP
+ *                        at once if the queue stays full or the hyp has no
+ *                        HYP_MAP_LIST
+ *   iotlb_sync_map       the queued maps of its IOVA range as HYP_MAP_LISTs
+ *                        (HYP_MAP for a single one): an iommu_map_sg of n
+ *                        segments is one trap per 128, not n
  *   unmap_pages          HYP_UNMAP with pgsize and pgcount as given, without
  *                        WHOLE_LEAF: a range that would cut a block is
  *                        refused, never split (the IOMMU core only unmaps
@@ -174,6 +176,12 @@ struct pv_domain {
 	unsigned int queued;
 	struct pv_queued_map queue[PV_QUEUE_LEN];
 	struct pv_list_entry *list;
+	/*
+	 * The range a failed send emptied last (pv_unmap_range): the core's
+	 * own rollback finds nothing there, which is not an error.
+	 */
+	unsigned long emptied_iova;
+	size_t emptied_size;
 };
 
 static struct platform_driver pv_iommu_driver;
@@ -534,8 +542,7 @@ static int pv_map_now(struct pv_domain *pd, unsigned long iova, phys_addr_t padd
 	return 0;
 }
 
-static int pv_send_range(struct pv_domain *pd, unsigned long iova, size_t size);
-static unsigned long pv_chain_start(struct pv_domain *pd, unsigned long iova);
+static void pv_send_below(struct pv_domain *pd, unsigned long iova);
 
 static int pv_map_pages(struct iommu_domain *domain, unsigned long iova,
 			phys_addr_t paddr, size_t pgsize, size_t pgcount, int prot,
@@ -543,24 +550,15 @@ static int pv_map_pages(struct iommu_domain *domain, unsigned long iova,
 {
 	struct pv_domain *pd = to_pv_domain(domain);
 	u64 hprot = pv_prot(prot, paddr);
-	unsigned long flags, start;
-	int err = 0;
+	unsigned long flags;
+	int err;
 
 	if (pd->list) {
 		spin_lock_irqsave(&pd->lock, flags);
-		if (pd->queued == PV_QUEUE_LEN) {
-			/*
-			 * Full: send this caller's maps queued so far to make room
-			 * (a caller maps its range in ascending order, so they end
-			 * at iova). If the queue holds only other callers' maps,
-			 * this one is mapped at once below.
-			 */
-			start = pv_chain_start(pd, iova);
-			if (start != iova)
-				err = pv_send_range(pd, start, iova - start);
-		}
-		if (!err && pd->queued < PV_QUEUE_LEN) {
-			pd->queue[pd->queued++] = (struct pv_queued_map) {
+		if (pd->queued == PV_QUEUE_LEN)
+			pv_send_below(pd, iova);
+		if (pd->queued < PV_QUEUE_LEN) {
+			pd->queue[pd->queued] = (struct pv_queued_map) {
 				.entry = {
 					.iova = cpu_to_le64(iova),
 					.pa = cpu_to_le64(paddr),
@@ -571,13 +569,13 @@ static int pv_map_pages(struct iommu_domain *domain, unsigned long iova,
 				.size = pgsize * pgcount,
 				.prot = hprot,
 			};
+			WRITE_ONCE(pd->queued, pd->queued + 1);
 			spin_unlock_irqrestore(&pd->lock, flags);
 			*mapped = pgsize * pgcount;
 			return 0;
 		}
 		spin_unlock_irqrestore(&pd->lock, flags);
-		if (err)
-			return err;
+		/* Still full (other callers' maps): this one goes at once. */
 	}
 	err = pv_map_now(pd, iova, paddr, pgsize, pgcount, hprot);
 	if (!err)
@@ -610,7 +608,7 @@ static unsigned int pv_take_queued(struct pv_domain *pd, unsigned long iova, siz
 			pd->queue[kept++] = *q;
 		}
 	}
-	pd->queued = kept;
+	WRITE_ONCE(pd->queued, kept);
 	return n;
 }
 
@@ -646,7 +644,7 @@ static size_t pv_drop_queued(struct pv_domain *pd, unsigned long iova, size_t si
 		else
 			pd->queue[kept++] = pd->queue[i];
 	}
-	pd->queued = kept;
+	WRITE_ONCE(pd->queued, kept);
 	return dropped;
 }
 
@@ -684,8 +682,16 @@ static int pv_send_list(struct pv_domain *pd, unsigned int n, u64 prot)
 static void pv_unmap_range(struct pv_domain *pd, unsigned long iova, size_t size)
 {
 	struct arm_smccc_res res;
+	u64 start = get_cycles();
 
 	arm_smccc_1_1_hvc(SMMU_HYP_UNMAP, pd->id, iova, SZ_4K, size / SZ_4K, 0, &res);
+	pv_count(&pd->pv->unmap, get_cycles() - start, res.a0);
+	pd->emptied_iova = iova;
+	pd->emptied_size = size;
+	/*
+	 * PARTIAL_BLOCK only for a caller that mapped over part of a live block
+	 * (the DMA API never does): then nothing here is unmapped.
+	 */
 	if (smmu_hyp_failed(res.a0) && res.a0 != (unsigned long)SMMU_HYP_ENOT_FOUND)
 		dev_err_ratelimited(pd->pv->dev, "HYP_UNMAP(%#lx, %#zx) after a failed map: %ld\n",
 				    iova, size, (long)res.a0);
@@ -711,6 +717,38 @@ static int pv_send_range(struct pv_domain *pd, unsigned long iova, size_t size)
 	return err;
 }
 
+/*
+ * The queue is full at map_pages(iova): sends the chain of maps queued just
+ * below iova (the caller's own so far, as a caller maps its range upwards;
+ * it may run on into the range of a caller below that has queued all of
+ * it) as one HYP_MAP_LIST. If it fails they go back in the queue: each
+ * owner's iotlb_sync_map sends them again and gets the error itself.
+ * Under pd->lock.
+ */
+static void pv_send_below(struct pv_domain *pd, unsigned long iova)
+{
+	unsigned long start = pv_chain_start(pd, iova);
+	struct pv_list_entry *e;
+	unsigned int i, n;
+	u64 prot = 0;
+
+	if (start == iova)
+		return;
+	n = pv_take_queued(pd, start, iova - start, &prot);
+	if (!n || !pv_send_list(pd, n, prot))
+		return;
+	for (i = 0; i < n; i++) {
+		e = &pd->list[i];
+		pd->queue[pd->queued + i] = (struct pv_queued_map) {
+			.entry = *e,
+			.iova = le64_to_cpu(e->iova),
+			.size = le64_to_cpu(e->pgsize) * le64_to_cpu(e->pgcount),
+			.prot = prot,
+		};
+	}
+	WRITE_ONCE(pd->queued, pd->queued + n);
+}
+
 static int pv_iotlb_sync_map(struct iommu_domain *domain, unsigned long iova, size_t size)
 {
 	struct pv_domain *pd = to_pv_domain(domain);
@@ -723,6 +761,19 @@ static int pv_iotlb_sync_map(struct iommu_domain *domain, unsigned long iova, si
 	err = pv_send_range(pd, iova, size);
 	spin_unlock_irqrestore(&pd->lock, flags);
 	return err;
+}
+
+/* Whether [iova, iova + size) lies in the range a failed send emptied. */
+static bool pv_emptied(struct pv_domain *pd, unsigned long iova, size_t size)
+{
+	unsigned long flags;
+	bool inside;
+
+	spin_lock_irqsave(&pd->lock, flags);
+	inside = pd->emptied_size && iova >= pd->emptied_iova &&
+		 iova - pd->emptied_iova + size <= pd->emptied_size;
+	spin_unlock_irqrestore(&pd->lock, flags);
+	return inside;
 }
 
 static size_t pv_unmap_pages(struct iommu_domain *domain, unsigned long iova,
@@ -749,7 +800,8 @@ static size_t pv_unmap_pages(struct iommu_domain *domain, unsigned long iova,
 	/* No WHOLE_LEAF: cutting into a block is refused, never widened. */
 	arm_smccc_1_1_hvc(SMMU_HYP_UNMAP, pd->id, iova, pgsize, pgcount, 0, &res);
 	pv_count(&pd->pv->unmap, get_cycles() - start, res.a0);
-	if (dropped && res.a0 == (unsigned long)SMMU_HYP_ENOT_FOUND)
+	if (res.a0 == (unsigned long)SMMU_HYP_ENOT_FOUND &&
+	    (dropped || pv_emptied(pd, iova, pgsize * pgcount)))
 		return pgsize * pgcount;
 	if (smmu_hyp_failed(res.a0)) {
 		dev_err_ratelimited(pd->pv->dev, "HYP_UNMAP(%#lx, %zu x %#zx): %ld%s\n",

@@ -690,13 +690,20 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
         let before = dom.pt.table_bytes();
         let mut bytes = 0u64;
         let mut unmapped = [false; MAX_MAP_LIST];
+        let mut stuck = None;
         for (e, gone) in done.iter().zip(unmapped.iter_mut()) {
             // Exactly the leaves `map_one` wrote (their size was checked), so
-            // this cannot fail; if it did, the entry stays mapped and keeps
-            // its pages.
-            if let Ok(u) = dom.pt.unmap(e.iova, size(e), UnmapFlags::EXACT) {
-                bytes += u.bytes;
-                *gone = true;
+            // this cannot fail. If it did, the entry would stay mapped with
+            // its pages, and the caller must not hear "nothing mapped".
+            match dom.pt.unmap(e.iova, size(e), UnmapFlags::EXACT) {
+                Ok(u) => {
+                    bytes += u.bytes;
+                    *gone = true;
+                }
+                Err(err) => {
+                    debug_assert!(false, "undoing a map failed: {err}");
+                    stuck = Some(err);
+                }
             }
         }
         let (mask, vmid) = (dom.tlb_mask, dom.vmid);
@@ -709,7 +716,7 @@ impl<'a, S: SmmuBackend, A: TableAllocator> IommuService<'a, S, A> {
             // MMIO and doorbell entries hold no reference: skipped.
             self.tracker.release_after_sync(e.pa, size(e));
         }
-        Ok(())
+        stuck.map_or(Ok(()), |err| Err(err.into()))
     }
 
     /// Unmaps `pages` from `iova`.
