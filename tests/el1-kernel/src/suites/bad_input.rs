@@ -688,45 +688,34 @@ fn map_lists(t: &mut Tester<'_>, platform: &Platform<'_>) {
     );
     t.refused("MAP_LIST with prot 0", map_list(d, list, 2, 0), INVAL);
     t.class = "a HYP_MAP_LIST entry refused after others maps nothing";
-    iommu::write_list(
-        at,
-        &[
-            [HOLE_IOVA, spare, PAGE, 1],
-            [HOLE_IOVA + PAGE, p7, PAGE, 1],
+    let third_entries = [
+        (
+            "MAP_LIST whose third entry is the hyp image",
             [HOLE_IOVA + 2 * PAGE, image, PAGE, 1],
-        ],
-    );
-    t.refused(
-        "MAP_LIST whose third entry is the hyp image",
-        map_list(d, list, 3, RW),
-        DENIED,
-    );
-    iommu::write_list(
-        at,
-        &[
-            [HOLE_IOVA, spare, PAGE, 1],
-            [HOLE_IOVA + PAGE, p7, PAGE, 1],
+            DENIED,
+        ),
+        (
+            "MAP_LIST whose third entry overlaps a mapping",
             [DST_IOVA, p8, PAGE, 1],
-        ],
-    );
-    t.refused(
-        "MAP_LIST whose third entry overlaps a mapping",
-        map_list(d, list, 3, RW),
-        EXISTS,
-    );
-    iommu::write_list(
-        at,
-        &[
-            [HOLE_IOVA, spare, PAGE, 1],
-            [HOLE_IOVA + PAGE, p7, PAGE, 1],
+            EXISTS,
+        ),
+        (
+            "MAP_LIST whose third entry is unaligned",
             [HOLE_IOVA + 0x800, p8, PAGE, 1],
-        ],
-    );
-    t.refused(
-        "MAP_LIST whose third entry is unaligned",
-        map_list(d, list, 3, RW),
-        UNAL,
-    );
+            UNAL,
+        ),
+    ];
+    for (case, third, code) in third_entries {
+        iommu::write_list(
+            at,
+            &[
+                [HOLE_IOVA, spare, PAGE, 1],
+                [HOLE_IOVA + PAGE, p7, PAGE, 1],
+                third,
+            ],
+        );
+        t.refused(case, map_list(d, list, 3, RW), code);
+    }
 }
 
 fn too_many_domains(t: &mut Tester<'_>) {
