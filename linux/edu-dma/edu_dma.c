@@ -96,6 +96,30 @@ static bool all_bytes(const u8 *p, size_t len, u8 value)
 	return true;
 }
 
+/* A paging domain of the device's own, attached (no DMA runs meanwhile). */
+static struct iommu_domain *edu_own_domain(struct device *dev)
+{
+	struct iommu_domain *domain = iommu_paging_domain_alloc(dev);
+	int err;
+
+	if (IS_ERR(domain))
+		return domain;
+	err = iommu_attach_device(domain, dev);
+	if (err) {
+		dev_err(dev, "cannot attach a domain of its own: %d\n", err);
+		iommu_domain_free(domain);
+		return ERR_PTR(err);
+	}
+	return domain;
+}
+
+/* Puts the device back in its DMA domain and frees its own. */
+static void edu_drop_own_domain(struct device *dev, struct iommu_domain *domain)
+{
+	iommu_detach_device(domain, dev);
+	iommu_domain_free(domain);
+}
+
 /* Step 2: a 4 KiB unmap inside a 2 MiB block neither splits nor unmaps it. */
 static int edu_partial_unmap(struct device *dev, struct iommu_domain *dma_domain)
 {
@@ -114,17 +138,11 @@ static int edu_partial_unmap(struct device *dev, struct iommu_domain *dma_domain
 	if (!block)
 		return -ENOMEM;
 	pa = page_to_phys(block);
-	domain = iommu_paging_domain_alloc(dev);
+	domain = edu_own_domain(dev);
 	if (IS_ERR(domain)) {
 		__free_pages(block, get_order(SZ_2M));
 		return PTR_ERR(domain);
 	}
-	err = iommu_attach_device(domain, dev);
-	if (err) {
-		dev_err(dev, "cannot attach a domain of its own: %d\n", err);
-		goto free;
-	}
-	err = -EIO;
 	if (iommu_map(domain, iova, pa, SZ_2M, IOMMU_READ, GFP_KERNEL))
 		goto out;
 	part = iommu_unmap(domain, iova + SZ_4K, SZ_4K);
@@ -140,9 +158,7 @@ static int edu_partial_unmap(struct device *dev, struct iommu_domain *dma_domain
 	dev_info(dev, "a 4 KiB unmap inside a 2 MiB block unmapped 0 bytes, the block still translates\n");
 	err = 0;
 out:
-	iommu_detach_device(domain, dev);
-free:
-	iommu_domain_free(domain);
+	edu_drop_own_domain(dev, domain);
 	__free_pages(block, get_order(SZ_2M));
 	return err;
 }
@@ -177,22 +193,16 @@ static int edu_sg_maps(struct device *dev)
 	unsigned int i, translating = 0;
 	struct page *pages;
 	ssize_t mapped;
-	int err;
+	int err = -EIO;
 
 	pages = alloc_pages(GFP_KERNEL, order);
 	if (!pages)
 		return -ENOMEM;
-	domain = iommu_paging_domain_alloc(dev);
+	domain = edu_own_domain(dev);
 	if (IS_ERR(domain)) {
 		__free_pages(pages, order);
 		return PTR_ERR(domain);
 	}
-	err = iommu_attach_device(domain, dev);
-	if (err) {
-		dev_err(dev, "cannot attach a domain of its own: %d\n", err);
-		goto free;
-	}
-	err = -EIO;
 	mapped = edu_map_sg(domain, iova, pages, SG_PAGES);
 	for (i = 0; i < SG_PAGES; i++)
 		translating += iommu_iova_to_phys(domain, iova + i * PAGE_SIZE) ==
@@ -221,9 +231,7 @@ static int edu_sg_maps(struct device *dev)
 	iommu_unmap(domain, over, SG_OVER_PAGES * PAGE_SIZE);
 	err = 0;
 out:
-	iommu_detach_device(domain, dev);
-free:
-	iommu_domain_free(domain);
+	edu_drop_own_domain(dev, domain);
 	__free_pages(pages, order);
 	return err;
 }
