@@ -130,7 +130,8 @@ lint: setup
 
 # Host benchmarks (page tables vs aarch64-paging), then what unmap costs in
 # SMMU commands on QEMU, then what hypercalls cost in guest instructions,
-# measured from the EL1 test kernel (deterministic under -icount), then
+# measured from the EL1 test kernel (deterministic under -icount), and the
+# same calls in wall-clock ns without -icount (what a trap costs on TCG), then
 # Debian's Linux reading an NVMe disk with O_DIRECT through (a) the hyp's
 # virtio-iommu, (b) Linux's own SMMUv3 driver, (c) QEMU's virtio-iommu-pci,
 # (d) no IOMMU and (e) the hyp's paravirtual front door (tests/linux/bench.sh:
@@ -141,6 +142,7 @@ bench: images linux-kit
 	$(call qemu_lines,BENCH_SMMU,smmu-bench|el2:)
 	@$(QEMU) $(QEMU_ARGS) -machine dumpdtb=$(BOARD_DTB) >/dev/null
 	$(call qemu_lines,BENCH_EL1,^bench:|^el1: ([0-9]+ passed|FAIL))
+	$(call qemu_lines,BENCH_EL1_WALL,^bench:|^el1: ([0-9]+ passed|FAIL))
 	@$(LINUX_BENCH)
 
 # Only the Linux part of `make bench`: `make bench-linux BENCH_CASES="a e"`.
@@ -154,6 +156,10 @@ LINUX_BENCH = QEMU="$(QEMU)" QEMU_LINUX_ARGS="$(QEMU_LINUX_ARGS)" HYP_BIN=$(HYP_
 
 BENCH_SMMU = $(QEMU) $(QEMU_ARGS) -kernel $(SELFTEST_BIN) -append "$(BOARD_BOOTARGS) test=smmu-bench"
 BENCH_EL1 = $(QEMU) $(QEMU_ARGS) -kernel $(HYP_BIN) $(call el1_module,$(EL1_BIN),suite=bench) \
+	$(call el1_ramdisk,$(BOARD_DTB)) -append "$(BOARD_BOOTARGS)"
+# The board's CPU (-cpu max): the test kernel uses no pointer authentication.
+BENCH_EL1_WALL = $(QEMU) $(QEMU_LINUX_ARGS) -kernel $(HYP_BIN) \
+	$(call el1_module,$(EL1_BIN),suite=bench icount=none) \
 	$(call el1_ramdisk,$(BOARD_DTB)) -append "$(BOARD_BOOTARGS)"
 
 # Runs the command in the variable named $(1) and prints only the output

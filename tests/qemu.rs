@@ -803,6 +803,30 @@ fn bench_reports_hypercall_costs_in_guest_instructions() {
 }
 
 #[test]
+fn bench_without_icount_reports_the_same_calls_in_wall_clock_ns() {
+    let run = Boot::new("suite=bench icount=none")
+        .without_qemu("-icount")
+        .run();
+    run.expect_status(SUCCESS)
+        .expect("no -icount: wall-clock ns")
+        .expect_absent("bench: target")
+        .expect_passed(3);
+    for case in ["null-hypercall", "map-4k", "unmap-4k"] {
+        let line = run
+            .log
+            .lines()
+            .find(|l| l.starts_with(&format!("bench: {case} ")))
+            .unwrap_or_else(|| panic!("no bench line for {case}"));
+        let ns: u64 = line
+            .split_whitespace()
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no number in {line:?}"));
+        assert!(line.ends_with(" ns") && ns > 0, "{line}");
+    }
+}
+
+#[test]
 fn an_smmu_without_stage_2_is_refused_and_blocked_and_the_hyp_runs_on() {
     Boot::new("suite=smccc")
         .qemu(
