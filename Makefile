@@ -136,7 +136,7 @@ lint: setup
 # virtio-iommu, (b) Linux's own SMMUv3 driver, (c) QEMU's virtio-iommu-pci,
 # (d) no IOMMU and (e) the hyp's paravirtual front door (tests/linux/bench.sh:
 # MB/s and IOPS as ratios to (b), the hyp's instructions per map and unmap;
-# BENCH_REPS=, BENCH_SECONDS=).
+# BENCH_REPS=, BENCH_SECONDS=, BENCH_CPU= (default max,pauth=off)).
 bench: images linux-kit
 	$(CARGO) bench --bench pgtable
 	$(call qemu_lines,BENCH_SMMU,smmu-bench|el2:)

@@ -11,7 +11,15 @@
 #   d  no IOMMU, no hyp
 #   e  the hyp's paravirtual front door (iommu=pv, linux/pv-iommu)
 #
-# (b)-(d) boot Linux directly at EL1 (virtualization=off). Each boot also
+# (b)-(d) boot Linux directly at EL1 (virtualization=off). Every case runs
+# on the same CPU model, BENCH_CPU (default `max,pauth=off`): with pointer
+# authentication, which Debian's kernel uses in nearly every function,
+# QEMU's TCG calls a helper per PAC instruction and flushes its whole TLB
+# whenever Linux changes SCTLR_EL1's key-enable bits (about twice per NVMe
+# read, at each switch between the reader and a kernel thread or idle).
+# That was ~36% of a 4 KiB read's time without the hyp and ~45% under it,
+# costs hardware does not have (docs/pv-iommu.md, "The CPU model";
+# BENCH_CPU=max measures with them). Each boot also
 # reads a RAM disk the same way: system calls through the block layer
 # without a device or DMA, so its ratio is what running under the hyp
 # costs without any IOMMU work (on QEMU's TCG about 15%: its extra checks
@@ -50,7 +58,13 @@ kargs="console=ttyAMA0 panic=-1 scenario=bench"
 # The board's QEMU arguments for Linux (no -icount: Linux never reaches
 # init with the board's shift=10), and QEMU's virt machine without the hyp.
 read -ra board <<<"$QEMU_LINUX_ARGS"
-common=(-cpu max -m 1G -nographic -nic none -no-reboot -device edu,dma_mask=0xffffffffffffffff)
+cpu=${BENCH_CPU:-max,pauth=off}
+board_cpu=
+for i in "${!board[@]}"; do
+  if [ "${board[$i]}" = -cpu ]; then board[i + 1]=$cpu board_cpu=yes; fi
+done
+[ -n "$board_cpu" ] || board+=(-cpu "$cpu")
+common=(-cpu "$cpu" -m 1G -nographic -nic none -no-reboot -device edu,dma_mask=0xffffffffffffffff)
 log=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$log"' EXIT
 
@@ -117,7 +131,7 @@ for c in "${cases[@]}"; do
   rand[$c]=$(cut -d ' ' -f 2 "$log/$c" | median)
   ram[$c]=$(cut -d ' ' -f 3 "$log/$c" | median)
 done
-echo "bench: O_DIRECT reads of a 64 MiB NVMe disk, one at a time, median of $reps interleaved rounds of ${seconds} s each, ratio to (b):"
+echo "bench: O_DIRECT reads of a 64 MiB NVMe disk, one at a time, median of $reps interleaved rounds of ${seconds} s each, -cpu $cpu, ratio to (b):"
 printf 'bench: %-30s %17s %17s %17s\n' "" "1 MiB seq MB/s" "4 KiB rand IOPS" "RAM disk IOPS"
 for c in "${cases[@]}"; do
   printf 'bench: %-30s %8s (%6s) %8s (%6s) %8s (%6s)\n' "($c) $(name "$c")" \
