@@ -786,17 +786,8 @@ fn bench_reports_hypercall_costs_in_guest_instructions() {
         "map-2m-block",
         "unmap-2m-block",
     ] {
-        let line = run
-            .log
-            .lines()
-            .find(|l| l.starts_with(&format!("bench: {case} ")))
-            .unwrap_or_else(|| panic!("no bench line for {case}"));
-        let n: u64 = line
-            .split_whitespace()
-            .nth(2)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no number in {line:?}"));
-        assert!(line.ends_with(" instructions") && n > 0, "{line}");
+        let (n, unit) = bench_figure(&run.log, case);
+        assert!(unit == "instructions" && n > 0, "{case}: {n} {unit}");
     }
     run.expect("bench: target null-hypercall <= 150 instructions: ")
         .expect("bench: target map-512x4k per page <= 10% of map-4k: ");
@@ -812,17 +803,24 @@ fn bench_without_icount_reports_the_same_calls_in_wall_clock_ns() {
         .expect_absent("bench: target")
         .expect_passed(3);
     for case in ["null-hypercall", "map-4k", "unmap-4k"] {
-        let line = run
-            .log
-            .lines()
-            .find(|l| l.starts_with(&format!("bench: {case} ")))
-            .unwrap_or_else(|| panic!("no bench line for {case}"));
-        let ns: u64 = line
-            .split_whitespace()
-            .nth(2)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no number in {line:?}"));
-        assert!(line.ends_with(" ns") && ns > 0, "{line}");
+        let (ns, unit) = bench_figure(&run.log, case);
+        assert!(unit == "ns" && ns > 0, "{case}: {ns} {unit}");
+    }
+}
+
+/// The figure and unit of the bench suite's line `bench: <case> <n> <unit>`.
+fn bench_figure<'a>(log: &'a str, case: &str) -> (u64, &'a str) {
+    let line = log
+        .lines()
+        .find(|l| l.starts_with(&format!("bench: {case} ")))
+        .unwrap_or_else(|| panic!("no bench line for {case}"));
+    match line.split_whitespace().collect::<Vec<_>>()[..] {
+        [_, _, n, unit] => (
+            n.parse()
+                .unwrap_or_else(|_| panic!("no number in {line:?}")),
+            unit,
+        ),
+        _ => panic!("not `bench: <case> <n> <unit>`: {line:?}"),
     }
 }
 

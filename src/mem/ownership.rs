@@ -441,6 +441,15 @@ mod tests {
         (0..n).map(|_| AtomicU32::new(0xdead_beef)).collect()
     }
 
+    /// 1 MiB of RAM at `RAM`, EL1's but for the EL2 page at `RAM + 0x5000`.
+    fn with_an_el2_page(f: impl FnOnce(&OwnershipTracker<'_>)) {
+        let ram = [PhysRange::new(RAM, 0x10_0000)];
+        let s = storage(256);
+        let t = OwnershipTracker::new(&ram, &s).unwrap();
+        t.set_owner(RAM + 0x5000, 0x1000, Owner::El2).unwrap();
+        f(&t);
+    }
+
     #[test]
     fn sizes_regions_and_refuses_short_storage() {
         let ram = [
@@ -467,88 +476,82 @@ mod tests {
 
     #[test]
     fn el1_ram_means_every_page_is_ram_and_owned_by_el1() {
-        let ram = [PhysRange::new(RAM, 0x10_0000)];
-        let s = storage(256);
-        let t = OwnershipTracker::new(&ram, &s).unwrap();
-        t.set_owner(RAM + 0x5000, 0x1000, Owner::El2).unwrap();
-        assert!(t.is_el1_ram(RAM, 0x5000));
-        assert!(t.is_el1_ram(RAM + 0x800, 0x1000), "unaligned, two pages");
-        assert!(!t.is_el1_ram(RAM, 0x6000));
-        assert!(!t.is_el1_ram(RAM + 0x4fff, 2), "one byte in the EL2 page");
-        assert!(t.is_el1_ram(RAM + 0x6000, 0xfa000));
-        assert!(!t.is_el1_ram(RAM + 0x6000, 0xfb000), "past the end of RAM");
-        assert!(!t.is_el1_ram(RAM, 0) && !t.is_el1_ram(u64::MAX - 0xfff, 0x2000));
+        with_an_el2_page(|t| {
+            assert!(t.is_el1_ram(RAM, 0x5000));
+            assert!(t.is_el1_ram(RAM + 0x800, 0x1000), "unaligned, two pages");
+            assert!(!t.is_el1_ram(RAM, 0x6000));
+            assert!(!t.is_el1_ram(RAM + 0x4fff, 2), "one byte in the EL2 page");
+            assert!(t.is_el1_ram(RAM + 0x6000, 0xfa000));
+            assert!(!t.is_el1_ram(RAM + 0x6000, 0xfb000), "past the end of RAM");
+            assert!(!t.is_el1_ram(RAM, 0) && !t.is_el1_ram(u64::MAX - 0xfff, 0x2000));
+        });
     }
 
     #[test]
     fn a_sealed_tracker_refuses_every_ownership_change_and_still_counts_dma_references() {
-        let ram = [PhysRange::new(RAM, 0x10_0000)];
-        let s = storage(256);
-        let t = OwnershipTracker::new(&ram, &s).unwrap();
-        t.set_owner(RAM + 0x5000, 0x1000, Owner::El2).unwrap();
-        t.seal();
-        assert_eq!(
-            t.set_owner(RAM, 0x1000, Owner::El2),
-            Err(OwnershipError::Sealed)
-        );
-        assert_eq!(
-            t.set_owner(RAM + 0x5000, 0x1000, Owner::El1),
-            Err(OwnershipError::Sealed)
-        );
-        assert_eq!(
-            t.mark_no_map(PhysRange::new(RAM + 0x1000, 0x1000)),
-            Err(OwnershipError::Sealed)
-        );
-        assert_eq!(t.owner(RAM), Some(Owner::El1));
-        assert_eq!(t.owner(RAM + 0x1000), Some(Owner::El1));
-        assert_eq!(t.owner(RAM + 0x5000), Some(Owner::El2));
-        t.claim_for_dma(RAM, 0x1000).unwrap();
-        assert_eq!(t.refcount(RAM), Some(1));
-        t.release_after_sync(RAM, 0x1000);
-        assert_eq!(t.dma_refs(), 0);
+        with_an_el2_page(|t| {
+            t.seal();
+            assert_eq!(
+                t.set_owner(RAM, 0x1000, Owner::El2),
+                Err(OwnershipError::Sealed)
+            );
+            assert_eq!(
+                t.set_owner(RAM + 0x5000, 0x1000, Owner::El1),
+                Err(OwnershipError::Sealed)
+            );
+            assert_eq!(
+                t.mark_no_map(PhysRange::new(RAM + 0x1000, 0x1000)),
+                Err(OwnershipError::Sealed)
+            );
+            assert_eq!(t.owner(RAM), Some(Owner::El1));
+            assert_eq!(t.owner(RAM + 0x1000), Some(Owner::El1));
+            assert_eq!(t.owner(RAM + 0x5000), Some(Owner::El2));
+            t.claim_for_dma(RAM, 0x1000).unwrap();
+            assert_eq!(t.refcount(RAM), Some(1));
+            t.release_after_sync(RAM, 0x1000);
+            assert_eq!(t.dma_refs(), 0);
+        });
     }
 
     #[test]
     fn claims_refuse_el2_pages_and_are_all_or_nothing() {
-        let ram = [PhysRange::new(RAM, 0x10_0000)];
-        let s = storage(256);
-        let t = OwnershipTracker::new(&ram, &s).unwrap();
-        t.set_owner(RAM + 0x5000, 0x1000, Owner::El2).unwrap();
-        assert_eq!(t.el2_pages(), 1);
-        assert_eq!(t.claim_for_dma(RAM, 0x8000), Err(OwnershipError::El2Owned));
-        for p in 0..8 {
-            assert_eq!(t.refcount(RAM + p * 0x1000), Some(0), "rolled back");
-        }
-        assert_eq!(t.dma_refs(), 0);
-        t.claim_for_dma(RAM, 0x5000).unwrap();
-        t.claim_for_dma(RAM + 0x1000, 0x1000).unwrap();
-        assert_eq!(t.refcount(RAM + 0x1000), Some(2));
-        assert_eq!(t.dma_refs(), 6);
-        assert_eq!(
-            t.claim_for_dma(RAM + 0xf_f000, 0x2000),
-            Err(OwnershipError::NotRam)
-        );
-        // Mapped pages cannot go to EL2; nothing changes.
-        assert_eq!(
-            t.set_owner(RAM + 0x4000, 0x1000, Owner::El2),
-            Err(OwnershipError::Mapped)
-        );
-        assert_eq!(
-            t.set_owner(RAM + 0x6000, 0x2000, Owner::El1),
-            Err(OwnershipError::WrongOwner)
-        );
-        t.release_after_sync(RAM, 0x5000);
-        t.release_after_sync(RAM + 0x1000, 0x1000);
-        assert_eq!(t.dma_refs(), 0);
-        t.set_owner(RAM + 0x4000, 0x1000, Owner::El2).unwrap();
-        t.set_owner(RAM + 0x4000, 0x2000, Owner::El1).unwrap();
-        assert_eq!(t.el2_pages(), 0);
-        t.release_after_sync(RAM, 0x1000);
-        assert_eq!(t.underflows(), 1);
-        assert_eq!(t.refcount(RAM), Some(0));
-        // MMIO releases are ignored.
-        t.release_after_sync(0x900_0000, 0x1000);
-        assert_eq!(t.underflows(), 1);
+        with_an_el2_page(|t| {
+            assert_eq!(t.el2_pages(), 1);
+            assert_eq!(t.claim_for_dma(RAM, 0x8000), Err(OwnershipError::El2Owned));
+            for p in 0..8 {
+                assert_eq!(t.refcount(RAM + p * 0x1000), Some(0), "rolled back");
+            }
+            assert_eq!(t.dma_refs(), 0);
+            t.claim_for_dma(RAM, 0x5000).unwrap();
+            t.claim_for_dma(RAM + 0x1000, 0x1000).unwrap();
+            assert_eq!(t.refcount(RAM + 0x1000), Some(2));
+            assert_eq!(t.dma_refs(), 6);
+            assert_eq!(
+                t.claim_for_dma(RAM + 0xf_f000, 0x2000),
+                Err(OwnershipError::NotRam)
+            );
+            // Mapped pages cannot go to EL2; nothing changes.
+            assert_eq!(
+                t.set_owner(RAM + 0x4000, 0x1000, Owner::El2),
+                Err(OwnershipError::Mapped)
+            );
+            assert_eq!(
+                t.set_owner(RAM + 0x6000, 0x2000, Owner::El1),
+                Err(OwnershipError::WrongOwner)
+            );
+            t.release_after_sync(RAM, 0x5000);
+            t.release_after_sync(RAM + 0x1000, 0x1000);
+            assert_eq!(t.dma_refs(), 0);
+            t.set_owner(RAM + 0x4000, 0x1000, Owner::El2).unwrap();
+            t.set_owner(RAM + 0x4000, 0x2000, Owner::El1).unwrap();
+            assert_eq!(t.el2_pages(), 0);
+            t.release_after_sync(RAM, 0x1000);
+            assert_eq!(t.underflows(), 1);
+            assert_eq!(t.refcount(RAM), Some(0));
+            // MMIO releases are ignored.
+            t.release_after_sync(0x900_0000, 0x1000);
+            assert_eq!(t.underflows(), 1);
+        });
     }
 
     #[test]

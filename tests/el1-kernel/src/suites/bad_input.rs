@@ -583,10 +583,18 @@ fn overlaps_and_holes(t: &mut Tester<'_>) {
     );
 }
 
-fn el2_memory(t: &mut Tester<'_>, platform: &Platform<'_>) {
-    let Some(el2) = el2_layout::derive(platform) else {
+/// The hyp's memory layout, or a failed check when it cannot be derived.
+fn el2_layout(t: &mut Tester<'_>, platform: &Platform<'_>) -> Option<el2_layout::El2Layout> {
+    let el2 = el2_layout::derive(platform);
+    if el2.is_none() {
         t.report
             .check("EL2 layout", false, format_args!("could not derive it"));
+    }
+    el2
+}
+
+fn el2_memory(t: &mut Tester<'_>, platform: &Platform<'_>) {
+    let Some(el2) = el2_layout(t, platform) else {
         return;
     };
     let d = t.fx.dom;
@@ -635,9 +643,7 @@ fn el2_memory(t: &mut Tester<'_>, platform: &Platform<'_>) {
 /// HYP_MAP_LIST: a list EL2 may not read, bad counts, and an entry
 /// refused after others mapped (which are undone).
 fn map_lists(t: &mut Tester<'_>, platform: &Platform<'_>) {
-    let Some(el2) = el2_layout::derive(platform) else {
-        t.report
-            .check("EL2 layout", false, format_args!("could not derive it"));
+    let Some(el2) = el2_layout(t, platform) else {
         return;
     };
     let d = t.fx.dom;
